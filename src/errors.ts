@@ -1,0 +1,105 @@
+/** Every error this package throws on purpose is a PgliteOxideError with a stable `code`. */
+export type PgliteOxideErrorCode =
+  | 'INSTALL_FAILED'
+  | 'LOCK_TIMEOUT'
+  | 'CLUSTER_CORRUPTED'
+  | 'ENGINE_START_FAILED'
+  | 'ENGINE_CRASHED'
+  | 'RUNTIME_CLOSED'
+  | 'INVALID_INPUT'
+  | 'PG_DUMP_FAILED'
+  | 'ENGINE_INTERNALS_CHANGED';
+
+export class PgliteOxideError extends Error {
+  readonly code: PgliteOxideErrorCode;
+
+  constructor(code: PgliteOxideErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Installing the runtime or restoring the cluster failed; nothing half-written is left in use. */
+export class InstallError extends PgliteOxideError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INSTALL_FAILED', message, options);
+  }
+}
+
+/** Another process held the install lock for longer than we were willing to wait. */
+export class LockTimeoutError extends PgliteOxideError {
+  constructor(
+    readonly lockPath: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'LOCK_TIMEOUT',
+      `Timed out waiting for the lock ${lockPath}; another process is installing there.`,
+      options,
+    );
+  }
+}
+
+/** The data directory exists but the engine cannot use it. */
+export class ClusterCorruptedError extends PgliteOxideError {
+  constructor(
+    readonly pgdata: string,
+    readonly pgroot: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'CLUSTER_CORRUPTED',
+      `The PostgreSQL data directory ${pgdata} is not usable: ${reason}. ` +
+        `To start over, remove ${pgroot} (this deletes its data) and install again.`,
+      options,
+    );
+  }
+}
+
+export class EngineStartError extends PgliteOxideError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENGINE_START_FAILED', message, options);
+  }
+}
+
+/** The engine died (a WASM trap or exit) while running a call; the next call restarts it. */
+export class EngineCrashedError extends PgliteOxideError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENGINE_CRASHED', message, options);
+  }
+}
+
+export class RuntimeClosedError extends PgliteOxideError {
+  constructor() {
+    super('RUNTIME_CLOSED', 'This runtime has been closed.');
+  }
+}
+
+export class InvalidInputError extends PgliteOxideError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+  }
+}
+
+export class PgDumpError extends PgliteOxideError {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly stderr: string,
+  ) {
+    super('PG_DUMP_FAILED', message);
+  }
+}
+
+/** A private part of the engine we rely on is not where it was; upgrade the package or report it. */
+export class EngineInternalsChangedError extends PgliteOxideError {
+  constructor(what: string) {
+    super(
+      'ENGINE_INTERNALS_CHANGED',
+      `The installed engine no longer has ${what}. pglite-oxide pins its engine version; ` +
+        'reinstall dependencies so the pinned version is used.',
+    );
+  }
+}

@@ -1,0 +1,44 @@
+export {
+  ClusterCorruptedError,
+  EngineCrashedError,
+  EngineInternalsChangedError,
+  EngineStartError,
+  InstallError,
+  InvalidInputError,
+  LockTimeoutError,
+  PgDumpError,
+  PgliteOxideError,
+  type PgliteOxideErrorCode,
+  RuntimeClosedError,
+} from './errors.js';
+export { type ClusterCacheOptions, cachedCluster } from './install/cluster-cache.js';
+export { type EngineInfo, engineInfo } from './install/engine-assets.js';
+export {
+  ensureCluster,
+  type InstallOptions,
+  installAndInit,
+  installAndInitIn,
+  installWithOptions,
+} from './install/install.js';
+export { PglitePaths } from './install/paths.js';
+export type { ProgressEvent, ProgressListener } from './install/progress.js';
+export { type AppId, packageCacheDir, projectDataDir } from './install/project-dirs.js';
+export { assertWholeMessages, type PokeInput } from './protocol/frontend.js';
+export { hexc } from './protocol/hexc.js';
+export {
+  closeDefaultRuntime,
+  configureDefaultRuntime,
+  defaultMount,
+  defaultMountRoot,
+  defaultRuntime,
+  execInteractive,
+  interactiveOne,
+  type MountInfo,
+  poke,
+  prepareDefaultMount,
+  runPgDump,
+  wasmImport,
+} from './runtime/default-runtime.js';
+export { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './runtime/engine.js';
+export { type StandardEnv, standardEnv } from './runtime/env.js';
+export { InteractiveRuntime, type RuntimeOptions } from './runtime/interactive-runtime.js';

@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
+import { EngineCrashedError, RuntimeClosedError } from '../errors.js';
+import type { PglitePaths } from '../install/paths.js';
+import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
+import { type EngineSettings, openEngine } from './engine.js';
+import { standardEnv } from './env.js';
+import { runPgDumpOn } from './pg-dump.js';
+
+export interface RuntimeOptions {
+  /** Overrides of standardEnv(paths): PGUSER, PGDATABASE, TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
+  env?: Record<string, string>;
+  /** Server settings passed at start (`-c name=value`), over the defaults (shared_buffers=16MB). */
+  settings?: EngineSettings;
+  /** An alternate engine module; defaults to `<pgroot>/pglite/bin/pglite.wasm`. */
+  wasmPath?: string;
+}
+
+/**
+ * One engine instance on an on-disk cluster: one PostgreSQL session. Calls run one at a time in
+ * the order they were made. If the engine dies inside a call, that call rejects with
+ * EngineCrashedError and the next call starts a fresh engine on the same data directory.
+ */
+export class InteractiveRuntime {
+  readonly paths: PglitePaths;
+  readonly env: Record<string, string>;
+  readonly settings: EngineSettings;
+  readonly wasmPath: string;
+  private engine: PGlite | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private pending: Uint8Array[] = [];
+  private closed = false;
+
+  private constructor(paths: PglitePaths, options: RuntimeOptions) {
+    this.paths = paths;
+    this.env = { ...standardEnv(paths), ...options.env };
+    this.settings = { ...options.settings };
+    this.wasmPath = path.resolve(options.wasmPath ?? path.join(paths.binDir, 'pglite.wasm'));
+  }
+
+  /** Starts an engine on an installed root (see installAndInitIn) and returns it ready for queries. */
+  static async start(paths: PglitePaths, options: RuntimeOptions = {}): Promise<InteractiveRuntime> {
+    const runtime = new InteractiveRuntime(paths, options);
+    await runtime.exclusive((engine) => Promise.resolve(engine));
+    return runtime;
+  }
+
+  /** Runs SQL (one simple Query) or raw frontend messages and returns the raw backend bytes. */
+  execInteractive(input: PokeInput): Promise<Uint8Array> {
+    const bytes = toFrontendBytes(input);
+    return this.exclusive((engine) => engine.execProtocolRaw(bytes));
+  }
+
+  /** Queues input for the next interactiveOne(), REPL style. */
+  poke(input: PokeInput): void {
+    this.pending.push(toFrontendBytes(input));
+  }
+
+  /** Runs everything poked since the last call as one unit and returns its output (empty if none). */
+  interactiveOne(): Promise<Uint8Array> {
+    const units = this.pending;
+    this.pending = [];
+    if (units.length === 0) return Promise.resolve(new Uint8Array(0));
+    const bytes = Buffer.concat(units);
+    return this.exclusive((engine) => engine.execProtocolRaw(bytes));
+  }
+
+  /**
+   * Runs pg_dump (`argv[0]` is `pg_dump`) on this runtime's session and returns its output, or
+   * null when this install has no pg_dump asset (`<pgroot>/pglite/bin/pg_dump.wasm`).
+   */
+  runPgDump(argv: readonly string[], env: Record<string, string> = {}): Promise<string | null> {
+    const wasm = path.join(this.paths.binDir, 'pg_dump.wasm');
+    if (!existsSync(wasm)) return Promise.resolve(null);
+    return this.exclusive((engine) => runPgDumpOn(engine, wasm, argv, { ...this.env, ...env }));
+  }
+
+  /** The engine itself, for the PGlite API (query, exec, listen). Do not close it directly. */
+  pglite(): Promise<PGlite> {
+    return this.exclusive((engine) => Promise.resolve(engine));
+  }
+
+  /** Closes the engine; the data directory stays as it is. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => {});
+    const engine = this.engine;
+    this.engine = undefined;
+    if (engine && !engine.closed) await engine.close();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Runs `fn` alone on a live engine, restarting the engine if a previous call killed it. */
+  private exclusive<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      if (this.closed) throw new RuntimeClosedError();
+      this.engine ??= await openEngine({
+        paths: this.paths,
+        env: this.env,
+        settings: this.settings,
+        wasmPath: this.wasmPath,
+      });
+      const engine = this.engine;
+      const exitCode = process.exitCode;
+      try {
+        return await fn(engine);
+      } catch (error) {
+        if (!isEngineDeath(error)) throw error;
+        // A dead instance must never be called again (calls into it can spin forever), and its
+        // exit() must not become the exit code of the host process.
+        this.engine = undefined;
+        process.exitCode = exitCode;
+        throw new EngineCrashedError(
+          `The engine stopped while running this call (${describe(error)}); the next call restarts it on ${this.paths.pgdata}.`,
+          { cause: error },
+        );
+      }
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}
+
+/** Emscripten reports exit() as a thrown ExitStatus; a trap is a WebAssembly.RuntimeError. */
+function isEngineDeath(error: unknown): boolean {
+  if (error instanceof WebAssembly.RuntimeError) return true;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { name?: string }).name === 'ExitStatus' &&
+    typeof (error as { status?: unknown }).status === 'number'
+  );
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String((error as { message?: string }).message ?? error);
+}
