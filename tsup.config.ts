@@ -1,16 +1,12 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    // Loaded by path at run time (new URL('./initdb-worker.js', import.meta.url)), so it stays a file of its own.
-    'initdb-worker': 'src/install/initdb-worker.ts',
-  },
+  entry: { index: 'src/index.ts' },
   format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts' } },
+  dts: true,
   sourcemap: true,
   clean: true,
   target: 'node20',
-  // Gives the CJS build import.meta.url, which locates the worker and the engine assets.
+  // Gives the CJS build import.meta.url, which the engine asset lookups use.
   shims: true,
 });

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InstallError } from '../errors.js';
-import { engineInfo } from './engine-assets.js';
+import { engineInfo, pgliteDistDir } from './engine-assets.js';
 import { looksLikeCluster, stagingName } from './fs-util.js';
 import { withDirLock } from './lock.js';
 import { type ProgressListener, withProgress } from './progress.js';
@@ -71,10 +72,23 @@ async function removeAbandonedStaging(dir: string): Promise<void> {
   }
 }
 
+// initdb keeps the CPU busy for seconds. In a worker thread the install lock stays fresh and the
+// progress spinner keeps drawing. The worker is inline so it runs the same from source and from dist.
+const INITDB_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.pgliteUrl)
+  .then(({ PGlite }) => PGlite.create({ dataDir: workerData.dataDir, initDbStartParams: workerData.initdbArgs }))
+  // A clean shutdown leaves a checkpointed cluster that opens without recovery.
+  .then((db) => db.close())
+  .then(() => parentPort.postMessage('done'));
+`;
+
 function runInitdb(dataDir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./initdb-worker.js', import.meta.url), {
-      workerData: { dataDir, initdbArgs: INITDB_ARGS },
+    const pgliteUrl = pathToFileURL(path.join(pgliteDistDir(), 'index.js')).href;
+    const worker = new Worker(INITDB_WORKER, {
+      eval: true,
+      workerData: { dataDir, initdbArgs: INITDB_ARGS, pgliteUrl },
     });
     let done = false;
     worker.once('message', () => {

@@ -1,0 +1,17 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll } from 'vitest';
+
+const roots: string[] = [];
+
+/** A fresh directory under the OS temp dir, removed when the file's tests end. */
+export async function tempRoot(prefix = 'pglite-oxide-test-'): Promise<string> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  roots.push(root);
+  return root;
+}
+
+afterAll(async () => {
+  await Promise.all(roots.splice(0).map((root) => fs.rm(root, { recursive: true, force: true })));
+});
