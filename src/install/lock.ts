@@ -3,8 +3,8 @@ import { LockTimeoutError } from '../errors.js';
 
 // The lock's mtime is refreshed every UPDATE_MS; a lock older than STALE_MS belongs to a dead
 // process and is taken over. Heavy work (initdb) runs in a worker so the refresh keeps ticking.
-const STALE_MS = 10_000;
-const UPDATE_MS = 2_000;
+const STALE_MS = 5_000;
+const UPDATE_MS = 1_000;
 
 /**
  * Runs `fn` while holding an exclusive lock on `dir` across processes.

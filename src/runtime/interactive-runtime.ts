@@ -47,7 +47,7 @@ export class InteractiveRuntime {
   }
 
   /** Runs SQL (one simple Query) or raw frontend messages and returns the raw backend bytes. */
-  execInteractive(input: PokeInput): Promise<Uint8Array> {
+  async execInteractive(input: PokeInput): Promise<Uint8Array> {
     const bytes = toFrontendBytes(input);
     return this.exclusive((engine) => engine.execProtocolRaw(bytes));
   }

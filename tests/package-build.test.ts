@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempRoot } from './helpers/temp-root.js';
+
+const dist = path.resolve('dist');
+
+function runNode(args: string[]): string {
+  return execFileSync(process.execPath, args, { encoding: 'utf8', cwd: path.resolve('.'), env: process.env });
+}
+
+// The built package, loaded the way users load it: `require` from CommonJS and `import` from ESM.
+describe('the built package (npm test builds it first)', () => {
+  it('runs a query through require() of the CJS build', async () => {
+    const root = await tempRoot();
+    const script = `
+      const ox = require(${JSON.stringify(path.join(dist, 'index.cjs'))});
+      (async () => {
+        const paths = await ox.installAndInitIn(${JSON.stringify(root)});
+        const runtime = await ox.InteractiveRuntime.start(paths);
+        const out = await runtime.execInteractive('SELECT 6 * 7');
+        await runtime.close();
+        console.log(ox.hexc(out, '<-').includes('42') ? 'ok' : 'wrong');
+      })();`;
+    expect(runNode(['-e', script]).trim()).toBe('ok');
+  });
+
+  it('exports the same names from the ESM and CJS builds', () => {
+    const script = `
+      const cjs = Object.keys(require(${JSON.stringify(path.join(dist, 'index.cjs'))})).sort();
+      import(${JSON.stringify(path.join(dist, 'index.js'))}).then((esm) => {
+        console.log(JSON.stringify(cjs) === JSON.stringify(Object.keys(esm).sort()) ? 'same' : 'different');
+      });`;
+    expect(runNode(['-e', script]).trim()).toBe('same');
+  });
+});
