@@ -1,0 +1,76 @@
+// Startup figures, side by side in one run: a brand-new root with no cached cluster, a new root
+// with the cluster cached, and reopening an existing root, each in a fresh process, next to the
+// engine's own PGlite.create() on an empty directory (which runs initdb).
+// Usage: npm run bench:startup [-- --runs N]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DIST_INDEX, inFreshProcess, machine, median, printTable, requireBuild } from './support.js';
+
+requireBuild();
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3;
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pglite-oxide-bench-'));
+const ox = JSON.stringify(DIST_INDEX);
+
+const firstQuery = (root: string) => `
+  const { installAndInitIn, InteractiveRuntime } = await import(${ox});
+  const runtime = await InteractiveRuntime.start(await installAndInitIn(${JSON.stringify(root)}));
+  await runtime.execInteractive('SELECT 1');
+  report();
+  await runtime.close();`;
+
+const cases: Array<{ name: string; goal: string; run: (i: number) => ReturnType<typeof inFreshProcess> }> = [
+  {
+    name: 'anchor: PGlite.create() on an empty dir',
+    goal: '(~4.7 s)',
+    run: (i) =>
+      inFreshProcess(`
+        const { PGlite } = await import('@electric-sql/pglite');
+        const db = await PGlite.create({ dataDir: ${JSON.stringify(path.join(scratch, `anchor-${i}`))} });
+        await db.query('SELECT 1');
+        report();
+        await db.close();`),
+  },
+  {
+    name: 'new root, no cluster cached (first run ever)',
+    goal: '',
+    run: (i) =>
+      inFreshProcess(firstQuery(path.join(scratch, `cold-${i}`)), {
+        PGLITE_OXIDE_CACHE_DIR: path.join(scratch, `cold-cache-${i}`),
+      }),
+  },
+  {
+    name: 'new root, cluster cached',
+    goal: '<= 1.0 s',
+    run: (i) =>
+      inFreshProcess(firstQuery(path.join(scratch, `warm-${i}`)), {
+        PGLITE_OXIDE_CACHE_DIR: path.join(scratch, 'cold-cache-0'),
+      }),
+  },
+  {
+    name: 'reopen an existing root',
+    goal: '<= 0.6 s',
+    run: () =>
+      inFreshProcess(firstQuery(path.join(scratch, 'warm-0')), {
+        PGLITE_OXIDE_CACHE_DIR: path.join(scratch, 'cold-cache-0'),
+      }),
+  },
+];
+
+console.log(
+  `bench/startup: time from process start to the first query answered; ${machine()}; median of ${runs}`,
+);
+const rows: Array<Array<string | number>> = [];
+for (const c of cases) {
+  // The cold cases run initdb (seconds each), so they run once.
+  const count = c.name.startsWith('anchor') || c.name.includes('no cluster') ? 1 : runs;
+  const figures = Array.from({ length: count }, (_, i) => c.run(i));
+  rows.push([
+    c.name,
+    `${(median(figures.map((f) => f.firstQueryMs)) / 1000).toFixed(2)} s`,
+    `${median(figures.map((f) => f.peakRssMb)).toFixed(0)} MB`,
+    c.goal,
+  ]);
+}
+printTable(['case', 'first query', 'peak RSS', 'goal'], rows);
+fs.rmSync(scratch, { recursive: true, force: true });
