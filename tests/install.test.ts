@@ -134,17 +134,21 @@ describe('install', () => {
     await expect(InteractiveRuntime.start(paths)).rejects.toMatchObject({ code: 'CLUSTER_CORRUPTED' });
   });
 
-  it('rebuilds a damaged cluster cache', async () => {
+  it('rebuilds a damaged cluster cache, from an ES-module entry point', async () => {
     const cacheDir = await tempRoot('pglite-oxide-cache-');
     const shared = path.join(process.env.PGLITE_OXIDE_CACHE_DIR!, 'clusters');
     const key = readdirSync(shared).find((entry) => !entry.endsWith('.partial'))!;
     // A copy of the warm cache with its control file missing stands for a damaged one.
     await fs.cp(path.join(shared, key), path.join(cacheDir, 'clusters', key), { recursive: true });
     await fs.rm(path.join(cacheDir, 'clusters', key, 'global', 'pg_control'));
-    const paths = PglitePaths.withRoot(await tempRoot());
-    await installWithOptions(paths, { cacheDir });
+    const root = await tempRoot();
+    // The child runs with --input-type=module: initdb's worker must not inherit that flag.
+    const child = spawnPackageScript(`await ox.installAndInitIn(${JSON.stringify(root)});`, {
+      PGLITE_OXIDE_CACHE_DIR: cacheDir,
+    });
+    expect(await exitOf(child), child.lines.join('\n')).toBe(0);
     expect(existsSync(path.join(cacheDir, 'clusters', key, 'global', 'pg_control'))).toBe(true);
-    expect(await selectOne(paths)).toBe('1');
+    expect(await selectOne(PglitePaths.withRoot(root))).toBe('1');
   }, 120_000);
 
   it('puts the default root in the OS data directory of the app', () => {

@@ -88,6 +88,8 @@ function runInitdb(dataDir: string): Promise<void> {
     const pgliteUrl = pathToFileURL(path.join(pgliteDistDir(), 'index.js')).href;
     const worker = new Worker(INITDB_WORKER, {
       eval: true,
+      // Not the host's flags: --input-type=module would make this CommonJS script fail to load.
+      execArgv: [],
       workerData: { dataDir, initdbArgs: INITDB_ARGS, pgliteUrl },
     });
     let done = false;
