@@ -8,7 +8,8 @@ export type PgliteOxideErrorCode =
   | 'RUNTIME_CLOSED'
   | 'INVALID_INPUT'
   | 'PG_DUMP_FAILED'
-  | 'ENGINE_INTERNALS_CHANGED';
+  | 'ENGINE_INTERNALS_CHANGED'
+  | 'TEMPLATE_BUILD_FAILED';
 
 export class PgliteOxideError extends Error {
   readonly code: PgliteOxideErrorCode;
@@ -100,6 +101,30 @@ export class EngineInternalsChangedError extends PgliteOxideError {
       'ENGINE_INTERNALS_CHANGED',
       `The installed engine no longer has ${what}. pglite-oxide pins its engine version; ` +
         'reinstall dependencies so the pinned version is used.',
+    );
+  }
+}
+
+/** Building a migrated template failed; the message names the file and the PostgreSQL error. */
+export class TemplateBuildError extends PgliteOxideError {
+  constructor(
+    message: string,
+    readonly file?: string,
+    options?: { cause?: unknown },
+  ) {
+    super('TEMPLATE_BUILD_FAILED', message, options);
+  }
+
+  static fromSql(kind: string, file: { path: string; sql: string }, error: unknown): TemplateBuildError {
+    const pgError = error as { message?: string; code?: string; position?: string };
+    const position = Number(pgError.position);
+    const line = position > 0 ? file.sql.slice(0, position).split('\n').length : undefined;
+    const where = line ? ` (line ${line})` : '';
+    const sqlstate = pgError.code ? ` [SQLSTATE ${pgError.code}]` : '';
+    return new TemplateBuildError(
+      `The ${kind} ${file.path}${where} failed: ${pgError.message ?? String(error)}${sqlstate}`,
+      file.path,
+      { cause: error },
     );
   }
 }

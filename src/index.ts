@@ -10,6 +10,7 @@ export {
   PgliteOxideError,
   type PgliteOxideErrorCode,
   RuntimeClosedError,
+  TemplateBuildError,
 } from './errors.js';
 export { type ClusterCacheOptions, cachedCluster } from './install/cluster-cache.js';
 export { type EngineInfo, engineInfo } from './install/engine-assets.js';
@@ -42,3 +43,10 @@ export {
 export { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './runtime/engine.js';
 export { type StandardEnv, standardEnv } from './runtime/env.js';
 export { InteractiveRuntime, type RuntimeOptions } from './runtime/interactive-runtime.js';
+export {
+  prepareTemplate,
+  type Template,
+  type TemplateOptions,
+  type TemplateSetupContext,
+} from './template/prepare-template.js';
+export { readSqlFiles, type SqlFile } from './template/sources.js';

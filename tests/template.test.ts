@@ -1,0 +1,108 @@
+import { cpSync, existsSync, readdirSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { InteractiveRuntime, PglitePaths, prepareTemplate, TemplateBuildError } from 'pglite-oxide';
+import { describe, expect, it } from 'vitest';
+import { exitOf, spawnPackageScript } from './helpers/child.js';
+import { tempRoot } from './helpers/temp-root.js';
+
+async function project(files: Record<string, string>): Promise<string> {
+  const dir = await tempRoot('pglite-oxide-project-');
+  for (const [name, sql] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await fs.writeFile(path.join(dir, name), sql);
+  }
+  return dir;
+}
+
+const MIGRATIONS = {
+  'migrations/1_users.sql': 'CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL);',
+  'migrations/2_posts.sql':
+    'CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users, title text);',
+  'migrations/10_index.sql': 'CREATE INDEX posts_user ON posts (user_id);',
+  'seed/users.sql': "INSERT INTO users (email) VALUES ('a@example.com'), ('b@example.com');",
+};
+
+async function rowsOf(templatePgdata: string, runtimeRoot: string, sql: string): Promise<unknown[]> {
+  // Suites open a copy of the template, never the template itself.
+  const copy = path.join(await tempRoot(), 'pgdata');
+  cpSync(templatePgdata, copy, { recursive: true });
+  const runtime = await InteractiveRuntime.start(new PglitePaths(runtimeRoot, copy));
+  try {
+    return (await (await runtime.pglite()).query(sql)).rows;
+  } finally {
+    await runtime.close();
+  }
+}
+
+describe('prepareTemplate', () => {
+  it('applies migrations in numeric order and the seed, once, then reuses the template', async () => {
+    const dir = await project(MIGRATIONS);
+    const cacheDir = process.env.PGLITE_OXIDE_CACHE_DIR;
+    const options = { migrations: path.join(dir, 'migrations'), seed: path.join(dir, 'seed'), cacheDir };
+    const first = await prepareTemplate(options);
+    expect(first.reused).toBe(false);
+    expect(await rowsOf(first.pgdata, first.runtimeRoot, 'SELECT email FROM users ORDER BY id')).toEqual([
+      { email: 'a@example.com' },
+      { email: 'b@example.com' },
+    ]);
+    expect(
+      await rowsOf(
+        first.pgdata,
+        first.runtimeRoot,
+        "SELECT indexname FROM pg_indexes WHERE indexname = 'posts_user'",
+      ),
+    ).toHaveLength(1);
+
+    const second = await prepareTemplate(options);
+    expect(second).toMatchObject({ reused: true, key: first.key, pgdata: first.pgdata });
+
+    // A changed migration is a new template.
+    await fs.appendFile(
+      path.join(dir, 'migrations/2_posts.sql'),
+      '\nALTER TABLE posts ADD COLUMN body text;',
+    );
+    const changed = await prepareTemplate(options);
+    expect(changed.reused).toBe(false);
+    expect(changed.key).not.toBe(first.key);
+    expect(await rowsOf(changed.pgdata, changed.runtimeRoot, 'SELECT body FROM posts')).toEqual([]);
+  });
+
+  it('runs a setup function after the SQL files', async () => {
+    const template = await prepareTemplate({
+      setup: async ({ pglite }) => {
+        await pglite.exec("CREATE TABLE from_code (v text); INSERT INTO from_code VALUES ('set up by code')");
+      },
+    });
+    expect(await rowsOf(template.pgdata, template.runtimeRoot, 'SELECT v FROM from_code')).toEqual([
+      { v: 'set up by code' },
+    ]);
+  });
+
+  it('fails with the file, line and PostgreSQL error, and leaves no half-built template', async () => {
+    const dir = await project({
+      'migrations/1_ok.sql': 'CREATE TABLE fine (id int);',
+      'migrations/2_broken.sql': 'CREATE TABLE also_fine (id int);\nSELECT * FROM missing_table;',
+    });
+    const cacheDir = await tempRoot('pglite-oxide-cache-');
+    const clusters = path.join(process.env.PGLITE_OXIDE_CACHE_DIR!, 'clusters');
+    await fs.cp(clusters, path.join(cacheDir, 'clusters'), { recursive: true });
+    const failure = prepareTemplate({ migrations: path.join(dir, 'migrations'), cacheDir });
+    await expect(failure).rejects.toBeInstanceOf(TemplateBuildError);
+    await expect(failure).rejects.toThrow(
+      /2_broken\.sql \(line 2\) failed: relation "missing_table" does not exist \[SQLSTATE 42P01\]/,
+    );
+    const left = readdirSync(path.join(cacheDir, 'templates')).filter((entry) => !entry.endsWith('.lock'));
+    expect(left).toEqual([]);
+  });
+
+  it('is built once when parallel processes ask for it at the same time', async () => {
+    const dir = await project({ 'm/1.sql': 'CREATE TABLE parallel_built (id int);' });
+    const body = `const t = await ox.prepareTemplate({ migrations: ${JSON.stringify(path.join(dir, 'm'))} }); console.log(t.reused ? 'reused' : 'built');`;
+    const children = [spawnPackageScript(body), spawnPackageScript(body), spawnPackageScript(body)];
+    expect(await Promise.all(children.map(exitOf))).toEqual([0, 0, 0]);
+    const outcomes = children.flatMap((child) => child.lines).sort();
+    expect(outcomes).toEqual(['built', 'reused', 'reused']);
+    expect(existsSync(path.join(dir, 'm'))).toBe(true);
+  });
+});
