@@ -9,6 +9,8 @@ export type PgliteOxideErrorCode =
   | 'INVALID_INPUT'
   | 'PG_DUMP_FAILED'
   | 'ENGINE_INTERNALS_CHANGED'
+  | 'PROTOCOL_VIOLATION'
+  | 'PROXY_START_FAILED'
   | 'TEMPLATE_BUILD_FAILED';
 
 export class PgliteOxideError extends Error {
@@ -102,6 +104,20 @@ export class EngineInternalsChangedError extends PgliteOxideError {
       `The installed engine no longer has ${what}. pglite-oxide pins its engine version; ` +
         'reinstall dependencies so the pinned version is used.',
     );
+  }
+}
+
+/** A client sent bytes that are not valid frontend protocol; its connection is closed with 08P01. */
+export class ProtocolViolationError extends PgliteOxideError {
+  constructor(message: string) {
+    super('PROTOCOL_VIOLATION', message);
+  }
+}
+
+/** The proxy could not start listening (address in use, socket directory unusable, ...). */
+export class ProxyStartError extends PgliteOxideError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PROXY_START_FAILED', message, options);
   }
 }
 

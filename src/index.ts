@@ -26,6 +26,7 @@ export type { ProgressEvent, ProgressListener } from './install/progress.js';
 export { type AppId, packageCacheDir, projectDataDir } from './install/project-dirs.js';
 export { assertWholeMessages, type PokeInput } from './protocol/frontend.js';
 export { hexc } from './protocol/hexc.js';
+export { type AuthMethod, type ProxyHandle, type ProxyOptions, startProxy } from './proxy/index.js';
 export {
   closeDefaultRuntime,
   configureDefaultRuntime,

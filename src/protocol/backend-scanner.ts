@@ -1,0 +1,133 @@
+import type { TransactionStatus } from './backend-writer.js';
+
+/** A NotificationResponse found in engine output, with where it sits so it can be cut out. */
+export interface Notification {
+  channel: string;
+  payload: string;
+  start: number;
+  end: number;
+}
+
+/** What the proxy needs to know about one unit's engine output; everything else passes through. */
+export interface BackendSummary {
+  /** Status of the last ReadyForQuery, or null when the output has none. */
+  status: TransactionStatus | null;
+  errors: number;
+  /** SQLSTATE of the first ErrorResponse, if any. */
+  firstErrorCode: string | null;
+  notifications: Notification[];
+  parameterChanges: Array<[string, string]>;
+  /** Tag of the last CommandComplete ("COMMIT", "ROLLBACK", "SELECT 1", ...). */
+  lastCommandTag: string | null;
+  /** Set when the output is not a sequence of whole messages: the engine is not well. */
+  malformed: boolean;
+}
+
+const Z = 0x5a;
+const A = 0x41;
+const S = 0x53;
+const E = 0x45;
+const C = 0x43;
+
+/**
+ * Walks the message headers of engine output. Only ReadyForQuery, ErrorResponse,
+ * NotificationResponse, ParameterStatus and CommandComplete are looked into.
+ */
+export function scanBackend(output: Uint8Array): BackendSummary {
+  const summary: BackendSummary = {
+    status: null,
+    errors: 0,
+    firstErrorCode: null,
+    notifications: [],
+    parameterChanges: [],
+    lastCommandTag: null,
+    malformed: false,
+  };
+  const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
+  let offset = 0;
+  while (offset < output.length) {
+    if (output.length - offset < 5) {
+      summary.malformed = true;
+      break;
+    }
+    const type = output[offset]!;
+    const length = view.getInt32(offset + 1);
+    const end = offset + 1 + length;
+    if (length < 4 || end > output.length) {
+      summary.malformed = true;
+      break;
+    }
+    const body = offset + 5;
+    switch (type) {
+      case Z:
+        summary.status = String.fromCharCode(output[body]!) as TransactionStatus;
+        break;
+      case E:
+        summary.errors++;
+        summary.firstErrorCode ??= errorField(output, body, end, 0x43 /* C */);
+        break;
+      case C:
+        summary.lastCommandTag = cstringAt(output, body, end)[0];
+        break;
+      case A: {
+        const [channel, next] = cstringAt(output, body + 4, end);
+        const [payload] = cstringAt(output, next, end);
+        summary.notifications.push({ channel, payload, start: offset, end });
+        break;
+      }
+      case S: {
+        const [name, next] = cstringAt(output, body, end);
+        const [value] = cstringAt(output, next, end);
+        summary.parameterChanges.push([name, value]);
+        break;
+      }
+    }
+    offset = end;
+  }
+  return summary;
+}
+
+/** The output without the given byte ranges (sorted, non-overlapping). */
+export function withoutRanges(
+  output: Uint8Array,
+  ranges: ReadonlyArray<{ start: number; end: number }>,
+): Buffer {
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const range of ranges) {
+    parts.push(output.subarray(from, range.start));
+    from = range.end;
+  }
+  parts.push(output.subarray(from));
+  return Buffer.concat(parts);
+}
+
+/** The messages of engine output whose type is not in `drop`. */
+export function withoutTypes(output: Uint8Array, drop: ReadonlySet<number>): Buffer {
+  const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  while (offset + 5 <= output.length) {
+    const end = offset + 1 + view.getInt32(offset + 1);
+    if (!drop.has(output[offset]!)) parts.push(output.subarray(offset, end));
+    offset = end;
+  }
+  return Buffer.concat(parts);
+}
+
+function cstringAt(bytes: Uint8Array, start: number, end: number): [string, number] {
+  let zero = start;
+  while (zero < end && bytes[zero] !== 0) zero++;
+  return [Buffer.from(bytes.buffer, bytes.byteOffset + start, zero - start).toString('utf8'), zero + 1];
+}
+
+function errorField(bytes: Uint8Array, start: number, end: number, field: number): string | null {
+  let offset = start;
+  while (offset < end && bytes[offset] !== 0) {
+    const letter = bytes[offset]!;
+    const [value, next] = cstringAt(bytes, offset + 1, end);
+    if (letter === field) return value;
+    offset = next;
+  }
+  return null;
+}

@@ -1,0 +1,111 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  authenticationMd5Password,
+  authenticationSasl,
+  authenticationSaslContinue,
+  authenticationSaslFinal,
+} from '../protocol/backend-writer.js';
+import { cstringEnd } from '../protocol/extended-messages.js';
+
+export type AuthMethod = 'scram-sha-256' | 'md5';
+
+/** The outcome of one password-message step. */
+export type AuthStep = { reply: Buffer } | { done: true; reply?: Buffer } | { failed: string };
+
+/** One client's password exchange; `start` gives the first request, `step` reads each answer. */
+export interface AuthExchange {
+  start(): Buffer;
+  step(body: Buffer): AuthStep;
+}
+
+const SCRAM_ITERATIONS = 4096;
+
+/** Server side of password authentication for one expected user and password. */
+export class PasswordAuthenticator {
+  private readonly salt = randomBytes(16);
+  private readonly storedKey: Buffer;
+  private readonly serverKey: Buffer;
+
+  constructor(
+    readonly method: AuthMethod,
+    private readonly password: string,
+  ) {
+    // Derived once: PBKDF2 is deliberately slow and the password does not change.
+    const salted = pbkdf2Sync(password.normalize('NFKC'), this.salt, SCRAM_ITERATIONS, 32, 'sha256');
+    this.storedKey = sha256(hmac(salted, 'Client Key'));
+    this.serverKey = hmac(salted, 'Server Key');
+  }
+
+  exchange(user: string): AuthExchange {
+    return this.method === 'md5' ? this.md5(user) : this.scram();
+  }
+
+  private md5(user: string): AuthExchange {
+    const salt = randomBytes(4);
+    const expected = `md5${md5Hex(Buffer.concat([Buffer.from(md5Hex(this.password + user)), salt]))}`;
+    return {
+      start: () => authenticationMd5Password(salt),
+      step: (body) => {
+        const answer = body.toString('utf8', 0, Math.max(0, body.indexOf(0)));
+        return safeEqual(answer, expected) ? { done: true } : { failed: 'password does not match' };
+      },
+    };
+  }
+
+  private scram(): AuthExchange {
+    let clientFirstBare = '';
+    let serverFirst = '';
+    let nonce = '';
+    let stage: 'first' | 'final' | 'over' = 'first';
+    return {
+      start: () => authenticationSasl(['SCRAM-SHA-256']),
+      step: (body) => {
+        if (stage === 'first') {
+          stage = 'final';
+          const mechanismEnd = cstringEnd(body, 0);
+          const mechanism = body.toString('utf8', 0, mechanismEnd - 1);
+          if (mechanism !== 'SCRAM-SHA-256') return { failed: `unsupported SASL mechanism ${mechanism}` };
+          const message = body.toString('utf8', mechanismEnd + 4);
+          const match = /^([ny]),[^,]*,(n=[^,]*,r=([^,]+).*)$/.exec(message);
+          if (!match) return { failed: 'malformed SCRAM client-first-message' };
+          clientFirstBare = match[2]!;
+          nonce = match[3]! + randomBytes(18).toString('base64');
+          serverFirst = `r=${nonce},s=${this.salt.toString('base64')},i=${SCRAM_ITERATIONS}`;
+          return { reply: authenticationSaslContinue(serverFirst) };
+        }
+        if (stage !== 'final') return { failed: 'unexpected SASL message' };
+        stage = 'over';
+        const clientFinal = body.toString('utf8');
+        const match = /^(c=[^,]*,r=([^,]*)(?:,[^,]*)*?),p=([^,]+)$/.exec(clientFinal);
+        if (!match || match[2] !== nonce) return { failed: 'malformed SCRAM client-final-message' };
+        const authMessage = `${clientFirstBare},${serverFirst},${match[1]}`;
+        const proof = Buffer.from(match[3]!, 'base64');
+        const signature = hmac(this.storedKey, authMessage);
+        if (proof.length !== signature.length) return { failed: 'password does not match' };
+        const clientKey = Buffer.alloc(proof.length);
+        for (let i = 0; i < proof.length; i++) clientKey[i] = proof[i]! ^ signature[i]!;
+        if (!timingSafeEqual(sha256(clientKey), this.storedKey)) return { failed: 'password does not match' };
+        const verifier = hmac(this.serverKey, authMessage).toString('base64');
+        return { done: true, reply: authenticationSaslFinal(`v=${verifier}`) };
+      },
+    };
+  }
+}
+
+function hmac(key: Buffer, data: string): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function md5Hex(data: string | Buffer): string {
+  return createHash('md5').update(data).digest('hex');
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}

@@ -1,0 +1,740 @@
+import type { Socket } from 'node:net';
+import { serialize } from 'pg-protocol';
+import { EngineCrashedError, ProtocolViolationError } from '../errors.js';
+import {
+  type BackendSummary,
+  scanBackend,
+  withoutRanges,
+  withoutTypes,
+} from '../protocol/backend-scanner.js';
+import {
+  backendKeyData,
+  copyInResponse,
+  ENCRYPTION_REFUSED,
+  type ErrorFields,
+  errorResponse,
+  parameterStatus,
+  readyForQuery,
+  type TransactionStatus,
+} from '../protocol/backend-writer.js';
+import {
+  BIND,
+  CLOSE,
+  COPY_DATA,
+  COPY_DONE,
+  COPY_FAIL,
+  checkEmpty,
+  checkFunctionCall,
+  cstring,
+  DESCRIBE,
+  decodeBind,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+  decodeTarget,
+  EXECUTE,
+  encodeWithNames,
+  FLUSH,
+  FUNCTION_CALL,
+  PARSE,
+  PASSWORD,
+  QUERY,
+  SYNC,
+  TERMINATE,
+} from '../protocol/extended-messages.js';
+import { type FrontendMessage, FrontendReader, printable } from '../protocol/frontend-reader.js';
+import type { AuthExchange } from './auth.js';
+import { CopyInCollector, copyFailureFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
+import { EngineWaitError } from './engine-scheduler.js';
+import type { NotificationTarget } from './notifications.js';
+import type { SessionHost } from './session-host.js';
+import {
+  type CopyInPlan,
+  resetStatement,
+  type StatementEffects,
+  statementEffects,
+} from './statement-effects.js';
+import { StatementNames } from './statement-names.js';
+
+type Phase = 'startup' | 'auth' | 'ready' | 'closed';
+
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+const CANCEL_REQUEST = 80877102;
+/** An unfinished extended batch is sent on to the engine once it is this big. */
+const BATCH_FLUSH_BYTES = 1024 * 1024;
+const SYNC_FRAME = serialize.sync();
+
+/**
+ * One client connection: its startup, its messages grouped into units of work, and what it
+ * leaves behind in the shared engine session when it goes.
+ */
+export class ClientSession implements NotificationTarget {
+  readonly processId: number;
+  readonly secretKey: number;
+  private phase: Phase = 'startup';
+  private readonly reader: FrontendReader;
+  private readonly names: StatementNames;
+  /** This client's transaction status, as the engine last reported it to this client. */
+  private status: TransactionStatus = 'I';
+  /** The engine holds extended messages of this client that no Sync has ended yet. */
+  private engineBatchOpen = false;
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private batchCopyAt = -1;
+  private batchCopyPlan: CopyInPlan | null = null;
+  private batchRefusal: ErrorFields | null = null;
+  private batchEffects: StatementEffects[] = [];
+  private copy: CopyInCollector | null = null;
+  private discardUntilSync = false;
+  /** Settings this client changed with SET, to be reset when it leaves. */
+  readonly changedSettings = new Set<string>();
+  private auth: AuthExchange | null = null;
+  private user = '';
+  private applicationName = '';
+  private pumping = false;
+  private work: Promise<void> | null = null;
+  private paused = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private startupTimer: NodeJS.Timeout | undefined;
+  private leaving: Promise<void> | null = null;
+  /** The engine session this client used is gone (restarted or closing): nothing to clean up. */
+  private engineStateLost = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly host: SessionHost,
+    readonly id: number,
+  ) {
+    this.processId = id;
+    this.secretKey = (Math.random() * 0x7fffffff) | 0;
+    this.reader = new FrontendReader({
+      maxStartupBytes: 10_000,
+      maxMessageBytes: host.limits.maxMessageBytes,
+    });
+    this.names = new StatementNames(id);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => void this.leave());
+    this.startupTimer = setTimeout(
+      () => this.fatal('08P01', 'canceling authentication due to timeout'),
+      host.limits.startupTimeoutMs,
+    ).unref();
+  }
+
+  get ready(): boolean {
+    return this.phase === 'ready';
+  }
+
+  /** The engine must stay with this client until its transaction, batch or COPY ends. */
+  get pinned(): boolean {
+    return this.status !== 'I' || this.engineBatchOpen || this.copy !== null;
+  }
+
+  deliver(message: Buffer): void {
+    if (this.phase === 'ready') this.write(message);
+  }
+
+  /** Ends the connection with a FATAL error; its engine state is cleaned up as it leaves. */
+  fatal(code: string, message: string, detail?: string): Promise<void> {
+    if (this.phase !== 'closed' && this.socket.writable) {
+      this.socket.end(errorResponse({ severity: 'FATAL', code, message, detail }));
+    }
+    return this.leave();
+  }
+
+  /** Ends the connection without touching the engine, whose session this client used is gone. */
+  abandon(code: string, message: string): Promise<void> {
+    this.engineStateLost = true;
+    return this.fatal(code, message);
+  }
+
+  /** Ends a queued wait of this client for the engine (CancelRequest). */
+  cancelWait(): void {
+    this.host.scheduler.cancel(this, new EngineWaitError('57014', 'canceling statement due to user request'));
+  }
+
+  leave(): Promise<void> {
+    this.leaving ??= this.finish();
+    return this.leaving;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.reader.push(chunk);
+    if (!this.paused && this.reader.buffered > this.host.limits.maxMessageBytes + 1024 * 1024) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    if (!this.pumping) this.work = this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.phase !== 'closed') {
+        if (this.phase === 'startup') {
+          const packet = this.reader.nextStartup();
+          if (!packet) break;
+          this.onStartupPacket(packet);
+          continue;
+        }
+        const message = this.reader.next();
+        if (!message) break;
+        const pending = this.phase === 'auth' ? this.onAuthMessage(message) : this.onMessage(message);
+        if (pending) await pending;
+      }
+      if (this.paused) {
+        this.paused = false;
+        this.socket.resume();
+      }
+    } catch (error) {
+      if (error instanceof ProtocolViolationError) {
+        this.host.warn(`client ${this.id}: ${error.message}`);
+        void this.fatal('08P01', error.message);
+      } else {
+        this.host.warn(`client ${this.id}: ${describe(error)}`);
+        void this.fatal('XX000', `pglite-oxide proxy: ${describe(error)}`);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private onStartupPacket(packet: Buffer): void {
+    const code = packet.readInt32BE(0);
+    if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
+      this.write(ENCRYPTION_REFUSED);
+      return;
+    }
+    if (code === CANCEL_REQUEST) {
+      if (packet.length >= 12) this.host.cancel(packet.readInt32BE(4), packet.readInt32BE(8));
+      this.phase = 'closed';
+      this.socket.end();
+      void this.leave();
+      return;
+    }
+    const major = code >>> 16;
+    const minor = code & 0xffff;
+    if (major !== 3 || minor !== 0) {
+      void this.fatal('0A000', `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
+      return;
+    }
+    const params = startupParameters(packet);
+    this.user = params.get('user') ?? '';
+    this.applicationName = params.get('application_name') ?? '';
+    if (!this.user) {
+      void this.fatal('28000', 'no PostgreSQL user name specified in startup packet');
+      return;
+    }
+    const replication = params.get('replication');
+    if (replication && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
+      void this.fatal('0A000', 'replication connections are not supported by pglite-oxide');
+      return;
+    }
+    const database = params.get('database') || this.user;
+    if (this.host.authenticator) {
+      this.phase = 'auth';
+      this.auth = this.host.authenticator.exchange(this.user);
+      this.pendingDatabase = database;
+      this.write(this.auth.start());
+      return;
+    }
+    this.admit(database);
+  }
+
+  private pendingDatabase = '';
+
+  private onAuthMessage(message: FrontendMessage): undefined {
+    if (message.type !== PASSWORD || !this.auth) {
+      throw new ProtocolViolationError(`expected a password message, got '${printable(message.type)}'`);
+    }
+    const step = this.auth.step(message.body);
+    if ('failed' in step) {
+      this.host.warn(`client ${this.id}: password authentication failed: ${step.failed}`);
+      void this.fatal('28P01', `password authentication failed for user "${this.user}"`);
+      return undefined;
+    }
+    if (step.reply) this.write(step.reply);
+    if ('done' in step) {
+      this.auth = null;
+      this.admit(this.pendingDatabase);
+    }
+    return undefined;
+  }
+
+  /** Checks role and database, then sends what a server sends after authentication. */
+  private admit(database: string): void {
+    if (this.user !== this.host.user) {
+      void this.fatal(
+        '28000',
+        `role "${this.user}" is not served here`,
+        `This engine is one PostgreSQL session running as "${this.host.user}"; connect as that role.`,
+      );
+      return;
+    }
+    if (database !== this.host.database) {
+      void this.fatal(
+        '3D000',
+        `database "${database}" does not exist`,
+        `This engine is one PostgreSQL session in database "${this.host.database}"; connect to that database.`,
+      );
+      return;
+    }
+    clearTimeout(this.startupTimer);
+    const parts: Buffer[] = [
+      Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]), // AuthenticationOk
+    ];
+    for (const [name, value] of this.host.settings) {
+      parts.push(parameterStatus(name, name === 'application_name' ? this.applicationName : value));
+    }
+    parts.push(backendKeyData(this.processId, this.secretKey), readyForQuery('I'));
+    this.phase = 'ready';
+    this.write(Buffer.concat(parts));
+  }
+
+  /** Routes one message of a ready client; returns a promise when engine work was started. */
+  private onMessage(message: FrontendMessage): Promise<void> | undefined {
+    clearTimeout(this.idleTimer);
+    if (this.copy) return this.onCopyMessage(message);
+    switch (message.type) {
+      case QUERY:
+        return this.onQuery(message);
+      case PARSE:
+      case BIND:
+      case DESCRIBE:
+      case CLOSE:
+      case EXECUTE:
+        this.addToBatch(message);
+        if (this.batchBytes > BATCH_FLUSH_BYTES && this.batchCopyAt < 0) return this.runBatch(false);
+        return undefined;
+      case SYNC:
+        checkEmpty(message.body);
+        if (this.discardUntilSync) {
+          this.discardUntilSync = false;
+          this.batch = [];
+          if (this.engineBatchOpen) return this.runUnit([SYNC_FRAME], null, true);
+          this.write(readyForQuery(this.status));
+          return undefined;
+        }
+        this.batch.push(message.frame);
+        return this.runBatch(true);
+      case FLUSH:
+        checkEmpty(message.body);
+        if (this.batch.length > 0 && !this.discardUntilSync) return this.runBatch(false);
+        return undefined;
+      case FUNCTION_CALL:
+        checkFunctionCall(message.body);
+        if (this.discardUntilSync) return undefined;
+        return this.runUnit([message.frame], null, true);
+      case TERMINATE:
+        this.phase = 'closed';
+        this.socket.end();
+        void this.leave();
+        return undefined;
+      case COPY_DATA:
+      case COPY_DONE:
+      case COPY_FAIL:
+        // Postgres ignores these outside COPY: they follow a COPY that already failed.
+        return undefined;
+      default:
+        throw new ProtocolViolationError(`invalid frontend message type '${printable(message.type)}'`);
+    }
+  }
+
+  private onQuery(message: FrontendMessage): Promise<void> | undefined {
+    const sqlEnd = decodeQuery(message.body);
+    if (this.discardUntilSync) return undefined;
+    const effects = statementEffects(message.body.toString('utf8', 0, sqlEnd));
+    const frames = this.batch.length > 0 ? [...this.takeBatch(), message.frame] : [message.frame];
+    if (effects?.refusal) return this.refuse(effects.refusal, frames.length > 1);
+    if (effects?.copyIn) {
+      if (frames.length > 1)
+        throw new ProtocolViolationError('COPY FROM STDIN inside an unfinished extended batch');
+      return this.startCopy(effects.copyIn, false, []);
+    }
+    return this.runUnit(frames, effects ? [effects] : null, true);
+  }
+
+  private addToBatch(message: FrontendMessage): void {
+    const { type, body } = message;
+    let frame = message.frame;
+    if (type === PARSE) {
+      const parse = decodeParse(body);
+      const effects = statementEffects(body.toString('utf8', parse.sqlStart, parse.sqlEnd));
+      if (effects) {
+        this.batchEffects.push(effects);
+        if (effects.refusal) this.batchRefusal ??= { severity: 'ERROR', ...effects.refusal };
+      }
+      this.names.parsed(parse.name, effects?.copyIn ?? null);
+      if (parse.name !== '') {
+        frame = encodeWithNames(
+          type,
+          null,
+          [this.names.engineName(parse.name)],
+          body.subarray(parse.restStart),
+        );
+      }
+    } else if (type === BIND) {
+      const bind = decodeBind(body);
+      this.names.bound(bind.portal, bind.statement);
+      if (bind.portal !== '' || bind.statement !== '') {
+        frame = encodeWithNames(
+          type,
+          null,
+          [this.names.engineName(bind.portal), this.names.engineName(bind.statement)],
+          body.subarray(bind.restStart),
+        );
+      }
+    } else if (type === DESCRIBE || type === CLOSE) {
+      const target = decodeTarget(body);
+      if (type === CLOSE) {
+        if (target.kind === 'S') this.names.closedStatement(target.name);
+        else this.names.closedPortal(target.name);
+      }
+      if (target.name !== '') {
+        frame = encodeWithNames(
+          type,
+          body.subarray(0, 1),
+          [this.names.engineName(target.name)],
+          Buffer.alloc(0),
+        );
+      }
+    } else if (type === EXECUTE) {
+      const execute = decodeExecute(body);
+      const plan = this.names.copyPlanOfPortal(execute.portal);
+      if (plan && this.batchCopyAt < 0) {
+        this.batchCopyAt = this.batch.length;
+        this.batchCopyPlan = plan;
+      }
+      if (execute.portal !== '') {
+        frame = encodeWithNames(
+          type,
+          null,
+          [this.names.engineName(execute.portal)],
+          body.subarray(body.length - 4),
+        );
+      }
+    }
+    this.batch.push(frame);
+    this.batchBytes += frame.length;
+  }
+
+  private takeBatch(): Buffer[] {
+    const frames = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.batchCopyAt = -1;
+    this.batchCopyPlan = null;
+    this.batchRefusal = null;
+    return frames;
+  }
+
+  private runBatch(withSync: boolean): Promise<void> | undefined {
+    const refusal = this.batchRefusal;
+    const copyAt = this.batchCopyAt;
+    const plan = this.batchCopyPlan;
+    const effects = this.batchEffects;
+    this.batchEffects = [];
+    const frames = this.takeBatch();
+    if (refusal) {
+      if (withSync) return this.refuse(refusal, false);
+      this.write(errorResponse(refusal));
+      this.discardUntilSync = true;
+      return undefined;
+    }
+    if (plan && copyAt >= 0) return this.startCopy(plan, true, frames.slice(0, copyAt));
+    return this.runUnit(frames, effects.length > 0 ? effects : null, withSync);
+  }
+
+  /** Answers a unit the engine must not see with an error, as Postgres would for that statement. */
+  private async refuse(fields: Pick<ErrorFields, 'code' | 'message'>, _partOfBatch: boolean): Promise<void> {
+    this.write(errorResponse({ severity: 'ERROR', ...fields }));
+    if (this.engineBatchOpen) return this.runUnit([SYNC_FRAME], null, true);
+    this.write(readyForQuery(this.status));
+  }
+
+  /** Waits for the engine; false when the wait ended without it (the client was told why). */
+  private async takeEngine(endsWithSync: boolean): Promise<boolean> {
+    const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
+    if (!wait) return this.phase === 'ready' || this.releaseNow();
+    try {
+      await wait;
+    } catch (error) {
+      if (!(error instanceof EngineWaitError)) throw error;
+      this.write(errorResponse({ severity: 'ERROR', code: error.sqlstate, message: error.message }));
+      if (endsWithSync) this.write(readyForQuery(this.status));
+      else this.discardUntilSync = true;
+      return false;
+    }
+    return this.phase === 'ready' || this.releaseNow();
+  }
+
+  private releaseNow(): false {
+    this.host.scheduler.release(this, false);
+    return false;
+  }
+
+  /** Runs frames on the engine as one unit and answers the client. */
+  private async runUnit(
+    frames: Buffer[],
+    effects: StatementEffects[] | null,
+    endsWithSync: boolean,
+  ): Promise<void> {
+    if (!(await this.takeEngine(endsWithSync))) return;
+    const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    const output = await this.engineCall(bytes, effects?.some((effect) => effect.usesBlobDevice) ?? false);
+    if (!output) return;
+    if (!endsWithSync) this.engineBatchOpen = true;
+    const summary = this.absorb(output, endsWithSync);
+    if (!summary) return;
+    if (effects && summary.errors === 0) await this.applyEffects(effects);
+    this.releaseOrIdle();
+  }
+
+  /** One call into the engine; null when the engine failed (every client is told). */
+  private async engineCall(bytes: Uint8Array, withBlob: boolean, blob?: Blob): Promise<Uint8Array | null> {
+    try {
+      return withBlob || blob
+        ? await this.host.gate.execWithBlob(bytes, blob)
+        : await this.host.gate.exec(bytes);
+    } catch (error) {
+      this.host.engineFailed(error, this);
+      return null;
+    }
+  }
+
+  /**
+   * Reads the engine's output of a unit, keeps transaction status and settings, routes
+   * notifications, and writes the rest to this client.
+   */
+  private absorb(
+    output: Uint8Array,
+    expectReady: boolean,
+    drop?: ReadonlySet<number>,
+  ): BackendSummary | null {
+    const summary = scanBackend(output);
+    if (summary.malformed || (expectReady && summary.status === null)) {
+      this.host.engineFailed(new EngineCrashedError('the engine answered without ReadyForQuery'), this);
+      return null;
+    }
+    if (summary.status) {
+      this.status = summary.status;
+      this.engineBatchOpen = false;
+    }
+    for (const [name, value] of summary.parameterChanges) {
+      if (name !== 'application_name') this.host.settings.set(name, value);
+    }
+    let reply: Uint8Array = output;
+    if (summary.notifications.length > 0) reply = withoutRanges(reply, summary.notifications);
+    if (drop) reply = withoutTypes(reply, drop);
+    if (reply.length > 0) this.write(reply);
+    for (const notification of summary.notifications) {
+      this.host.hub.route(notification.channel, notification.payload, this.processId);
+    }
+    return summary;
+  }
+
+  /** Records LISTEN, UNLISTEN and SET of a unit that succeeded. */
+  private async applyEffects(effects: StatementEffects[]): Promise<void> {
+    const relisten: string[] = [];
+    for (const effect of effects) {
+      for (const channel of effect.listen) this.host.hub.listen(this, channel);
+      if (effect.unlistenAll) {
+        this.host.hub.unlisten(this);
+        relisten.push(...this.host.hub.channels);
+      } else if (effect.unlisten.length > 0) {
+        this.host.hub.unlisten(this, effect.unlisten);
+        relisten.push(...effect.unlisten.filter((channel) => this.host.hub.isListened(channel)));
+      }
+      for (const name of effect.settings) this.changedSettings.add(name);
+    }
+    // The client's UNLISTEN reached the shared session; channels others still want are restored
+    // in the same transaction, so they come and go with it.
+    if (relisten.length > 0 && this.status !== 'E') {
+      const sql = [...new Set(relisten)].map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ');
+      const output = await this.engineCall(serialize.query(sql), false);
+      if (output) this.routeOnly(output);
+    }
+  }
+
+  /** Engine output of the proxy's own statements: only its notifications matter. */
+  private routeOnly(output: Uint8Array): BackendSummary {
+    const summary = scanBackend(output);
+    if (summary.status) this.status = summary.status;
+    for (const notification of summary.notifications) {
+      this.host.hub.route(notification.channel, notification.payload, this.processId);
+    }
+    return summary;
+  }
+
+  private releaseOrIdle(): void {
+    const pinned = this.pinned && this.phase === 'ready';
+    this.host.scheduler.release(this, pinned);
+    if (pinned) this.armIdleTimer();
+  }
+
+  private armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.host.warn(`client ${this.id}: idle in transaction too long; rolled back and disconnected`);
+      void this.fatal('25P03', 'terminating connection due to idle-in-transaction timeout');
+    }, this.host.limits.idleInTransactionTimeoutMs).unref();
+  }
+
+  /** Begins a COPY FROM STDIN: the engine is held while the client sends its data. */
+  private async startCopy(plan: CopyInPlan, extended: boolean, before: Buffer[]): Promise<void> {
+    if (!(await this.takeEngine(extended === false))) return;
+    if (before.length > 0) {
+      const output = await this.engineCall(Buffer.concat(before), false);
+      if (!output) return;
+      this.engineBatchOpen = true;
+      const summary = this.absorb(output, false);
+      if (!summary) return;
+      if (summary.errors > 0) {
+        // The engine now skips to the client's Sync, as Postgres would.
+        this.discardUntilSync = true;
+        this.releaseOrIdle();
+        return;
+      }
+    }
+    if (extended) this.engineBatchOpen = true;
+    this.copy = new CopyInCollector(plan, extended, this.host.limits.maxCopyInBytes);
+    if (this.status === 'E') {
+      // An aborted transaction refuses the COPY before reading anything.
+      return this.finishCopy(null);
+    }
+    this.write(copyInResponse(plan.binary, plan.columns));
+    this.armIdleTimer();
+  }
+
+  private onCopyMessage(message: FrontendMessage): Promise<void> | undefined {
+    const copy = this.copy!;
+    switch (message.type) {
+      case COPY_DATA:
+        if (!copy.add(message.body)) {
+          return this.finishCopy({
+            code: '54000',
+            reason: `more than ${this.host.limits.maxCopyInBytes} bytes of COPY data (maxCopyInBytes)`,
+          });
+        }
+        this.armIdleTimer();
+        return undefined;
+      case COPY_DONE:
+        return this.finishCopy(null);
+      case COPY_FAIL:
+        return this.finishCopy({ code: '57014', reason: cstring(message.body, 0) });
+      case FLUSH:
+      case SYNC:
+        // Postgres ignores these during COPY FROM STDIN: clients send them without knowing.
+        this.armIdleTimer();
+        return undefined;
+      default:
+        throw new ProtocolViolationError(
+          `unexpected message type '${printable(message.type)}' during COPY from stdin`,
+        );
+    }
+  }
+
+  private async finishCopy(failure: { code: string; reason: string } | null): Promise<void> {
+    clearTimeout(this.idleTimer);
+    const copy = this.copy!;
+    this.copy = null;
+    const output = failure
+      ? await this.engineCall(
+          Buffer.concat(copyFailureFrames(failure.reason, copy.extended, failure.code)),
+          false,
+        )
+      : await this.engineCall(Buffer.concat(copy.loadFrames()), true, copy.blob());
+    if (!output) return;
+    const summary = this.absorb(output, !copy.extended, copy.extended ? LOAD_ACKNOWLEDGEMENTS : undefined);
+    if (!summary) return;
+    if (copy.extended) {
+      this.engineBatchOpen = true;
+      if (summary.errors > 0) this.discardUntilSync = true;
+    }
+    this.releaseOrIdle();
+  }
+
+  private write(bytes: Uint8Array): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+  }
+
+  /** Leaves the shared session as this client found it, then forgets the client. */
+  private async finish(): Promise<void> {
+    const wasReady = this.phase === 'ready';
+    this.phase = 'closed';
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.startupTimer);
+    this.host.scheduler.cancel(this, new EngineWaitError('08006', 'the client disconnected'));
+    if (this.work) await this.work.catch(() => {});
+    try {
+      if (wasReady && !this.engineStateLost) await this.cleanUpEngineState();
+    } catch (error) {
+      this.host.warn(`client ${this.id}: cleanup failed: ${describe(error)}`);
+    } finally {
+      this.host.hub.unlisten(this);
+      this.host.scheduler.forget(this, new EngineWaitError('08006', 'the client disconnected'));
+      if (!this.socket.destroyed) this.socket.destroySoon();
+      this.host.sessionLeft(this);
+    }
+  }
+
+  private async cleanUpEngineState(): Promise<void> {
+    const hub = this.host.hub;
+    const channels = hub.channelsOf(this);
+    hub.unlisten(this);
+    const unlisten = channels.filter((channel) => !hub.isListened(channel));
+    const settings = [...this.changedSettings].filter(
+      (name) => !this.host.settingChangedByOthers(name, this),
+    );
+    const statements = this.names.engineStatementNames();
+    const holds = this.host.scheduler.holder === this;
+    if (!holds && statements.length === 0 && settings.length === 0 && unlisten.length === 0) return;
+    if (!holds) {
+      const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
+      if (wait) await wait;
+    }
+    try {
+      if (this.engineBatchOpen) {
+        const output = await this.host.gate.exec(SYNC_FRAME);
+        this.routeOnly(output);
+        this.engineBatchOpen = false;
+      }
+      if (this.status !== 'I') this.routeOnly(await this.host.gate.exec(serialize.query('ROLLBACK')));
+      const frames: Buffer[] = statements.map((name) => serialize.close({ type: 'S', name }));
+      const sql = [
+        ...settings.map(resetStatement),
+        ...unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`),
+      ];
+      if (sql.length > 0) frames.push(serialize.query(sql.join('; ')));
+      else if (frames.length > 0) frames.push(SYNC_FRAME);
+      if (frames.length > 0) this.routeOnly(await this.host.gate.exec(Buffer.concat(frames)));
+    } finally {
+      this.host.scheduler.release(this, false);
+    }
+  }
+}
+
+function startupParameters(packet: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let offset = 4;
+  while (offset < packet.length && packet[offset] !== 0) {
+    const nameEnd = packet.indexOf(0, offset);
+    if (nameEnd < 0) throw new ProtocolViolationError('invalid startup packet layout');
+    const valueEnd = packet.indexOf(0, nameEnd + 1);
+    if (valueEnd < 0) throw new ProtocolViolationError('invalid startup packet layout');
+    params.set(packet.toString('utf8', offset, nameEnd), packet.toString('utf8', nameEnd + 1, valueEnd));
+    offset = valueEnd + 1;
+  }
+  return params;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

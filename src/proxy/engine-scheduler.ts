@@ -1,0 +1,110 @@
+/** Why a queued client did not get the engine. */
+export class EngineWaitError extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EngineWaitError';
+  }
+}
+
+interface Waiter<Client> {
+  client: Client;
+  resolve: () => void;
+  reject: (error: EngineWaitError) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Who may use the single engine session right now. A client holds it for one unit of work, or
+ * for as long as it stays pinned (open transaction, unfinished extended batch, COPY); the others
+ * wait first come, first served.
+ */
+export class EngineScheduler<Client> {
+  private owner: Client | null = null;
+  private readonly waiters: Waiter<Client>[] = [];
+  private closedWith: EngineWaitError | null = null;
+
+  get holder(): Client | null {
+    return this.owner;
+  }
+
+  get queued(): number {
+    return this.waiters.length;
+  }
+
+  /**
+   * Gives `client` the engine. Returns null when it got it at once (the hot path takes no
+   * promise), otherwise a promise that settles when its turn comes or its wait ends.
+   */
+  acquire(client: Client, timeoutMs: number): Promise<void> | null {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    if (this.owner === client) return null;
+    if (this.owner === null && this.waiters.length === 0) {
+      this.owner = client;
+      return null;
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter<Client> = { client, resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        waiter.timer = setTimeout(() => {
+          this.drop(waiter);
+          reject(
+            new EngineWaitError(
+              '55P03',
+              `waited ${timeoutMs} ms for the engine: another client kept a transaction open (queueTimeoutMs)`,
+            ),
+          );
+        }, timeoutMs);
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Ends `client`'s hold unless it stays pinned; the next waiter gets the engine. */
+  release(client: Client, pinned: boolean): void {
+    if (this.owner !== client || pinned) return;
+    this.owner = null;
+    this.handOver();
+  }
+
+  /** Ends a queued wait of `client` with `error`; returns whether it was waiting. */
+  cancel(client: Client, error: EngineWaitError): boolean {
+    const waiter = this.waiters.find((candidate) => candidate.client === client);
+    if (!waiter) return false;
+    this.drop(waiter);
+    waiter.reject(error);
+    return true;
+  }
+
+  /** Forgets `client` entirely: its waits end and its hold is released. */
+  forget(client: Client, error: EngineWaitError): void {
+    this.cancel(client, error);
+    this.release(client, false);
+  }
+
+  /** Refuses every current and future wait. */
+  close(error: EngineWaitError): void {
+    this.closedWith = error;
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.owner = null;
+  }
+
+  private drop(waiter: Waiter<Client>): void {
+    clearTimeout(waiter.timer);
+    const index = this.waiters.indexOf(waiter);
+    if (index >= 0) this.waiters.splice(index, 1);
+  }
+
+  private handOver(): void {
+    const next = this.waiters.shift();
+    if (!next) return;
+    clearTimeout(next.timer);
+    this.owner = next.client;
+    next.resolve();
+  }
+}

@@ -1,0 +1,101 @@
+import { isIP } from 'node:net';
+import { InvalidInputError } from '../errors.js';
+import type { PglitePaths } from '../install/paths.js';
+import type { InteractiveRuntime, RuntimeOptions } from '../runtime/interactive-runtime.js';
+import type { AuthMethod } from './auth.js';
+
+export interface ProxyOptions {
+  /** Listen on TCP. Defaults to true unless `socketDir` is given. */
+  tcp?: boolean;
+  /** TCP address; 127.0.0.1 unless asked. Any non-loopback address requires `password`. */
+  host?: string;
+  /** TCP port (0 = a free one, the default); with only a Unix socket, the number in its name (5432). */
+  port?: number;
+  /** Directory of a Unix socket `<dir>/.s.PGSQL.<port>`; created 0700 when missing, refused if world-writable. */
+  socketDir?: string;
+  /** The engine to serve. Default: the process-wide default runtime (see defaultRuntime). */
+  runtime?: InteractiveRuntime;
+  /** Serve a new engine started on these paths instead (the proxy owns it and closes it). */
+  paths?: PglitePaths;
+  /** Options for the engine started on `paths`. */
+  runtimeOptions?: RuntimeOptions;
+  /** Close the served runtime when the proxy closes. Default: only when the proxy started it. */
+  closeRuntime?: boolean;
+  /** Require this password (for the runtime's user). Without it, loopback clients are trusted. */
+  password?: string;
+  /** How the password is checked. Default 'scram-sha-256'. */
+  authMethod?: AuthMethod;
+  /** How long a client waits for the engine while another holds it, before 55P03. Default 60 s. */
+  queueTimeoutMs?: number;
+  /** How long a client may hold the engine idle in a transaction before 25P03 and disconnect. Default 30 s. */
+  idleInTransactionTimeoutMs?: number;
+  /** How long a new connection has to finish startup and authentication. Default 10 s. */
+  startupTimeoutMs?: number;
+  /** The largest frontend message accepted (Query, Bind, CopyData, ...). Default 256 MiB. */
+  maxMessageBytes?: number;
+  /** The most COPY FROM STDIN data accepted in one COPY. Default 1 GiB. */
+  maxCopyInBytes?: number;
+  /** Connections above this many are refused with 53300. Default 100. */
+  maxConnections?: number;
+  /** Where the proxy reports trouble it handled (a client's protocol error, a failed cleanup). */
+  onWarning?: (message: string) => void;
+}
+
+export interface ResolvedLimits {
+  queueTimeoutMs: number;
+  idleInTransactionTimeoutMs: number;
+  startupTimeoutMs: number;
+  maxMessageBytes: number;
+  maxCopyInBytes: number;
+  maxConnections: number;
+}
+
+export function resolveLimits(options: ProxyOptions): ResolvedLimits {
+  const limits: ResolvedLimits = {
+    queueTimeoutMs: options.queueTimeoutMs ?? 60_000,
+    idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs ?? 30_000,
+    startupTimeoutMs: options.startupTimeoutMs ?? 10_000,
+    maxMessageBytes: options.maxMessageBytes ?? 256 * 1024 * 1024,
+    maxCopyInBytes: options.maxCopyInBytes ?? 1024 * 1024 * 1024,
+    maxConnections: options.maxConnections ?? 100,
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+      throw new InvalidInputError(`startProxy: ${name} must be a positive number, got ${value}.`);
+    }
+  }
+  return limits;
+}
+
+/** Checks the listening choices; an open address without a password is refused. */
+export function resolveListen(options: ProxyOptions): {
+  tcp: boolean;
+  host: string;
+  port: number | undefined;
+} {
+  const tcp = options.tcp ?? options.socketDir === undefined;
+  const host = options.host ?? '127.0.0.1';
+  if (!tcp && options.socketDir === undefined) {
+    throw new InvalidInputError('startProxy: give tcp: true, a socketDir, or both.');
+  }
+  if (tcp && isIP(host) === 0 && host !== 'localhost') {
+    throw new InvalidInputError(`startProxy: host must be an IP address, got ${host}.`);
+  }
+  if (tcp && !isLoopback(host) && !options.password) {
+    throw new InvalidInputError(
+      `startProxy: listening on ${host} lets other machines in; a password is required (password: '...').`,
+    );
+  }
+  const port = options.port;
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new InvalidInputError(`startProxy: port must be an integer from 0 to 65535, got ${port}.`);
+  }
+  if (options.authMethod && options.authMethod !== 'scram-sha-256' && options.authMethod !== 'md5') {
+    throw new InvalidInputError(`startProxy: authMethod must be 'scram-sha-256' or 'md5'.`);
+  }
+  return { tcp, host, port };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

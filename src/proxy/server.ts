@@ -1,0 +1,298 @@
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { ProxyStartError } from '../errors.js';
+import { errorResponse } from '../protocol/backend-writer.js';
+import { defaultRuntime } from '../runtime/default-runtime.js';
+import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { PasswordAuthenticator } from './auth.js';
+import { ClientSession } from './client-session.js';
+import { EngineGate } from './engine-gate.js';
+import { EngineScheduler, EngineWaitError } from './engine-scheduler.js';
+import { NotificationHub } from './notifications.js';
+import { type ProxyOptions, type ResolvedLimits, resolveLimits, resolveListen } from './options.js';
+import type { SessionHost } from './session-host.js';
+
+/** A running proxy, in the style of a started test container. */
+export interface ProxyHandle {
+  /** TCP address, or the socket directory when only a Unix socket is served. */
+  readonly host: string;
+  /** TCP port, or the number in the Unix socket's name. */
+  readonly port: number;
+  /** A URI for libpq, node-postgres and postgres.js. */
+  readonly connectionString: string;
+  /** `<socketDir>/.s.PGSQL.<port>` when a Unix socket is served. */
+  readonly socketPath?: string;
+  readonly socketDir?: string;
+  readonly user: string;
+  readonly database: string;
+  readonly runtime: InteractiveRuntime;
+  /** Connected clients right now. */
+  readonly clientCount: number;
+  /** Stops accepting, ends every client with 57P01, then closes the engine if the proxy owns it. */
+  close(): Promise<void>;
+}
+
+const SHUTDOWN_MESSAGE = 'terminating connection due to administrator command';
+
+/**
+ * Serves one engine session to many PostgreSQL clients over TCP and/or a Unix socket.
+ *
+ * ```ts
+ * const proxy = await startProxy({ tcp: true, port: 0 });
+ * const pool = new pg.Pool({ connectionString: proxy.connectionString });
+ * ```
+ */
+export async function startProxy(options: ProxyOptions = {}): Promise<ProxyHandle> {
+  const listen = resolveListen(options);
+  const limits = resolveLimits(options);
+  let runtime: InteractiveRuntime;
+  let ownsRuntime: boolean;
+  if (options.runtime) {
+    runtime = options.runtime;
+    ownsRuntime = options.closeRuntime ?? false;
+  } else if (options.paths) {
+    runtime = await InteractiveRuntime.start(options.paths, options.runtimeOptions);
+    ownsRuntime = options.closeRuntime ?? true;
+  } else {
+    runtime = await defaultRuntime();
+    ownsRuntime = options.closeRuntime ?? false;
+  }
+  const server = new ProxyServer(runtime, ownsRuntime, limits, options);
+  try {
+    await server.start(listen, options.socketDir);
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  return server.handle();
+}
+
+class ProxyServer implements SessionHost {
+  readonly gate: EngineGate;
+  readonly scheduler = new EngineScheduler<ClientSession>();
+  readonly hub = new NotificationHub();
+  settings = new Map<string, string>();
+  readonly user: string;
+  readonly database: string;
+  readonly authenticator: PasswordAuthenticator | null;
+  private readonly sessions = new Set<ClientSession>();
+  private readonly listeners: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private nextId = 1;
+  private closing: Promise<void> | null = null;
+  private tcpHost = '';
+  private tcpPort = 0;
+  private socketPath: string | undefined;
+  private socketDir: string | undefined;
+  private socketNumber = 0;
+
+  constructor(
+    readonly runtime: InteractiveRuntime,
+    private readonly ownsRuntime: boolean,
+    readonly limits: ResolvedLimits,
+    private readonly options: ProxyOptions,
+  ) {
+    this.gate = new EngineGate(runtime);
+    this.user = runtime.env.PGUSER ?? 'postgres';
+    this.database = runtime.env.PGDATABASE ?? 'template1';
+    this.authenticator = options.password
+      ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
+      : null;
+    // Process ids of clients start high so they do not look like the engine's own.
+    this.nextId = 10_000 + Math.floor(Math.random() * 10_000);
+  }
+
+  async start(
+    listen: { tcp: boolean; host: string; port: number | undefined },
+    socketDir: string | undefined,
+  ): Promise<void> {
+    this.settings = await this.gate.reportedSettings();
+    if (listen.tcp) {
+      const server = this.createListener();
+      await listenOn(server, { host: listen.host, port: listen.port ?? 0 });
+      const address = server.address() as net.AddressInfo;
+      this.tcpHost = listen.host;
+      this.tcpPort = address.port;
+    }
+    if (socketDir !== undefined) {
+      this.socketDir = path.resolve(socketDir);
+      this.socketNumber = listen.tcp ? this.tcpPort : (listen.port ?? 5432);
+      await prepareSocketDir(this.socketDir);
+      const socketPath = path.join(this.socketDir, `.s.PGSQL.${this.socketNumber}`);
+      await removeStaleSocket(socketPath);
+      const server = this.createListener();
+      await listenOn(server, { path: socketPath });
+      this.socketPath = socketPath;
+      await fs.chmod(socketPath, 0o700).catch(() => {});
+    }
+  }
+
+  handle(): ProxyHandle {
+    const server = this;
+    const tcp = this.tcpPort !== 0;
+    const user = encodeURIComponent(this.user);
+    const password = this.options.password ? `:${encodeURIComponent(this.options.password)}` : '';
+    const database = encodeURIComponent(this.database);
+    const uriHost = this.tcpHost.includes(':') ? `[${this.tcpHost}]` : this.tcpHost;
+    const connectionString = tcp
+      ? `postgresql://${user}${password}@${uriHost}:${this.tcpPort}/${database}`
+      : `postgresql://${user}${password}@/${database}?host=${encodeURIComponent(this.socketDir!)}&port=${this.socketNumber}`;
+    return {
+      host: tcp ? this.tcpHost : this.socketDir!,
+      port: tcp ? this.tcpPort : this.socketNumber,
+      connectionString,
+      socketPath: this.socketPath,
+      socketDir: this.socketDir,
+      user: this.user,
+      database: this.database,
+      runtime: this.runtime,
+      get clientCount() {
+        return server.sessions.size;
+      },
+      close: () => this.close(),
+    };
+  }
+
+  cancel(processId: number, secretKey: number): void {
+    for (const session of this.sessions) {
+      if (session.processId === processId && session.secretKey === secretKey) session.cancelWait();
+    }
+  }
+
+  engineFailed(error: unknown, by: ClientSession): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.warn(`client ${by.id}: the engine failed: ${reason}`);
+    // Every client's transaction, statements and settings lived in that engine session.
+    for (const session of this.sessions) {
+      void session.abandon('XX000', `the engine session was lost: ${reason}`);
+    }
+  }
+
+  settingChangedByOthers(name: string, except: ClientSession): boolean {
+    for (const session of this.sessions) {
+      if (session !== except && session.ready && session.changedSettings.has(name)) return true;
+    }
+    return false;
+  }
+
+  sessionLeft(session: ClientSession): void {
+    this.sessions.delete(session);
+  }
+
+  warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private createListener(): net.Server {
+    const server = net.createServer((socket) => this.accept(socket));
+    server.on('error', (error) => this.warn(`listener: ${error.message}`));
+    this.listeners.push(server);
+    return server;
+  }
+
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.sessions.size >= this.limits.maxConnections) {
+      socket.on('error', () => {});
+      socket.end(
+        errorResponse({ severity: 'FATAL', code: '53300', message: 'sorry, too many clients already' }),
+      );
+      return;
+    }
+    this.sessions.add(new ClientSession(socket, this, this.nextId++));
+  }
+
+  private async shutdown(): Promise<void> {
+    const stopped = this.listeners.map(
+      (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
+    );
+    const sessions = [...this.sessions];
+    // A closing engine needs no cleanup; a shared one is left as the clients found it.
+    const leaving = sessions.map((session) =>
+      this.ownsRuntime
+        ? session.abandon('57P01', SHUTDOWN_MESSAGE)
+        : session.fatal('57P01', SHUTDOWN_MESSAGE),
+    );
+    await withTimeout(Promise.all(leaving), 5_000);
+    for (const socket of this.sockets) socket.destroy();
+    this.scheduler.close(new EngineWaitError('57P01', SHUTDOWN_MESSAGE));
+    await withTimeout(Promise.all(stopped), 2_000);
+    if (this.socketPath) await fs.rm(this.socketPath, { force: true });
+    if (this.ownsRuntime) await this.runtime.close();
+  }
+}
+
+function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => {
+      reject(
+        new ProxyStartError(`Cannot listen on ${describeListen(options)}: ${error.message}`, {
+          cause: error,
+        }),
+      );
+    };
+    server.once('error', onError);
+    server.listen({ ...options, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function describeListen(options: net.ListenOptions): string {
+  return options.path ?? `${options.host}:${options.port}`;
+}
+
+/** A socket directory others can write to would let them replace the socket: refuse it. */
+async function prepareSocketDir(dir: string): Promise<void> {
+  if (!existsSync(dir)) {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fs.chmod(dir, 0o700);
+    return;
+  }
+  const stat = await fs.stat(dir);
+  if (!stat.isDirectory()) throw new ProxyStartError(`The socket directory ${dir} is not a directory.`);
+  if ((stat.mode & 0o002) !== 0) {
+    throw new ProxyStartError(
+      `The socket directory ${dir} is world-writable; use a private directory (0700), or a missing one the proxy creates.`,
+    );
+  }
+}
+
+/** Removes a socket file left by a proxy that did not close, refusing one that still answers. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  if (!existsSync(socketPath)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new ProxyStartError(`Another server is listening on ${socketPath}.`);
+  await fs.rm(socketPath, { force: true });
+}
+
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}

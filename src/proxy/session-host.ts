@@ -1,0 +1,25 @@
+import type { PasswordAuthenticator } from './auth.js';
+import type { ClientSession } from './client-session.js';
+import type { EngineGate } from './engine-gate.js';
+import type { EngineScheduler } from './engine-scheduler.js';
+import type { NotificationHub } from './notifications.js';
+import type { ResolvedLimits } from './options.js';
+
+/** What a client session needs from the proxy that owns it. */
+export interface SessionHost {
+  readonly limits: ResolvedLimits;
+  readonly gate: EngineGate;
+  readonly scheduler: EngineScheduler<ClientSession>;
+  readonly hub: NotificationHub;
+  /** ParameterStatus values sent to new clients; kept current from the engine's reports. */
+  readonly settings: Map<string, string>;
+  readonly user: string;
+  readonly database: string;
+  readonly authenticator: PasswordAuthenticator | null;
+  cancel(processId: number, secretKey: number): void;
+  /** A call into the engine failed: the engine session, and every client's state in it, is gone. */
+  engineFailed(error: unknown, by: ClientSession): void;
+  settingChangedByOthers(name: string, except: ClientSession): boolean;
+  sessionLeft(session: ClientSession): void;
+  warn(message: string): void;
+}

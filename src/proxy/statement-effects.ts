@@ -1,0 +1,175 @@
+import { leadingTokens, splitStatements, type Token, tokensOf } from '../protocol/sql-lexer.js';
+
+/** How to run a client's `COPY ... FROM STDIN` through the engine's blob device instead. */
+export interface CopyInPlan {
+  /** The same statement reading from '/dev/blob'. */
+  loadSql: string;
+  binary: boolean;
+  /** Columns named in the statement, 0 when it names none (the count is informational). */
+  columns: number;
+}
+
+/** What the proxy must know about SQL before the engine runs it; null fields mean "none". */
+export interface StatementEffects {
+  /** Set when the SQL is exactly one `COPY ... FROM STDIN`. */
+  copyIn: CopyInPlan | null;
+  /** Why the engine must not see this SQL (it would end the engine's session), or null. */
+  refusal: { code: string; message: string } | null;
+  /** The SQL names the engine's blob device, which fails hard when no blob is attached. */
+  usesBlobDevice: boolean;
+  listen: string[];
+  unlisten: string[];
+  unlistenAll: boolean;
+  /** Session settings changed by SET (not SET LOCAL), as names that RESET accepts. */
+  settings: string[];
+}
+
+const INTERESTING = /copy|listen|set|dev\/blob/i;
+
+/** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
+export function statementEffects(sql: string): StatementEffects | null {
+  if (!INTERESTING.test(sql)) return null;
+  const effects: StatementEffects = {
+    copyIn: null,
+    refusal: null,
+    usesBlobDevice: sql.includes('/dev/blob'),
+    listen: [],
+    unlisten: [],
+    unlistenAll: false,
+    settings: [],
+  };
+  const statements = splitStatements(sql);
+  for (const [start, end] of statements) {
+    const head = leadingTokens(sql, 4, start, end);
+    switch (head[0]?.kind === 'word' ? head[0].value : '') {
+      case 'COPY':
+        readCopy(sql, start, end, statements.length, effects);
+        break;
+      case 'LISTEN':
+        if (head[1]) effects.listen.push(channelName(head[1]));
+        break;
+      case 'UNLISTEN':
+        if (head[1]?.value === '*') effects.unlistenAll = true;
+        else if (head[1]) effects.unlisten.push(channelName(head[1]));
+        break;
+      case 'SET':
+        readSet(sql, start, end, effects);
+        break;
+    }
+  }
+  return effects;
+}
+
+function channelName(token: Token): string {
+  return token.kind === 'word' ? token.value.toLowerCase() : token.value;
+}
+
+function readCopy(
+  sql: string,
+  start: number,
+  end: number,
+  statements: number,
+  effects: StatementEffects,
+): void {
+  const tokens = tokensOf(sql, start, end);
+  const directionAt = tokens.findIndex(
+    (token) => token.depth === 0 && token.kind === 'word' && (token.value === 'FROM' || token.value === 'TO'),
+  );
+  const source = tokens[directionAt + 1];
+  if (directionAt < 0 || !source) return;
+  if (source.kind === 'word' && source.value === 'PROGRAM') {
+    effects.refusal = {
+      code: '0A000',
+      message: 'COPY ... PROGRAM is not supported: the engine cannot run programs',
+    };
+    return;
+  }
+  if (tokens[directionAt]!.value !== 'FROM' || source.kind !== 'word' || source.value !== 'STDIN') return;
+  if (statements > 1) {
+    effects.refusal = {
+      code: '0A000',
+      message: 'COPY FROM STDIN must be the only statement of its query when served through pglite-oxide',
+    };
+    return;
+  }
+  effects.copyIn = {
+    loadSql: `${sql.slice(start, source.start)}'/dev/blob'${sql.slice(source.end, end)}`,
+    binary: isBinaryCopy(tokens, directionAt),
+    columns: namedColumns(tokens, directionAt),
+  };
+}
+
+function isBinaryCopy(tokens: Token[], directionAt: number): boolean {
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token.kind === 'word' && token.value === 'BINARY' && token.depth === 0) return true;
+    if (token.kind === 'word' && token.value === 'FORMAT' && i > directionAt) {
+      const value = tokens[i + 1];
+      if (value && value.value.toUpperCase() === 'BINARY') return true;
+    }
+  }
+  return false;
+}
+
+function namedColumns(tokens: Token[], directionAt: number): number {
+  let columns = 0;
+  for (let i = 0; i < directionAt; i++) {
+    const token = tokens[i]!;
+    if (token.depth === 1 && (token.kind === 'word' || token.kind === 'identifier')) columns++;
+  }
+  return columns;
+}
+
+const SPECIAL_SETTINGS: Record<string, string> = {
+  TIME: 'timezone',
+  NAMES: 'client_encoding',
+  SCHEMA: 'search_path',
+  ROLE: 'role',
+  XML: 'xmloption',
+};
+
+function readSet(sql: string, start: number, end: number, effects: StatementEffects): void {
+  const tokens = leadingTokens(sql, 8, start, end);
+  let i = 1;
+  if (tokens[i]?.value === 'LOCAL') return;
+  if (tokens[i]?.value === 'SESSION') {
+    const next = tokens[i + 1]?.value;
+    if (next === 'AUTHORIZATION') {
+      effects.settings.push('session_authorization');
+      return;
+    }
+    if (next === 'CHARACTERISTICS') {
+      effects.settings.push(
+        'default_transaction_isolation',
+        'default_transaction_read_only',
+        'default_transaction_deferrable',
+      );
+      return;
+    }
+    i++;
+  }
+  const first = tokens[i];
+  if (!first || first.value === 'TRANSACTION' || first.value === 'CONSTRAINTS') return;
+  if (first.kind === 'word' && SPECIAL_SETTINGS[first.value] && tokens[i + 1]?.kind !== 'symbol') {
+    effects.settings.push(SPECIAL_SETTINGS[first.value]!);
+    return;
+  }
+  const parts: string[] = [];
+  for (let at = i; at < tokens.length; at += 2) {
+    const part = tokens[at];
+    if (!part || (part.kind !== 'word' && part.kind !== 'identifier')) break;
+    parts.push(part.kind === 'word' ? part.value.toLowerCase() : part.value);
+    if (tokens[at + 1]?.value !== '.') break;
+  }
+  if (parts.length > 0) effects.settings.push(parts.join('.'));
+}
+
+/** The statement that undoes a SET of `name` (as recorded in StatementEffects.settings). */
+export function resetStatement(name: string): string {
+  if (name === 'session_authorization') return 'RESET SESSION AUTHORIZATION';
+  if (name === 'role') return 'RESET ROLE';
+  return `RESET ${name
+    .split('.')
+    .map((part) => `"${part.replaceAll('"', '""')}"`)
+    .join('.')}`;
+}
