@@ -1,12 +1,6 @@
 // The runtime showcase: install (or reuse) the default mount, run SELECT 1 through the raw wire
 // API, and ask the bundled pg_dump for its version. Run it twice: the second run reuses the install.
-import {
-  closeDefaultRuntime,
-  execInteractive,
-  hexc,
-  prepareDefaultMount,
-  runPgDump,
-} from 'pglite-oxide';
+import { closeDefaultRuntime, execInteractive, hexc, prepareDefaultMount, runPgDump } from 'pglite-oxide';
 
 const started = performance.now();
 const mount = await prepareDefaultMount();
