@@ -4,7 +4,7 @@ import path from 'node:path';
 import { InteractiveRuntime, PglitePaths, prepareTemplate, TemplateBuildError } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
 import { exitOf, spawnPackageScript } from './helpers/child.js';
-import { tempRoot } from './helpers/temp-root.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
 
 async function project(files: Record<string, string>): Promise<string> {
   const dir = await tempRoot('pglite-oxide-project-');
@@ -38,7 +38,7 @@ async function rowsOf(templatePgdata: string, runtimeRoot: string, sql: string):
 describe('prepareTemplate', () => {
   it('applies migrations in numeric order and the seed, once, then reuses the template', async () => {
     const dir = await project(MIGRATIONS);
-    const cacheDir = process.env.PGLITE_OXIDE_CACHE_DIR;
+    const cacheDir = await freshCacheDir();
     const options = { migrations: path.join(dir, 'migrations'), seed: path.join(dir, 'seed'), cacheDir };
     const first = await prepareTemplate(options);
     expect(first.reused).toBe(false);
@@ -70,6 +70,7 @@ describe('prepareTemplate', () => {
 
   it('runs a setup function after the SQL files', async () => {
     const template = await prepareTemplate({
+      cacheDir: await freshCacheDir(),
       setup: async ({ pglite }) => {
         await pglite.exec("CREATE TABLE from_code (v text); INSERT INTO from_code VALUES ('set up by code')");
       },
@@ -84,9 +85,7 @@ describe('prepareTemplate', () => {
       'migrations/1_ok.sql': 'CREATE TABLE fine (id int);',
       'migrations/2_broken.sql': 'CREATE TABLE also_fine (id int);\nSELECT * FROM missing_table;',
     });
-    const cacheDir = await tempRoot('pglite-oxide-cache-');
-    const clusters = path.join(process.env.PGLITE_OXIDE_CACHE_DIR!, 'clusters');
-    await fs.cp(clusters, path.join(cacheDir, 'clusters'), { recursive: true });
+    const cacheDir = await freshCacheDir();
     const failure = prepareTemplate({ migrations: path.join(dir, 'migrations'), cacheDir });
     await expect(failure).rejects.toBeInstanceOf(TemplateBuildError);
     await expect(failure).rejects.toThrow(
@@ -99,7 +98,12 @@ describe('prepareTemplate', () => {
   it('is built once when parallel processes ask for it at the same time', async () => {
     const dir = await project({ 'm/1.sql': 'CREATE TABLE parallel_built (id int);' });
     const body = `const t = await ox.prepareTemplate({ migrations: ${JSON.stringify(path.join(dir, 'm'))} }); console.log(t.reused ? 'reused' : 'built');`;
-    const children = [spawnPackageScript(body), spawnPackageScript(body), spawnPackageScript(body)];
+    const env = { PGLITE_OXIDE_CACHE_DIR: await freshCacheDir() };
+    const children = [
+      spawnPackageScript(body, env),
+      spawnPackageScript(body, env),
+      spawnPackageScript(body, env),
+    ];
     expect(await Promise.all(children.map(exitOf))).toEqual([0, 0, 0]);
     const outcomes = children.flatMap((child) => child.lines).sort();
     expect(outcomes).toEqual(['built', 'reused', 'reused']);

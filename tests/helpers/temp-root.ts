@@ -15,3 +15,16 @@ export async function tempRoot(prefix = 'pglite-oxide-test-'): Promise<string> {
 afterAll(async () => {
   await Promise.all(roots.splice(0).map((root) => fs.rm(root, { recursive: true, force: true })));
 });
+
+/**
+ * An empty package cache that shares the run's initialized cluster (so no initdb runs), for tests
+ * that must see templates built from nothing.
+ */
+export async function freshCacheDir(): Promise<string> {
+  const cacheDir = await tempRoot('pglite-oxide-cache-');
+  await fs.symlink(
+    path.join(process.env.PGLITE_OXIDE_CACHE_DIR!, 'clusters'),
+    path.join(cacheDir, 'clusters'),
+  );
+  return cacheDir;
+}
