@@ -1,0 +1,181 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { PgliteOxideError, startProxy } from 'pglite-oxide';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServedEngine } from './helpers/proxy-engine.js';
+import { RawClient, startupPacket } from './helpers/raw-client.js';
+import { tempRoot } from './helpers/temp-root.js';
+
+const run = promisify(execFile);
+
+let served: Awaited<ReturnType<typeof startServedEngine>>;
+
+beforeAll(async () => {
+  served = await startServedEngine({ startupTimeoutMs: 1_000 });
+});
+
+afterAll(async () => {
+  await served?.close();
+});
+
+describe('proxy startup', () => {
+  it('binds a random loopback port and gives a working connection string', async () => {
+    expect(served.proxy.host).toBe('127.0.0.1');
+    expect(served.proxy.port).toBeGreaterThan(0);
+    expect(served.proxy.connectionString).toBe(
+      `postgresql://postgres@127.0.0.1:${served.proxy.port}/template1`,
+    );
+    const client = new pg.Client(served.proxy.connectionString);
+    await client.connect();
+    expect((await client.query('SELECT 40 + 2 AS answer')).rows).toEqual([{ answer: 42 }]);
+    await client.end();
+  });
+
+  it("answers SSLRequest and GSSENCRequest with 'N', then accepts a plain startup", async () => {
+    const client = await RawClient.connect(served.proxy.port);
+    client.send(serialize.requestSsl());
+    expect((await client.takeBytes(1)).toString()).toBe('N');
+    const gssEncRequest = Buffer.alloc(8);
+    gssEncRequest.writeInt32BE(8, 0);
+    gssEncRequest.writeInt32BE(80877104, 4);
+    client.send(gssEncRequest);
+    expect((await client.takeBytes(1)).toString()).toBe('N');
+    client.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+    const startup = await client.untilReady();
+    expect(startup.at(-1)?.status).toBe('I');
+    client.end();
+  });
+
+  it('refuses protocol versions other than 3.0 with FATAL 0A000', async () => {
+    for (const version of [(2 << 16) | 0, (3 << 16) | 2, (4 << 16) | 0]) {
+      const client = await RawClient.connect(served.proxy.port);
+      client.send(startupPacket(version, { user: 'postgres' }));
+      const messages = await client.untilClosed();
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toMatchObject({ name: 'error', severity: 'FATAL', code: '0A000' });
+    }
+  });
+
+  it('reports ParameterStatus values from the engine and the client application_name', async () => {
+    const client = await RawClient.connect(served.proxy.port);
+    client.send(
+      serialize.startup({ user: 'postgres', database: 'template1', application_name: 'startup-test' }),
+    );
+    const messages = await client.untilReady();
+    const status = Object.fromEntries(
+      messages.filter((m) => m.name === 'parameterStatus').map((m) => [m.parameterName, m.parameterValue]),
+    );
+    expect(status).toMatchObject({
+      server_version: '17.5',
+      server_encoding: 'UTF8',
+      client_encoding: 'UTF8',
+      DateStyle: 'ISO, MDY',
+      TimeZone: 'UTC',
+      integer_datetimes: 'on',
+      standard_conforming_strings: 'on',
+      application_name: 'startup-test',
+    });
+    client.end();
+  });
+
+  it('gives each client a distinct BackendKeyData', async () => {
+    const keys = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const client = await RawClient.connect(served.proxy.port);
+      client.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+      const key = (await client.untilReady()).find((m) => m.name === 'backendKeyData')!;
+      keys.add(`${key.processID}/${key.secretKey}`);
+      client.end();
+    }
+    expect(keys.size).toBe(3);
+  });
+
+  it('refuses a database the engine does not serve with FATAL 3D000, and other roles with 28000', async () => {
+    for (const [params, code] of [
+      [{ user: 'postgres', database: 'postgres' }, '3D000'],
+      [{ user: 'postgres', database: 'no_such_db' }, '3D000'],
+      [{ user: 'alice', database: 'template1' }, '28000'],
+      [{ database: 'template1' }, '28000'],
+    ] as const) {
+      const client = await RawClient.connect(served.proxy.port);
+      client.send(serialize.startup(params as Record<string, string>));
+      const messages = await client.untilClosed();
+      expect(messages.at(-1)).toMatchObject({ name: 'error', severity: 'FATAL', code });
+    }
+  });
+
+  it('closes a client that stays silent at startup', async () => {
+    const client = await RawClient.connect(served.proxy.port);
+    const started = Date.now();
+    const messages = await client.untilClosed(5_000);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(messages.at(-1)).toMatchObject({ severity: 'FATAL', code: '08P01' });
+  });
+
+  it('serves a Unix socket that psql reaches with -h <dir> -p <port>', async () => {
+    const socketDir = path.join(await tempRoot(), 'sockets');
+    const proxy = await startProxy({ runtime: served.runtime, socketDir, port: 6543 });
+    try {
+      expect(proxy.socketPath).toBe(path.join(socketDir, '.s.PGSQL.6543'));
+      expect((await fs.stat(socketDir)).mode & 0o777).toBe(0o700);
+      const { stdout } = await run('psql', [
+        '-h',
+        socketDir,
+        '-p',
+        '6543',
+        '-U',
+        'postgres',
+        '-Atc',
+        'SELECT 7*6',
+        'template1',
+      ]);
+      expect(stdout.trim()).toBe('42');
+      const client = new pg.Client(proxy.connectionString);
+      await client.connect();
+      expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      await client.end();
+    } finally {
+      await proxy.close();
+    }
+    await expect(fs.stat(path.join(socketDir, '.s.PGSQL.6543'))).rejects.toThrow();
+  });
+
+  it('refuses a world-writable socket directory and an open address without a password', async () => {
+    const open = await tempRoot();
+    await fs.chmod(open, 0o777);
+    await expect(startProxy({ runtime: served.runtime, socketDir: open })).rejects.toMatchObject({
+      code: 'PROXY_START_FAILED',
+    });
+    await expect(startProxy({ runtime: served.runtime, host: '0.0.0.0' })).rejects.toBeInstanceOf(
+      PgliteOxideError,
+    );
+  });
+
+  for (const authMethod of ['scram-sha-256', 'md5'] as const) {
+    it(`requires the password with ${authMethod}`, async () => {
+      const proxy = await startProxy({ runtime: served.runtime, port: 0, password: 's3cret pw', authMethod });
+      try {
+        const good = new pg.Client(proxy.connectionString);
+        await good.connect();
+        expect((await good.query('SELECT current_user AS who')).rows).toEqual([{ who: 'postgres' }]);
+        await good.end();
+        const bad = new pg.Client({
+          host: '127.0.0.1',
+          port: proxy.port,
+          user: 'postgres',
+          database: 'template1',
+          password: 'wrong',
+        });
+        await expect(bad.connect()).rejects.toMatchObject({ code: '28P01' });
+        const { stdout } = await run('psql', [proxy.connectionString, '-Atc', 'SELECT 1']);
+        expect(stdout.trim()).toBe('1');
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+});
