@@ -329,8 +329,6 @@ export class ClientSession implements NotificationTarget {
         if (this.discardUntilSync) return undefined;
         return this.runUnit([message.frame], null, true);
       case TERMINATE:
-        this.phase = 'closed';
-        this.socket.end();
         void this.leave();
         return undefined;
       case COPY_DATA:

@@ -1,0 +1,256 @@
+import pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServedEngine } from './helpers/proxy-engine.js';
+import { RawClient } from './helpers/raw-client.js';
+
+const QUEUE_TIMEOUT_MS = 800;
+const IDLE_TIMEOUT_MS = 1_500;
+
+let served: Awaited<ReturnType<typeof startServedEngine>>;
+let url: string;
+
+beforeAll(async () => {
+  served = await startServedEngine({
+    queueTimeoutMs: QUEUE_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: IDLE_TIMEOUT_MS,
+  });
+  url = served.proxy.connectionString;
+  await query('CREATE TABLE items (id int PRIMARY KEY, label text)');
+});
+
+afterAll(async () => {
+  await served?.close();
+});
+
+async function connect(): Promise<pg.Client> {
+  const client = new pg.Client(url);
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+async function query(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
+  const client = await connect();
+  try {
+    return await client.query(sql, values);
+  } finally {
+    await client.end();
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('one engine session shared safely', () => {
+  it('pins the engine to an open transaction; other clients queue first come, first served', async () => {
+    const [a, b, c] = await Promise.all([connect(), connect(), connect()]);
+    try {
+      await a.query('BEGIN');
+      await a.query("INSERT INTO items VALUES (1, 'pinned')");
+      const order: string[] = [];
+      const bDone = b.query('SELECT count(*)::int AS n FROM items').then((r) => {
+        order.push('b');
+        return r.rows[0].n;
+      });
+      await sleep(50);
+      const cDone = c.query('SELECT 1').then(() => order.push('c'));
+      await sleep(100);
+      expect(order).toEqual([]);
+      await a.query('COMMIT');
+      order.push('a committed');
+      expect(await bDone).toBe(1);
+      await cDone;
+      expect(order).toEqual(['a committed', 'b', 'c']);
+    } finally {
+      await Promise.all([a.end(), b.end(), c.end()]);
+      await query('DELETE FROM items');
+    }
+  });
+
+  it('gives a queued client 55P03 after queueTimeoutMs', async () => {
+    const [a, b] = await Promise.all([connect(), connect()]);
+    try {
+      await a.query('BEGIN');
+      const started = Date.now();
+      await expect(b.query('SELECT 1')).rejects.toMatchObject({ code: '55P03' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(QUEUE_TIMEOUT_MS - 50);
+      await a.query('COMMIT');
+      expect((await b.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
+  it('rolls back and disconnects a client idle in a transaction too long (25P03)', async () => {
+    const a = await connect();
+    const errors: Array<{ code?: string }> = [];
+    a.on('error', (error) => errors.push(error as { code?: string }));
+    await a.query('BEGIN');
+    await a.query("INSERT INTO items VALUES (2, 'forgotten')");
+    await sleep(IDLE_TIMEOUT_MS + 500);
+    expect(errors.map((error) => error.code)).toContain('25P03');
+    expect((await query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 0 }]);
+  });
+
+  it('rolls back a client that disconnects mid-transaction; the others do not notice', async () => {
+    const a = await connect();
+    const b = await connect();
+    try {
+      await a.query('BEGIN');
+      await a.query("INSERT INTO items VALUES (3, 'abandoned')");
+      const bQuery = b.query('SELECT count(*)::int AS n FROM items');
+      (a as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      expect((await bQuery).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await b.end();
+    }
+  });
+
+  it('rolls back a client that breaks the protocol mid-transaction', async () => {
+    const raw = await RawClient.ready(served.proxy.port);
+    raw.send(serialize.query("BEGIN; INSERT INTO items VALUES (4, 'broken')"));
+    expect((await raw.untilReady()).at(-1)?.status).toBe('T');
+    raw.send(Buffer.from([0x01, 0, 0, 0, 4]));
+    const messages = await raw.untilClosed();
+    expect(messages.at(-1)).toMatchObject({ severity: 'FATAL', code: '08P01' });
+    expect((await query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 0 }]);
+  });
+
+  it('resets SET when the client that made it leaves; until then the setting is shared', async () => {
+    const a = await connect();
+    const b = await connect();
+    try {
+      const searchPath = (await b.query('SHOW search_path')).rows[0].search_path;
+      await a.query("SET DateStyle = 'German'");
+      await a.query('SET search_path = pg_catalog, public');
+      // Shared while both are connected: one engine session.
+      expect((await b.query('SHOW DateStyle')).rows[0].DateStyle).toBe('German, DMY');
+      await a.end();
+      await sleep(50);
+      expect((await b.query('SHOW DateStyle')).rows[0].DateStyle).toBe('ISO, MDY');
+      expect((await b.query('SHOW search_path')).rows[0].search_path).toBe(searchPath);
+    } finally {
+      await b.end();
+    }
+  });
+
+  it("deallocates a leaving client's prepared statements", async () => {
+    const a = await connect();
+    await a.query({ name: 'leaves_behind', text: 'SELECT $1::int AS v', values: [1] });
+    const names = async () =>
+      (await query('SELECT name FROM pg_prepared_statements')).rows.map((row: { name: string }) => row.name);
+    expect((await names()).some((name) => name.endsWith(':leaves_behind'))).toBe(true);
+    await a.end();
+    await sleep(50);
+    expect((await names()).some((name) => name.endsWith(':leaves_behind'))).toBe(false);
+  });
+
+  it('cancels a queued query with CancelRequest (57014)', async () => {
+    const holder = await connect();
+    const raw = await RawClient.connect(served.proxy.port);
+    raw.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+    const key = (await raw.untilReady()).find((m) => m.name === 'backendKeyData')!;
+    try {
+      await holder.query('BEGIN');
+      raw.send(serialize.query('SELECT 1'));
+      await sleep(50);
+      const canceller = await RawClient.connect(served.proxy.port);
+      canceller.send(serialize.cancel(key.processID!, key.secretKey!));
+      await canceller.untilClosed();
+      const answer = await raw.untilReady();
+      expect(answer[0]).toMatchObject({ name: 'error', code: '57014' });
+    } finally {
+      await holder.query('COMMIT');
+      await holder.end();
+      raw.end();
+    }
+  });
+
+  it('holds the engine for an extended batch flushed before its Sync', async () => {
+    const raw = await RawClient.ready(served.proxy.port);
+    const other = await connect();
+    try {
+      raw.send(
+        Buffer.concat([
+          serialize.parse({ name: 'flushy', text: 'SELECT 5 AS five' }),
+          serialize.bind({ statement: 'flushy' }),
+          serialize.execute({}),
+          serialize.flush(),
+        ]),
+      );
+      await raw.untilMessage((m) => m.name === 'commandComplete');
+      let otherDone = false;
+      const otherQuery = other.query('SELECT 1').then(() => {
+        otherDone = true;
+      });
+      await sleep(100);
+      expect(otherDone).toBe(false);
+      raw.send(serialize.sync());
+      expect((await raw.untilReady()).at(-1)?.status).toBe('I');
+      await otherQuery;
+    } finally {
+      raw.end();
+      await other.end();
+    }
+  });
+
+  it('runs COPY FROM STDIN sent with the extended protocol, and CopyFail', async () => {
+    const raw = await RawClient.ready(served.proxy.port);
+    try {
+      const copy = 'COPY items (id, label) FROM STDIN';
+      raw.send(
+        Buffer.concat([
+          serialize.parse({ text: copy }),
+          serialize.bind({}),
+          serialize.describe({ type: 'P' }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      const response = await raw.untilMessage((m) => m.name === 'copyInResponse');
+      expect(response).toBeDefined();
+      raw.send(
+        Buffer.concat([
+          serialize.copyData(Buffer.from('10\tten\n11\televen\n')),
+          serialize.copyDone(),
+          serialize.sync(),
+        ]),
+      );
+      const done = await raw.untilReady();
+      expect(done.find((m) => m.name === 'commandComplete')?.text).toBe('COPY 2');
+      expect(done.at(-1)?.status).toBe('I');
+
+      raw.send(serialize.query(copy));
+      await raw.untilMessage((m) => m.name === 'copyInResponse');
+      raw.send(
+        Buffer.concat([
+          serialize.copyData(Buffer.from('12\ttwelve\n')),
+          serialize.copyFail('changed my mind'),
+        ]),
+      );
+      const failed = await raw.untilReady();
+      expect(failed[1]).toMatchObject({
+        name: 'error',
+        code: '57014',
+        message: 'COPY from stdin failed: changed my mind',
+      });
+      expect((await query("SELECT string_agg(label, ',' ORDER BY id) AS l FROM items")).rows).toEqual([
+        { l: 'ten,eleven' },
+      ]);
+    } finally {
+      raw.end();
+      await query('DELETE FROM items');
+    }
+  });
+
+  it('refuses COPY ... PROGRAM and survives SQL that names /dev/blob', async () => {
+    const client = await connect();
+    try {
+      await expect(client.query("COPY items FROM PROGRAM 'cat'")).rejects.toMatchObject({ code: '0A000' });
+      expect((await client.query("COPY items FROM '/dev/blob'")).rowCount).toBe(0);
+      expect((await client.query('SELECT 1 AS alive')).rows).toEqual([{ alive: 1 }]);
+    } finally {
+      await client.end();
+    }
+  });
+});
