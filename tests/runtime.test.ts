@@ -86,6 +86,8 @@ describe('runPgDump', () => {
       ),
     );
     expect(row).toEqual(['public, pg_catalog', 'mine']);
+    // pg_dump's snapshot transaction does not stay open in the shared session.
+    expect(decodeBackend(await runtime.execInteractive('SELECT 1')).at(-1)).toMatchObject({ status: 'I' });
   });
 
   it('prints pg_dump --version', async () => {
@@ -135,6 +137,50 @@ describe('engine lifecycle', () => {
       expect(dataRows(await crashing.execInteractive('SELECT count(*) FROM survivors'))).toEqual([['3']]);
     } finally {
       await crashing.close();
+    }
+  });
+});
+
+describe('engine control', () => {
+  it('restartEngine starts a fresh session on the same data; withEngine holds the engine', async () => {
+    await runtime.execInteractive(
+      "CREATE TABLE IF NOT EXISTS restarted (v int); SET application_name = 'before'",
+    );
+    const order: string[] = [];
+    const held = runtime.withEngine(async (engine) => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      order.push('held');
+      return (await engine.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n;
+    });
+    const queued = runtime.execInteractive('SELECT 2').then(() => order.push('queued'));
+    expect(await held).toBe(1);
+    await queued;
+    expect(order).toEqual(['held', 'queued']);
+
+    await runtime.restartEngine();
+    const [row] = dataRows(
+      await runtime.execInteractive(
+        "SELECT current_setting('application_name'), to_regclass('restarted')::text",
+      ),
+    );
+    expect(row).toEqual(['', 'restarted']);
+  });
+
+  it('starts engines through an engineFactory when given one', async () => {
+    const own = await installAndInitIn(await tempRoot());
+    const opened: string[] = [];
+    const custom = await InteractiveRuntime.start(own, {
+      engineFactory: async (spec) => {
+        opened.push(spec.paths.pgdata);
+        const { PGlite } = await import('@electric-sql/pglite');
+        return PGlite.create({ dataDir: spec.paths.pgdata });
+      },
+    });
+    try {
+      expect(dataRows(await custom.execInteractive('SELECT current_database()'))).toEqual([['postgres']]);
+      expect(opened).toEqual([own.pgdata]);
+    } finally {
+      await custom.close();
     }
   });
 });

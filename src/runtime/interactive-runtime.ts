@@ -4,7 +4,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { EngineCrashedError, RuntimeClosedError } from '../errors.js';
 import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
-import { type EngineSettings, openEngine } from './engine.js';
+import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
 
@@ -15,6 +15,11 @@ export interface RuntimeOptions {
   settings?: EngineSettings;
   /** An alternate engine module; defaults to `<pgroot>/pglite/bin/pglite.wasm`. */
   wasmPath?: string;
+  /**
+   * How to start the engine. Defaults to opening `paths.pgdata` on disk; the test toolkit passes
+   * one that starts an in-memory engine from a template.
+   */
+  engineFactory?: (spec: EngineSpec) => Promise<PGlite>;
 }
 
 /**
@@ -27,6 +32,7 @@ export class InteractiveRuntime {
   readonly env: Record<string, string>;
   readonly settings: EngineSettings;
   readonly wasmPath: string;
+  private readonly engineFactory: (spec: EngineSpec) => Promise<PGlite>;
   private engine: PGlite | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private pending: Uint8Array[] = [];
@@ -37,6 +43,7 @@ export class InteractiveRuntime {
     this.env = { ...standardEnv(paths), ...options.env };
     this.settings = { ...options.settings };
     this.wasmPath = path.resolve(options.wasmPath ?? path.join(paths.binDir, 'pglite.wasm'));
+    this.engineFactory = options.engineFactory ?? openEngine;
   }
 
   /** Starts an engine on an installed root (see installAndInitIn) and returns it ready for queries. */
@@ -81,6 +88,22 @@ export class InteractiveRuntime {
     return this.exclusive((engine) => Promise.resolve(engine));
   }
 
+  /**
+   * Runs `fn` with the engine while no other call can use it (calls made meanwhile wait).
+   * For work that spans several engine calls and must not interleave with others.
+   */
+  withEngine<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
+    return this.exclusive(fn);
+  }
+
+  /** Closes the engine after the calls already made; the next call starts a fresh one. */
+  restartEngine(): Promise<void> {
+    return this.exclusive(async (engine) => {
+      this.engine = undefined;
+      await engine.close();
+    });
+  }
+
   /** Closes the engine; the data directory stays as it is. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -99,7 +122,7 @@ export class InteractiveRuntime {
   private exclusive<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
     const run = this.queue.then(async () => {
       if (this.closed) throw new RuntimeClosedError();
-      this.engine ??= await openEngine({
+      this.engine ??= await this.engineFactory({
         paths: this.paths,
         env: this.env,
         settings: this.settings,

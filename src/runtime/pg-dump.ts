@@ -1,4 +1,5 @@
 import type { PGlite } from '@electric-sql/pglite';
+import { serialize } from 'pg-protocol';
 import { InvalidInputError, PgDumpError } from '../errors.js';
 import { loadPgDumpFactory, PG_DUMP_OUTPUT } from './pg-dump-glue.js';
 
@@ -25,9 +26,14 @@ export async function runPgDumpOn(
     );
   }
   const dumping = !args.some((arg) => /^(-V|--version|-\?|--help)$/.test(arg));
+  const statusBefore = dumping ? await transactionStatus(pg) : 'I';
   const restore = dumping ? await sessionSettings(pg) : [];
   const result = await execute(pg, wasmPath, dumping ? [...args, '-f', PG_DUMP_OUTPUT] : args, env);
-  if (dumping) await restoreSession(pg, restore);
+  if (dumping) {
+    // pg_dump ends its snapshot transaction by disconnecting, which this shared session never does.
+    if (statusBefore === 'I' && (await transactionStatus(pg)) !== 'I') await pg.exec('ROLLBACK');
+    await restoreSession(pg, restore);
+  }
   if (result.exitCode !== 0) {
     throw new PgDumpError(
       `pg_dump exited with code ${result.exitCode}: ${result.stderr.trim()}`,
@@ -101,6 +107,12 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** The session's transaction status from a ReadyForQuery: I idle, T in a transaction, E failed one. */
+async function transactionStatus(pg: PGlite): Promise<string> {
+  const reply = await pg.execProtocolRaw(new Uint8Array(serialize.sync()));
+  return String.fromCharCode(reply[reply.length - 1] ?? 0x49);
 }
 
 // pg_dump runs inside the engine's one session and SETs search_path, timeouts and more for
