@@ -51,3 +51,4 @@ export {
   type TemplateSetupContext,
 } from './template/prepare-template.js';
 export { readSqlFiles, type SqlFile } from './template/sources.js';
+export { type SuiteDatabase, startSuiteDatabase } from './testing/suite-database.js';
