@@ -133,7 +133,7 @@ describe('proxy robustness', () => {
           client.socket.destroy();
         },
       ),
-      { numRuns: 80, seed: 20_250_517 },
+      { numRuns: 150, seed: 20_250_517 },
     );
     await expectHealthy();
     expect(served.warnings.filter((warning) => warning.includes('engine failed'))).toEqual([]);

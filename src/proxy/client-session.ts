@@ -64,6 +64,7 @@ const CANCEL_REQUEST = 80877102;
 /** An unfinished extended batch is sent on to the engine once it is this big. */
 const BATCH_FLUSH_BYTES = 1024 * 1024;
 const SYNC_FRAME = serialize.sync();
+const READY_FOR_QUERY = 0x5a;
 
 /**
  * One client connection: its startup, its messages grouped into units of work, and what it
@@ -470,7 +471,8 @@ export class ClientSession implements NotificationTarget {
   }
 
   private releaseNow(): false {
-    this.host.scheduler.release(this, false);
+    // A leaving client keeps a pinned engine until its cleanup has rolled back and synced.
+    this.host.scheduler.release(this, this.pinned);
     return false;
   }
 
@@ -481,11 +483,13 @@ export class ClientSession implements NotificationTarget {
     endsWithSync: boolean,
   ): Promise<void> {
     if (!(await this.takeEngine(endsWithSync))) return;
+    // After an error inside an unfinished batch the engine skips everything up to a Sync, a Query
+    // included, as Postgres does; only then may a unit end without ReadyForQuery.
+    const mayBeSkipped = this.engineBatchOpen;
     const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     const output = await this.engineCall(bytes, effects?.some((effect) => effect.usesBlobDevice) ?? false);
     if (!output) return;
-    if (!endsWithSync) this.engineBatchOpen = true;
-    const summary = this.absorb(output, endsWithSync);
+    const summary = this.absorb(output, !endsWithSync ? 'partial' : mayBeSkipped ? 'any' : 'ready');
     if (!summary) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
     this.releaseOrIdle();
@@ -509,15 +513,20 @@ export class ClientSession implements NotificationTarget {
    */
   private absorb(
     output: Uint8Array,
-    expectReady: boolean,
+    expect: 'ready' | 'any' | 'partial',
     drop?: ReadonlySet<number>,
   ): BackendSummary | null {
     const summary = scanBackend(output);
-    if (summary.malformed || (expectReady && summary.status === null)) {
+    if (summary.malformed || (expect === 'ready' && summary.status === null)) {
       this.host.engineFailed(new EngineCrashedError('the engine answered without ReadyForQuery'), this);
       return null;
     }
-    if (summary.status) {
+    if (expect === 'partial') {
+      // After an error the engine emits ReadyForQuery at the end of every call, yet keeps
+      // skipping to the client's Sync; Postgres sends none there, so neither do we.
+      this.engineBatchOpen = true;
+      if (summary.status !== null) drop = new Set([...(drop ?? []), READY_FOR_QUERY]);
+    } else if (summary.status) {
       this.status = summary.status;
       this.engineBatchOpen = false;
     }
@@ -587,8 +596,7 @@ export class ClientSession implements NotificationTarget {
     if (before.length > 0) {
       const output = await this.engineCall(Buffer.concat(before), false);
       if (!output) return;
-      this.engineBatchOpen = true;
-      const summary = this.absorb(output, false);
+      const summary = this.absorb(output, 'partial');
       if (!summary) return;
       if (summary.errors > 0) {
         // The engine now skips to the client's Sync, as Postgres would.
@@ -646,7 +654,9 @@ export class ClientSession implements NotificationTarget {
         )
       : await this.engineCall(Buffer.concat(copy.loadFrames()), true, copy.blob());
     if (!output) return;
-    const summary = this.absorb(output, !copy.extended, copy.extended ? LOAD_ACKNOWLEDGEMENTS : undefined);
+    const summary = copy.extended
+      ? this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)
+      : this.absorb(output, 'ready');
     if (!summary) return;
     if (copy.extended) {
       this.engineBatchOpen = true;
@@ -689,7 +699,8 @@ export class ClientSession implements NotificationTarget {
     );
     const statements = this.names.engineStatementNames();
     const holds = this.host.scheduler.holder === this;
-    if (!holds && statements.length === 0 && settings.length === 0 && unlisten.length === 0) return;
+    const dirty = this.pinned || statements.length > 0 || settings.length > 0 || unlisten.length > 0;
+    if (!holds && !dirty) return;
     if (!holds) {
       const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
       if (wait) await wait;
