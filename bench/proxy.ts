@@ -1,0 +1,307 @@
+/**
+ * Round trips through the proxy, side by side with the engine called directly, PGlite's own
+ * socket server (@electric-sql/pglite-socket) and a native PostgreSQL when its binaries exist.
+ * Clients run in a worker thread, as a separate program would, so the server side has the main
+ * thread to itself in every column.
+ *
+ *   npm run bench:proxy
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { serialize } from 'pg-protocol';
+import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
+
+const run = promisify(execFile);
+const require = createRequire(import.meta.url);
+const CASE_MS = 2_000;
+const PGBENCH_SECONDS = 10;
+const NATIVE_BIN = '/usr/lib/postgresql/15/bin';
+
+type CaseName = 'select1' | 'param' | 'pool8' | 'insert10k';
+const CASES: Array<[CaseName, string]> = [
+  ['select1', 'SELECT 1, 1 client (round trips/s)'],
+  ['param', 'SELECT $1, 1 client (round trips/s)'],
+  ['pool8', 'SELECT 1, pool of 8 (queries/s)'],
+  ['insert10k', '10k-row INSERT (ms, best of 3)'],
+];
+
+/** The client side of one case, run in a worker so it does not share the server's thread. */
+const CLIENT_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const pg = require(workerData.pgPath);
+const { url, kind, durationMs } = workerData;
+async function loop(client, sql, values) {
+  let count = 0;
+  const end = Date.now() + durationMs;
+  while (Date.now() < end) {
+    await client.query(sql, values ? values(count) : undefined);
+    count++;
+  }
+  return count;
+}
+async function main() {
+  if (kind === 'pool8') {
+    const pool = new pg.Pool({ connectionString: url, max: 8 });
+    const clients = await Promise.all(Array.from({ length: 8 }, () => pool.connect()));
+    const counts = await Promise.all(clients.map((client) => loop(client, 'SELECT 1')));
+    clients.forEach((client) => client.release());
+    await pool.end();
+    return counts.reduce((a, b) => a + b, 0) / (durationMs / 1000);
+  }
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    if (kind === 'select1') return (await loop(client, 'SELECT 1')) / (durationMs / 1000);
+    if (kind === 'param') return (await loop(client, 'SELECT $1::int', (i) => [i])) / (durationMs / 1000);
+    await client.query('DROP TABLE IF EXISTS bench_rows');
+    await client.query('CREATE TABLE bench_rows (id int, label text)');
+    const values = Array.from({ length: 10000 }, (_, i) => "(" + i + ", 'row number " + i + "')").join(',');
+    let best = Infinity;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await client.query('TRUNCATE bench_rows');
+      const started = performance.now();
+      await client.query('INSERT INTO bench_rows VALUES ' + values);
+      best = Math.min(best, performance.now() - started);
+    }
+    return best;
+  } finally {
+    await client.end();
+  }
+}
+main().then((value) => parentPort.postMessage({ value }), (error) => parentPort.postMessage({ error: String(error && error.message || error) }));
+`;
+
+function clientCase(url: string, kind: CaseName): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(CLIENT_WORKER, {
+      eval: true,
+      workerData: { url, kind, durationMs: CASE_MS, pgPath: require.resolve('pg') },
+    });
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(new Error(`${kind} did not finish in time`));
+    }, CASE_MS + 60_000);
+    worker.once('message', (message: { value?: number; error?: string }) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      if (message.error) reject(new Error(message.error));
+      else resolve(message.value!);
+    });
+    worker.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function newRuntime(): Promise<InteractiveRuntime> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-bench-'));
+  return InteractiveRuntime.start(await installAndInitIn(root));
+}
+
+/** The engine called directly: the ceiling for anything that adds a socket. */
+async function directColumn(): Promise<Map<CaseName, number>> {
+  const runtime = await newRuntime();
+  const engine = await runtime.pglite();
+  const results = new Map<CaseName, number>();
+  const loop = async (bytes: (i: number) => Uint8Array) => {
+    let count = 0;
+    const end = Date.now() + CASE_MS;
+    while (Date.now() < end) {
+      await engine.execProtocolRaw(bytes(count), { syncToFs: false });
+      count++;
+    }
+    return count / (CASE_MS / 1000);
+  };
+  const select1 = serialize.query('SELECT 1');
+  results.set('select1', await loop(() => select1));
+  results.set(
+    'param',
+    await loop((i) =>
+      Buffer.concat([
+        serialize.parse({ text: 'SELECT $1::int' }),
+        serialize.bind({ values: [String(i)] }),
+        serialize.describe({ type: 'P' }),
+        serialize.execute({}),
+        serialize.sync(),
+      ]),
+    ),
+  );
+  await engine.exec('CREATE TABLE bench_rows (id int, label text)');
+  const values = Array.from({ length: 10_000 }, (_, i) => `(${i}, 'row number ${i}')`).join(',');
+  const insert = serialize.query(`INSERT INTO bench_rows VALUES ${values}`);
+  let best = Number.POSITIVE_INFINITY;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await engine.exec('TRUNCATE bench_rows');
+    const started = performance.now();
+    await engine.execProtocolRaw(insert);
+    best = Math.min(best, performance.now() - started);
+  }
+  results.set('insert10k', best);
+  await runtime.close();
+  return results;
+}
+
+async function socketColumn(url: string): Promise<Map<CaseName, number | string>> {
+  const results = new Map<CaseName, number | string>();
+  for (const [kind] of CASES) {
+    results.set(
+      kind,
+      await clientCase(url, kind).catch((error: Error) => `error: ${error.message.slice(0, 40)}`),
+    );
+  }
+  return results;
+}
+
+interface NativeServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** A throwaway native PostgreSQL (initdb refuses root, so it runs as the postgres user). */
+async function startNativePostgres(): Promise<NativeServer | null> {
+  if (!existsSync(path.join(NATIVE_BIN, 'initdb'))) return null;
+  const asPostgres = process.getuid?.() === 0;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-native-'));
+  const exec = (bin: string, args: string[]) =>
+    asPostgres
+      ? run('runuser', ['-u', 'postgres', '--', path.join(NATIVE_BIN, bin), ...args])
+      : run(path.join(NATIVE_BIN, bin), args);
+  try {
+    if (asPostgres) {
+      const { stdout } = await run('id', ['-u', 'postgres']);
+      const uid = Number(stdout.trim());
+      await fs.chown(dir, uid, uid);
+      await fs.chmod(dir, 0o700);
+    }
+    const data = path.join(dir, 'data');
+    await exec('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+    const port = await freePort();
+    await exec('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      '-o',
+      `-c fsync=off -c listen_addresses=127.0.0.1 -p ${port} -k ${dir}`,
+      'start',
+    ]);
+    return {
+      url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+      stop: async () => {
+        await exec('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).catch(() => {});
+        await fs.rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    console.error(`native PostgreSQL unavailable: ${(error as Error).message.split('\n')[0]}`);
+    await fs.rm(dir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+async function pgbenchTps(url: string): Promise<string> {
+  try {
+    await run('pgbench', ['-i', '-s', '1', '-q', url], { timeout: 120_000 });
+    const { stdout } = await run('pgbench', ['-c', '8', '-j', '2', '-T', String(PGBENCH_SECONDS), url], {
+      timeout: (PGBENCH_SECONDS + 60) * 1000,
+    });
+    const tps = /tps = ([\d.]+)/.exec(stdout)?.[1];
+    const failed = /number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? '?';
+    return `${Math.round(Number(tps))} tps, ${failed} failed`;
+  } catch (error) {
+    return `error: ${(error as Error).message.split('\n')[0]?.slice(0, 60)}`;
+  }
+}
+
+function format(value: number | string | undefined, kind: CaseName): string {
+  if (value === undefined) return '-';
+  if (typeof value === 'string') return value;
+  return kind === 'insert10k' ? `${value.toFixed(1)} ms` : `${Math.round(value).toLocaleString('en-US')}`;
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `pglite-oxide proxy bench: ${os.cpus().length} CPUs, Node ${process.version}, ${CASE_MS} ms per case\n`,
+  );
+  const columns: Array<[string, Map<CaseName, number | string>]> = [];
+  const pgbench: Array<[string, string]> = [];
+
+  columns.push(['engine direct', await directColumn()]);
+
+  const proxyRuntime = await newRuntime();
+  const proxy = await startProxy({ runtime: proxyRuntime, port: 0 });
+  columns.push(['pglite-oxide proxy', await socketColumn(proxy.connectionString)]);
+  pgbench.push(['pglite-oxide proxy', await pgbenchTps(proxy.connectionString)]);
+  await proxy.close();
+  await proxyRuntime.close();
+
+  const socketRuntime = await newRuntime();
+  const socketPort = await freePort();
+  const socketServer = new PGLiteSocketServer({
+    db: await socketRuntime.pglite(),
+    port: socketPort,
+    host: '127.0.0.1',
+    maxConnections: 8,
+  });
+  await socketServer.start();
+  columns.push([
+    'pglite-socket 0.1.6',
+    await socketColumn(`postgresql://postgres@127.0.0.1:${socketPort}/template1`),
+  ]);
+  await socketServer.stop();
+  await socketRuntime.close();
+
+  const native = await startNativePostgres();
+  if (native) {
+    try {
+      columns.push(['native PostgreSQL 15', await socketColumn(native.url)]);
+      pgbench.push(['native PostgreSQL 15', await pgbenchTps(native.url)]);
+    } finally {
+      await native.stop();
+    }
+  } else {
+    console.log(`(no native PostgreSQL binaries in ${NATIVE_BIN}: column skipped)\n`);
+  }
+
+  const width = 38;
+  const cell = 22;
+  console.log(''.padEnd(width) + columns.map(([name]) => name.padStart(cell)).join(''));
+  for (const [kind, label] of CASES) {
+    console.log(
+      label.padEnd(width) +
+        columns.map(([, values]) => format(values.get(kind), kind).padStart(cell)).join(''),
+    );
+  }
+  const ours = columns.find(([name]) => name === 'pglite-oxide proxy')?.[1].get('select1');
+  const socket = columns.find(([name]) => name.startsWith('pglite-socket'))?.[1].get('select1');
+  const nativeSelect = columns.find(([name]) => name.startsWith('native'))?.[1].get('select1');
+  console.log('');
+  if (typeof ours === 'number' && typeof socket === 'number') {
+    console.log(`proxy vs pglite-socket, SELECT 1: ${(ours / socket).toFixed(2)}x (goal >= 2.5x)`);
+  }
+  if (typeof ours === 'number' && typeof nativeSelect === 'number') {
+    console.log(`proxy vs native, SELECT 1:        ${(ours / nativeSelect).toFixed(2)}x (goal >= 0.8x)`);
+  }
+  console.log(`\npgbench -c 8 -j 2 -T ${PGBENCH_SECONDS} (scale 1):`);
+  for (const [name, result] of pgbench) console.log(`  ${name.padEnd(24)}${result}`);
+}
+
+await main();
