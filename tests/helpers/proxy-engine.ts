@@ -8,9 +8,7 @@ import {
 import { tempRoot } from './temp-root.js';
 
 /** A fresh engine on its own root, and a proxy serving it; `close` stops both. */
-export async function startServedEngine(
-  options: Omit<ProxyOptions, 'runtime' | 'paths'> = {},
-): Promise<{
+export async function startServedEngine(options: Omit<ProxyOptions, 'runtime' | 'paths'> = {}): Promise<{
   proxy: ProxyHandle;
   runtime: InteractiveRuntime;
   root: string;
