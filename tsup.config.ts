@@ -1,12 +1,25 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  entry: {
+    index: 'src/index.ts',
+    vitest: 'presets/vitest.ts',
+    'vitest-config': 'presets/vitest-config.ts',
+    // Loaded by path from vitest.config (globalSetup), so it stays a file of its own.
+    'vitest-setup': 'presets/vitest-setup.ts',
+  },
   format: ['esm', 'cjs'],
-  dts: true,
+  dts: {
+    entry: {
+      index: 'src/index.ts',
+      vitest: 'presets/vitest.ts',
+      'vitest-config': 'presets/vitest-config.ts',
+    },
+  },
   sourcemap: true,
   clean: true,
   target: 'node20',
+  external: ['vitest', 'vite', 'pg'],
   // Gives the CJS build import.meta.url, which the engine asset lookups use.
   shims: true,
 });

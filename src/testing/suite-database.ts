@@ -71,9 +71,19 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
       await runtime.withEngine(async () => {});
     },
     async close() {
+      // Clients that already said goodbye may still be leaving; let them, rather than sending
+      // them a shutdown error they would report as unhandled.
+      await clientsGone(proxy, 2_000);
       await proxy.close();
       await runtime.close();
       await fs.rm(root, { recursive: true, force: true });
     },
   };
+}
+
+async function clientsGone(proxy: ProxyHandle, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (proxy.clientCount > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
