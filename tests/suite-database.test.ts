@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -33,7 +32,8 @@ describe('startSuiteDatabase', () => {
       await client.query('DROP TABLE items');
       await client.end();
 
-      await suite.reset();
+      const report = await suite.reset();
+      expect(report.path).toBe('snapshot');
 
       const after = new pg.Client({ connectionString: suite.connectionString });
       await after.connect();
@@ -46,6 +46,6 @@ describe('startSuiteDatabase', () => {
     } finally {
       await suite.close();
     }
-    expect(existsSync(suite.pgdata)).toBe(false);
+    await expect(suite.runtime.execInteractive('SELECT 1')).rejects.toMatchObject({ code: 'RUNTIME_CLOSED' });
   });
 });

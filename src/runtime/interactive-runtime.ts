@@ -100,7 +100,7 @@ export class InteractiveRuntime {
   restartEngine(): Promise<void> {
     return this.exclusive(async (engine) => {
       this.engine = undefined;
-      await engine.close();
+      if (!engine.closed) await engine.close();
     });
   }
 

@@ -1,54 +1,42 @@
-import { cpSync } from 'node:fs';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { PglitePaths } from '../install/paths.js';
 import { type ProxyHandle, startProxy } from '../proxy/server.js';
-import { openEngine } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { createResettableEngine, type ResetReport } from '../runtime/memory-engine.js';
 import type { Template } from '../template/prepare-template.js';
 
-/** One test file's database: its own engine on a copy of the template, served on a random port. */
+/** One test file's database: its own in-memory engine started from the template, on a random port. */
 export interface SuiteDatabase {
   connectionString: string;
   /** DATABASE_URL and the libpq PG* variables pointing at this database. */
   env: Record<string, string>;
   runtime: InteractiveRuntime;
   proxy: ProxyHandle;
-  /** Where this suite's data directory lives (removed by close()). */
-  pgdata: string;
-  /** Puts the database back exactly as the template left it (sequences included). */
-  reset(): Promise<void>;
+  /** Puts the database back exactly as the template left it (sequences included), and says how. */
+  reset(): Promise<ResetReport>;
   close(): Promise<void>;
 }
 
 export async function startSuiteDatabase(template: Template): Promise<SuiteDatabase> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-suite-'));
-  const paths = new PglitePaths(template.runtimeRoot, path.join(root, 'pgdata'));
-  const restoreTemplate = () => {
-    cpSync(template.pgdata, paths.pgdata, { recursive: true });
-  };
-  restoreTemplate();
-  let resetPending = false;
+  // The engine's data lives in memory, filled from the template: nothing to copy on disk, and a
+  // reset restores a snapshot of the started engine (exact, ~10 ms) instead of restarting it.
+  const engine = await createResettableEngine({
+    templatePgdata: template.pgdata,
+    runtimeRoot: template.runtimeRoot,
+    env: template.env,
+    settings: template.settings,
+  });
+  const paths = new PglitePaths(template.runtimeRoot, template.pgdata);
   const runtime = await InteractiveRuntime.start(paths, {
     env: template.env,
     settings: template.settings,
-    // A reset replaces the data directory between engines, where no call can observe it.
-    engineFactory: async (spec) => {
-      if (resetPending) {
-        resetPending = false;
-        await fs.rm(paths.pgdata, { recursive: true, force: true });
-        restoreTemplate();
-      }
-      return openEngine(spec);
-    },
+    engineFactory: async () => engine.pglite,
   });
   let proxy: ProxyHandle;
   try {
     proxy = await startProxy({ runtime, tcp: true, port: 0 });
   } catch (error) {
     await runtime.close();
-    await fs.rm(root, { recursive: true, force: true });
+    await engine.close();
     throw error;
   }
   const url = new URL(proxy.connectionString);
@@ -63,12 +51,11 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
     },
     runtime,
     proxy,
-    pgdata: paths.pgdata,
     async reset() {
-      resetPending = true;
-      await runtime.restartEngine();
-      // Open the engine now, so the reset's cost is paid here and not by the next query.
-      await runtime.withEngine(async () => {});
+      const report = await runtime.withEngine(() => engine.reset());
+      // A reset that had to start a new engine: the runtime picks it up from the factory.
+      if (report.path === 'reopen') await runtime.restartEngine();
+      return report;
     },
     async close() {
       // Clients that already said goodbye may still be leaving; let them, rather than sending
@@ -76,7 +63,7 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
       await clientsGone(proxy, 2_000);
       await proxy.close();
       await runtime.close();
-      await fs.rm(root, { recursive: true, force: true });
+      await engine.close();
     },
   };
 }
