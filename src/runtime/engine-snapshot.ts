@@ -39,6 +39,8 @@ export class SnapshotRestoreError extends PgliteOxideError {
     /** True when the engine was left as it was, so it can still be used (or closed normally). */
     readonly engineUntouched: boolean,
     message: string,
+    /** For 'library-loaded': the libraries (guest paths) loaded since the snapshot. */
+    readonly libraries: readonly string[] = [],
   ) {
     // TODO(lead): a dedicated 'SNAPSHOT_RESTORE_FAILED' code in errors.ts.
     super('ENGINE_INTERNALS_CHANGED', message);
@@ -158,6 +160,7 @@ export function restoreSnapshot(pg: PGlite, snapshot: EngineSnapshot): Promise<R
         true,
         `Shared libraries were loaded since the snapshot (${[...log.librariesOpened].join(', ')}); ` +
           'load them before taking it.',
+        [...log.librariesOpened],
       );
     }
     const fsNodes = log.changedNodes;

@@ -2,9 +2,16 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { MemoryFS, PGlite } from '@electric-sql/pglite';
-import { EngineStartError } from '../errors.js';
+import { EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './engine.js';
+import {
+  dropSnapshot,
+  type EngineSnapshot,
+  restoreSnapshot,
+  SnapshotRestoreError,
+  takeSnapshot,
+} from './engine-snapshot.js';
 import { settingsFromEnv } from './env.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -129,4 +136,162 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     // A failed start calls exit() inside the engine, which must not become the host's exit code.
     process.exitCode = exitCode;
   }
+}
+
+/** How a reset was made: restoring the snapshot (~10 ms) or starting a new engine (~0.3 s). */
+export type ResetPath = 'snapshot' | 'reopen';
+
+export interface ResetReport {
+  path: ResetPath;
+  ms: number;
+  /** Why the snapshot was not used, when a snapshot reset was wanted but a reopen was made. */
+  fallbackReason?: string;
+}
+
+export interface ResettableEngineOptions extends MemoryEngineOptions {
+  /** 'snapshot' (the default): restore a snapshot, reopening only when that fails. 'reopen': always reopen. */
+  reset?: ResetPath;
+  /**
+   * Shared libraries to load (SQL `LOAD`) before the snapshot is taken, such as text-search
+   * dictionaries. plpgsql is always loaded. A library first loaded after the snapshot makes the
+   * next reset a reopen, after which it is loaded before the snapshot too.
+   */
+  preloadLibraries?: readonly string[];
+}
+
+/**
+ * An in-memory engine that can be put back to its template state, exactly, between tests. The
+ * fast path restores a snapshot taken right after start; when that cannot be done or verified,
+ * the engine is replaced by a new one started from the template, which is exact too.
+ */
+export class ResettableEngine {
+  private engine: PGlite;
+  private current: EngineSnapshot | undefined;
+  private unavailable: string | undefined;
+  private readonly libraries: Set<string>;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  lastReset: ResetReport | undefined;
+
+  private constructor(
+    private readonly options: ResettableEngineOptions,
+    engine: PGlite,
+  ) {
+    this.engine = engine;
+    this.libraries = new Set(options.preloadLibraries);
+  }
+
+  static async open(options: ResettableEngineOptions): Promise<ResettableEngine> {
+    const resettable = new ResettableEngine(options, await openMemoryEngine(options));
+    await resettable.prepareSnapshot();
+    return resettable;
+  }
+
+  /** The engine. It is a different instance after a reset that reopened: read it after each reset. */
+  get pglite(): PGlite {
+    return this.engine;
+  }
+
+  /** The snapshot resets restore, if there is one. */
+  get snapshot(): EngineSnapshot | undefined {
+    return this.current;
+  }
+
+  /** Why resets cannot restore a snapshot at the moment, or undefined when they can. */
+  get snapshotUnavailableReason(): string | undefined {
+    return this.unavailable;
+  }
+
+  /** Puts the engine back to the template state. `path` forces one way of doing it. */
+  reset(options: { path?: ResetPath } = {}): Promise<ResetReport> {
+    return this.exclusive(async () => {
+      const started = performance.now();
+      const wanted = options.path ?? this.options.reset ?? 'snapshot';
+      let fallbackReason: string | undefined;
+      if (wanted === 'snapshot') {
+        const snapshot = this.current;
+        if (snapshot) {
+          try {
+            await restoreSnapshot(this.engine, snapshot);
+            return this.finish({ path: 'snapshot', ms: performance.now() - started });
+          } catch (error) {
+            fallbackReason = describe(error);
+            if (error instanceof SnapshotRestoreError) {
+              for (const library of error.libraries) this.libraries.add(library);
+            }
+            await this.discardEngine(error instanceof SnapshotRestoreError && error.engineUntouched);
+          }
+        } else {
+          fallbackReason = this.unavailable;
+          await this.discardEngine(true);
+        }
+      } else {
+        await this.discardEngine(true);
+      }
+      this.engine = await openMemoryEngine(this.options);
+      await this.prepareSnapshot();
+      return this.finish({ path: 'reopen', ms: performance.now() - started, fallbackReason });
+    });
+  }
+
+  /** Closes the engine. Idempotent. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return this.queue.then(() => this.discardEngine(true));
+  }
+
+  private finish(report: ResetReport): ResetReport {
+    this.lastReset = report;
+    return report;
+  }
+
+  /** Brings the fresh engine to the point every reset returns to, and snapshots it there. */
+  private async prepareSnapshot(): Promise<void> {
+    this.current = undefined;
+    if ((this.options.reset ?? 'snapshot') === 'reopen') {
+      this.unavailable = 'resets were asked to reopen';
+      return;
+    }
+    // Libraries load lazily and the loader's state cannot be rolled back: load them first.
+    await this.engine.exec('DO $$ BEGIN END $$').catch(() => {});
+    for (const library of this.libraries) {
+      await this.engine.exec(`LOAD '${library.replaceAll("'", "''")}'`).catch(() => {});
+    }
+    try {
+      this.current = await takeSnapshot(this.engine);
+      this.unavailable = undefined;
+    } catch (error) {
+      this.unavailable = describe(error);
+    }
+  }
+
+  /**
+   * Lets go of the current engine. One a failed restore may have left half-written is not
+   * closed: closing runs the engine, and it could spin or crash. Nothing else holds on to it.
+   */
+  private async discardEngine(usable: boolean): Promise<void> {
+    const engine = this.engine;
+    dropSnapshot(engine);
+    this.current = undefined;
+    if (usable && !engine.closed) await engine.close().catch(() => {});
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new RuntimeClosedError();
+      return fn();
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}
+
+/** Opens an in-memory engine from a template, ready for exact resets (see ResettableEngine). */
+export function createResettableEngine(options: ResettableEngineOptions): Promise<ResettableEngine> {
+  return ResettableEngine.open(options);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
