@@ -23,7 +23,7 @@ const SCHEMA = {
 
 /** Everything a test could leave behind, as one comparable value. */
 async function stateOf(pg: PGlite): Promise<unknown> {
-  const { rows } = await pg.query(`SELECT
+  const { rows } = await pg.query<Record<string, unknown>>(`SELECT
     (SELECT json_agg(a ORDER BY id) FROM accounts a) AS accounts,
     (SELECT json_agg(o ORDER BY id) FROM orders o) AS orders,
     (SELECT json_agg(json_build_array(sequencename, last_value) ORDER BY sequencename) FROM pg_sequences) AS sequences,
