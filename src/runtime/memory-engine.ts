@@ -12,7 +12,7 @@ import {
   SnapshotRestoreError,
   takeSnapshot,
 } from './engine-snapshot.js';
-import { settingsFromEnv } from './env.js';
+import { settingsFromEnv, standardEnv } from './env.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
 export interface MemoryEngineOptions {
@@ -107,7 +107,8 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     throw new EngineStartError(`There is no cluster in ${templatePgdata} to start an in-memory engine from.`);
   }
   const paths = new PglitePaths(options.runtimeRoot, templatePgdata);
-  const env = options.env ?? {};
+  // The same defaults as an on-disk runtime: user postgres, database template1, UTF8, UTC.
+  const env: Record<string, string> = { ...standardEnv(), ...options.env };
   const settings = { ...DEFAULT_ENGINE_SETTINGS, ...settingsFromEnv(env), ...options.settings };
   const [image, pgliteWasmModule, bundle] = await Promise.all([
     clusterImage(templatePgdata),
@@ -121,7 +122,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
       pgliteWasmModule,
       fsBundle: bundle,
       username: env.PGUSER,
-      database: env.PGDATABASE ?? 'template1',
+      database: env.PGDATABASE,
       startParams: [
         ...PGlite.defaultStartParams,
         ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
@@ -268,13 +269,15 @@ export class ResettableEngine {
 
   /**
    * Lets go of the current engine. One a failed restore may have left half-written is not
-   * closed: closing runs the engine, and it could spin or crash. Nothing else holds on to it.
+   * closed: closing runs the engine, and it could spin or crash. Its close() becomes a no-op so
+   * that whoever still holds it cannot run it either.
    */
   private async discardEngine(usable: boolean): Promise<void> {
     const engine = this.engine;
     dropSnapshot(engine);
     this.current = undefined;
     if (usable && !engine.closed) await engine.close().catch(() => {});
+    if (!usable) engine.close = () => Promise.resolve();
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
