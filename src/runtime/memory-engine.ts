@@ -33,7 +33,9 @@ const GUEST_PGDATA = '/pglite/data';
 interface ClusterImage {
   /** Directories relative to the cluster root, parents before children. */
   dirs: string[];
-  files: Array<{ path: string; bytes: Uint8Array }>;
+  /** Every file's bytes, one after the other: an engine gets its own copy in one piece. */
+  bytes: Uint8Array;
+  files: Array<{ path: string; offset: number; length: number }>;
 }
 
 // A template is immutable once built (its directory name is a hash of its content), so one read
@@ -59,22 +61,29 @@ async function readClusterImage(root: string): Promise<ClusterImage> {
     .filter((entry) => entry.isDirectory())
     .map(relative)
     .sort((a, b) => a.split('/').length - b.split('/').length);
-  const files = await Promise.all(
+  const contents = await Promise.all(
     entries
       .filter((entry) => entry.isFile())
       .map(async (entry) => ({
         path: relative(entry),
-        bytes: new Uint8Array(await fs.readFile(path.join(entry.parentPath, entry.name))),
+        bytes: await fs.readFile(path.join(entry.parentPath, entry.name)),
       })),
   );
-  return { dirs, files };
+  const bytes = new Uint8Array(Buffer.concat(contents.map((file) => file.bytes)));
+  let offset = 0;
+  const files = contents.map((file) => {
+    const placed = { path: file.path, offset, length: file.bytes.length };
+    offset += file.bytes.length;
+    return placed;
+  });
+  return { dirs, bytes, files };
 }
 
 /** The part of Emscripten's FS this module writes with. */
 interface GuestFS {
   mkdirTree(path: string, mode?: number): void;
   mkdir(path: string, mode?: number): void;
-  writeFile(path: string, data: Uint8Array): void;
+  writeFile(path: string, data: Uint8Array, options?: { canOwn?: boolean }): void;
 }
 
 /** PGlite's in-memory filesystem, filled with a cluster before Postgres starts. */
@@ -89,8 +98,13 @@ class ClusterMemoryFS extends MemoryFS {
     const fillDataDir = (mod: { FS: GuestFS }) => {
       mod.FS.mkdirTree(GUEST_PGDATA, 0o700);
       for (const dir of image.dirs) mod.FS.mkdir(`${GUEST_PGDATA}/${dir}`, 0o700);
-      // writeFile copies the bytes: the image is shared by every engine of this process.
-      for (const file of image.files) mod.FS.writeFile(`${GUEST_PGDATA}/${file.path}`, file.bytes);
+      // One copy of the whole image for this engine (the image is shared by every engine of the
+      // process); each file owns its slice of it until it outgrows it and MEMFS reallocates.
+      const bytes = image.bytes.slice();
+      for (const file of image.files) {
+        const data = bytes.subarray(file.offset, file.offset + file.length);
+        mod.FS.writeFile(`${GUEST_PGDATA}/${file.path}`, data, { canOwn: true });
+      }
     };
     return { emscriptenOpts: { ...emscriptenOpts, preRun: [...(emscriptenOpts.preRun ?? []), fillDataDir] } };
   }
