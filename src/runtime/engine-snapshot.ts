@@ -70,6 +70,8 @@ export interface RestoreStats {
   /** Files and directories put back. */
   fsNodes: number;
   ms: number;
+  /** Where the time went: waiting for the engine to be idle, memory, filesystem, verification. */
+  phases: { wait: number; memory: number; fs: number; verify: number };
 }
 
 /**
@@ -169,9 +171,12 @@ export function restoreSnapshot(pg: PGlite, snapshot: EngineSnapshot): Promise<R
       snapshot.memory.byteLength,
       memoryInUse(memory, snapshot.heapEndAddress, snapshot.stackPointer),
     );
+    const queued = performance.now();
     const memoryBytes = restoreMemory(memory, snapshot.memory, memoryCompared);
+    const memoryDone = performance.now();
     internals.stackPointer.value = snapshot.stackPointer;
     log.restore();
+    const fsDone = performance.now();
 
     const facts = factsOf(internals, log);
     if (facts !== snapshot.facts) {
@@ -181,7 +186,19 @@ export function restoreSnapshot(pg: PGlite, snapshot: EngineSnapshot): Promise<R
     if (!sameBytes(answer, snapshot.fingerprint)) {
       throw verificationFailed('the fingerprint query answered differently');
     }
-    return { memoryCompared, memoryBytes, fsNodes, ms: performance.now() - started };
+    const done = performance.now();
+    return {
+      memoryCompared,
+      memoryBytes,
+      fsNodes,
+      ms: done - started,
+      phases: {
+        wait: queued - started,
+        memory: memoryDone - queued,
+        fs: fsDone - memoryDone,
+        verify: done - fsDone,
+      },
+    };
   });
 }
 
