@@ -78,18 +78,24 @@ addRow('memory engine start to first query (2nd+)', starts.slice(1), `1st: ${ms(
 
 const engine = await createResettableEngine(engineOptions);
 const snapshotResets: number[] = [];
+const memoryPhase: number[] = [];
+const verifyPhase: number[] = [];
 let reopened = 0;
 for (let i = 0; i < cycles; i++) {
   await typicalTest(engine.pglite);
   const report = await engine.reset();
-  if (report.path === 'snapshot') snapshotResets.push(report.ms);
-  else reopened++;
+  if (report.path === 'snapshot') {
+    snapshotResets.push(report.ms);
+    memoryPhase.push(report.restore!.phases.memory);
+    verifyPhase.push(report.restore!.phases.verify);
+  } else reopened++;
 }
 const covered = (engine.snapshot?.memory.byteLength ?? 0) / 2 ** 20;
 addRow(
   'snapshot reset',
   snapshotResets,
-  `compares ${covered.toFixed(0)} MB of memory${reopened ? `; ${reopened} resets fell back` : ''}`,
+  `memory (${covered.toFixed(0)} MB compared) p50 ${ms(median(memoryPhase))}, ` +
+    `verify p50 ${ms(median(verifyPhase))}${reopened ? `; ${reopened} resets fell back` : ''}`,
 );
 
 const reopenResets: number[] = [];

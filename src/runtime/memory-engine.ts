@@ -8,6 +8,7 @@ import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './engine.js';
 import {
   dropSnapshot,
   type EngineSnapshot,
+  type RestoreStats,
   restoreSnapshot,
   SnapshotRestoreError,
   takeSnapshot,
@@ -161,6 +162,8 @@ export interface ResetReport {
   ms: number;
   /** Why the snapshot was not used, when a snapshot reset was wanted but a reopen was made. */
   fallbackReason?: string;
+  /** For a snapshot reset: what was restored and where the time went. */
+  restore?: RestoreStats;
 }
 
 export interface ResettableEngineOptions extends MemoryEngineOptions {
@@ -227,8 +230,8 @@ export class ResettableEngine {
         const snapshot = this.current;
         if (snapshot) {
           try {
-            await restoreSnapshot(this.engine, snapshot);
-            return this.finish({ path: 'snapshot', ms: performance.now() - started });
+            const restore = await restoreSnapshot(this.engine, snapshot);
+            return this.finish({ path: 'snapshot', ms: performance.now() - started, restore });
           } catch (error) {
             fallbackReason = describe(error);
             if (error instanceof SnapshotRestoreError) {
