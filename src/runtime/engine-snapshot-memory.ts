@@ -68,6 +68,7 @@ export interface HeapAllocator {
 const PROBE_SIZES = [256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
 /** The allocator's top chunk ends this close below the heap's end after an extension. */
 const TOP_TO_END = 1 << 20;
+const PROBE_CHUNK = 64 * 1024;
 
 /**
  * Finds where Emscripten keeps the heap's end (its sbrk pointer, a static the module does not
@@ -83,17 +84,22 @@ export function locateHeapEnd(
 ): number | undefined {
   const words = heapStart >>> 2;
   for (const size of PROBE_SIZES) {
-    const before = new Uint32Array(memory(), 0, words).slice();
+    const before = Buffer.from(new Uint8Array(memory(), 0, words * 4));
     const block = allocator.malloc(size);
     if (!block) return undefined;
     try {
-      const after = new Uint32Array(memory(), 0, words);
+      const after = Buffer.from(memory(), 0, words * 4);
       const memoryEnd = memory().byteLength;
       const moved: Array<{ address: number; value: number }> = [];
-      for (let index = 0; index < words; index++) {
-        const value = after[index]!;
-        if (value !== before[index] && value >= block + size && value <= memoryEnd) {
-          moved.push({ address: index * 4, value });
+      // Compare natively in chunks; only the few chunks that changed are read word by word.
+      for (let offset = 0; offset < after.length; offset += PROBE_CHUNK) {
+        const end = Math.min(offset + PROBE_CHUNK, after.length);
+        if (after.subarray(offset, end).equals(before.subarray(offset, end))) continue;
+        for (let address = offset; address < end; address += 4) {
+          const value = after.readUInt32LE(address);
+          if (value !== before.readUInt32LE(address) && value >= block + size && value <= memoryEnd) {
+            moved.push({ address, value });
+          }
         }
       }
       // Only the top-chunk pointer moved: the block came out of free space, try a larger one.
