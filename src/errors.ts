@@ -11,7 +11,8 @@ export type PgliteOxideErrorCode =
   | 'ENGINE_INTERNALS_CHANGED'
   | 'PROTOCOL_VIOLATION'
   | 'PROXY_START_FAILED'
-  | 'TEMPLATE_BUILD_FAILED';
+  | 'TEMPLATE_BUILD_FAILED'
+  | 'SNAPSHOT_RESTORE_FAILED';
 
 export class PgliteOxideError extends Error {
   readonly code: PgliteOxideErrorCode;

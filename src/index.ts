@@ -42,8 +42,18 @@ export {
   wasmImport,
 } from './runtime/default-runtime.js';
 export { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './runtime/engine.js';
+export { type SnapshotFailure, SnapshotRestoreError } from './runtime/engine-snapshot.js';
 export { type StandardEnv, standardEnv } from './runtime/env.js';
 export { InteractiveRuntime, type RuntimeOptions } from './runtime/interactive-runtime.js';
+export {
+  createResettableEngine,
+  type MemoryEngineOptions,
+  openMemoryEngine,
+  type ResetPath,
+  type ResetReport,
+  ResettableEngine,
+  type ResettableEngineOptions,
+} from './runtime/memory-engine.js';
 export {
   prepareTemplate,
   type Template,

@@ -42,8 +42,7 @@ export class SnapshotRestoreError extends PgliteOxideError {
     /** For 'library-loaded': the libraries (guest paths) loaded since the snapshot. */
     readonly libraries: readonly string[] = [],
   ) {
-    // TODO(lead): a dedicated 'SNAPSHOT_RESTORE_FAILED' code in errors.ts.
-    super('ENGINE_INTERNALS_CHANGED', message);
+    super('SNAPSHOT_RESTORE_FAILED', message);
   }
 }
 
