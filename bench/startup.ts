@@ -48,6 +48,20 @@ const cases: Array<{ name: string; goal: string; run: (i: number) => ReturnType<
       }),
   },
   {
+    name: 'anchor: PGlite.create() reopening a cluster',
+    goal: '(engine floor)',
+    run: () =>
+      inFreshProcess(`
+        const { PGlite } = await import('@electric-sql/pglite');
+        const db = await PGlite.create({
+          dataDir: ${JSON.stringify(path.join(scratch, 'warm-0', 'pglite', 'base'))},
+          startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'],
+        });
+        await db.query('SELECT 1');
+        report();
+        await db.close();`),
+  },
+  {
     name: 'reopen an existing root',
     goal: '<= 0.6 s',
     run: () =>
