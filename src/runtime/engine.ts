@@ -61,7 +61,6 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     fsBundle(path.join(spec.paths.shareDir, 'pglite.data')),
   ]);
   const initdb = path.join(binDir, 'initdb.wasm');
-  const settings = { ...DEFAULT_ENGINE_SETTINGS, ...settingsFromEnv(spec.env), ...spec.settings };
   return PGlite.create({
     dataDir: spec.paths.pgdata,
     pgliteWasmModule,
@@ -70,11 +69,17 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     fsBundle: bundle,
     username: spec.env.PGUSER,
     database,
-    startParams: [
-      ...PGlite.defaultStartParams,
-      ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
-    ],
+    startParams: startParams(spec.env, spec.settings),
   });
+}
+
+/** The engine's start parameters: its defaults, then our defaults, the environment's and the caller's settings. */
+export function startParams(env: Record<string, string>, settings: EngineSettings = {}): string[] {
+  const merged = { ...DEFAULT_ENGINE_SETTINGS, ...settingsFromEnv(env), ...settings };
+  return [
+    ...PGlite.defaultStartParams,
+    ...Object.entries(merged).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+  ];
 }
 
 function startFailure(paths: PglitePaths, error: unknown): ClusterCorruptedError {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { MemoryFS, PGlite } from '@electric-sql/pglite';
 import { EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
-import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './engine.js';
+import { type EngineSettings, startParams } from './engine.js';
 import {
   dropSnapshot,
   type EngineSnapshot,
@@ -13,7 +13,7 @@ import {
   SnapshotRestoreError,
   takeSnapshot,
 } from './engine-snapshot.js';
-import { settingsFromEnv, standardEnv } from './env.js';
+import { standardEnv } from './env.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
 export interface MemoryEngineOptions {
@@ -124,7 +124,6 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
   const paths = new PglitePaths(options.runtimeRoot, templatePgdata);
   // The same defaults as an on-disk runtime: user postgres, database template1, UTF8, UTC.
   const env: Record<string, string> = { ...standardEnv(), ...options.env };
-  const settings = { ...DEFAULT_ENGINE_SETTINGS, ...settingsFromEnv(env), ...options.settings };
   const [image, pgliteWasmModule, bundle] = await Promise.all([
     clusterImage(templatePgdata),
     compiledModule(path.join(paths.binDir, 'pglite.wasm')),
@@ -138,10 +137,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
       fsBundle: bundle,
       username: env.PGUSER,
       database: env.PGDATABASE,
-      startParams: [
-        ...PGlite.defaultStartParams,
-        ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
-      ],
+      startParams: startParams(env, options.settings),
     });
   } catch (error) {
     throw new EngineStartError(
