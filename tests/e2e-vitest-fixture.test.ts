@@ -9,11 +9,11 @@ import { freshCacheDir } from './helpers/temp-root.js';
 // The packed package, installed into a copy of fixtures/vitest-app, running that project's own
 // test command with its files in parallel: what a user's CI does.
 describe('fixtures/vitest-app with the packed package', () => {
-  it('passes its own suite, and rebuilds the template when a migration changes', async () => {
+  it('passes its own suite in the forks and threads pools, and rebuilds the template when a migration changes', async () => {
     const project = await installFixture('vitest-app', await packPackage());
     const cacheDir = await freshCacheDir();
-    const runSuite = () =>
-      spawnSync('npm', ['test'], {
+    const runSuite = (...args: string[]) =>
+      spawnSync('npm', ['test', ...(args.length > 0 ? ['--', ...args] : [])], {
         cwd: project,
         encoding: 'utf8',
         env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir }),
@@ -25,6 +25,12 @@ describe('fixtures/vitest-app with the packed package', () => {
     expect(first.stdout).toMatch(/Test Files\s+4 passed \(4\)/);
     expect(first.stdout).toMatch(/Tests\s+12 passed \(12\)/);
     const templates = () => readdirSync(path.join(cacheDir, 'templates')).filter((e) => !e.endsWith('.lock'));
+    expect(templates()).toHaveLength(1);
+
+    // The same suite in Vitest's worker-threads pool, reusing the cached template.
+    const threads = runSuite('--pool=threads');
+    expect(threads.status, threads.stdout + threads.stderr).toBe(0);
+    expect(threads.stdout).toMatch(/Tests\s+12 passed \(12\)/);
     expect(templates()).toHaveLength(1);
 
     await fs.appendFile(
