@@ -45,6 +45,20 @@ async function resetUnlessFresh(suite: SuiteDatabase): Promise<void> {
   used.add(suite);
 }
 
+// A reset puts the whole database back, under any test still running on it: with isolation
+// 'reset', the tests of a file must run one at a time.
+const running = new WeakSet<SuiteDatabase>();
+function enterResetTest(suite: SuiteDatabase): void {
+  if (running.has(suite)) {
+    throw new InvalidInputError(
+      "pglite-oxide: test.concurrent cannot run with isolation 'reset': resetting the database for one " +
+        "test would undo another's work mid-test. Use plain test() in this file, isolation 'none', " +
+        'or put the concurrent tests in separate files (files run in parallel).',
+    );
+  }
+  running.add(suite);
+}
+
 async function loadPg(): Promise<typeof import('pg')> {
   const module = (await import('pg')) as typeof import('pg') & { default?: typeof import('pg') };
   return module.default ?? module;
@@ -73,8 +87,14 @@ export const test = baseTest.extend<{
   ],
   isolated: [
     async ({ pglite }, use) => {
-      if (inject(PROVIDE_KEY).isolation === 'reset') await resetUnlessFresh(pglite.suite);
-      await use(undefined);
+      if (inject(PROVIDE_KEY).isolation !== 'reset') return use(undefined);
+      enterResetTest(pglite.suite);
+      try {
+        await resetUnlessFresh(pglite.suite);
+        await use(undefined);
+      } finally {
+        running.delete(pglite.suite);
+      }
     },
     { auto: true },
   ],
