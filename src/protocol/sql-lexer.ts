@@ -47,11 +47,11 @@ export function forEachToken(
     let token: Token;
     if (c === 39 || ((c === 69 || c === 101) && sql.charCodeAt(i + 1) === 39)) {
       const escapes = c !== 39;
-      const [value, end] = readString(sql, escapes ? i + 1 : i, to, escapes);
+      const [value, end] = readQuoted(sql, escapes ? i + 1 : i, to, escapes);
       token = { kind: 'string', value, start, end, depth };
       i = end;
     } else if (c === 34) {
-      const [value, end] = readQuotedIdentifier(sql, i, to);
+      const [value, end] = readQuoted(sql, i, to, false);
       token = { kind: 'identifier', value, start, end, depth };
       i = end;
     } else if (c === 36 && dollarTag(sql, i, to) !== null) {
@@ -140,7 +140,12 @@ function skipBlockComment(sql: string, from: number, to: number): number {
   return to;
 }
 
-function readString(sql: string, quote: number, to: number, escapes: boolean): [string, number] {
+/**
+ * Reads a quoted token starting at `quote` (a '...' string or a "..." identifier): a doubled
+ * quote stands for itself, and with `escapes` (E'...' strings) a backslash escapes the next character.
+ */
+function readQuoted(sql: string, quote: number, to: number, escapes: boolean): [string, number] {
+  const mark = sql.charCodeAt(quote);
   let value = '';
   let i = quote + 1;
   while (i < to) {
@@ -148,26 +153,9 @@ function readString(sql: string, quote: number, to: number, escapes: boolean): [
     if (escapes && c === 92) {
       value += sql[i + 1] ?? '';
       i += 2;
-    } else if (c === 39) {
-      if (sql.charCodeAt(i + 1) === 39) {
-        value += "'";
-        i += 2;
-      } else return [value, i + 1];
-    } else {
-      value += sql[i];
-      i++;
-    }
-  }
-  return [value, to];
-}
-
-function readQuotedIdentifier(sql: string, quote: number, to: number): [string, number] {
-  let value = '';
-  let i = quote + 1;
-  while (i < to) {
-    if (sql.charCodeAt(i) === 34) {
-      if (sql.charCodeAt(i + 1) === 34) {
-        value += '"';
+    } else if (c === mark) {
+      if (sql.charCodeAt(i + 1) === mark) {
+        value += sql[i];
         i += 2;
       } else return [value, i + 1];
     } else {

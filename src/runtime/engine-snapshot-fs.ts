@@ -57,16 +57,7 @@ export interface Memfs {
 }
 
 /** A node as it was when first changed after the snapshot. */
-interface SavedNode {
-  name: string;
-  parent: FsNode;
-  mode: number;
-  atime?: number;
-  mtime?: number;
-  ctime?: number;
-  contents: Uint8Array | Record<string, FsNode> | null;
-  usedBytes?: number;
-}
+type SavedNode = Omit<FsNode, 'id' | 'node_ops'>;
 
 /** Operations that change a node, by the argument that names the node they change. */
 const CHANGES = {
