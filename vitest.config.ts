@@ -1,6 +1,6 @@
-import os from 'node:os';
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { TEST_CACHE_DIR } from './tests/helpers/test-cache-dir.js';
 
 export default defineConfig({
   resolve: {
@@ -13,7 +13,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     globalSetup: ['tests/global-setup.ts'],
-    // One cluster cache for the whole run, apart from the user's own cache.
-    env: { PGLITE_OXIDE_CACHE_DIR: path.join(os.tmpdir(), 'pglite-oxide-test-cache') },
+    env: { PGLITE_OXIDE_CACHE_DIR: TEST_CACHE_DIR },
   },
 });

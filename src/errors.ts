@@ -12,7 +12,8 @@ export type PgliteOxideErrorCode =
   | 'PROTOCOL_VIOLATION'
   | 'PROXY_START_FAILED'
   | 'TEMPLATE_BUILD_FAILED'
-  | 'SNAPSHOT_RESTORE_FAILED';
+  | 'SNAPSHOT_RESTORE_FAILED'
+  | 'ENGINE_HOST_FAILED';
 
 export class PgliteOxideError extends Error {
   readonly code: PgliteOxideErrorCode;
@@ -143,5 +144,12 @@ export class TemplateBuildError extends PgliteOxideError {
       file.path,
       { cause: error },
     );
+  }
+}
+
+/** The engine host that serves test files their databases failed, or could not be reached. */
+export class EngineHostError extends PgliteOxideError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENGINE_HOST_FAILED', message, options);
   }
 }

@@ -1,6 +1,7 @@
 export {
   ClusterCorruptedError,
   EngineCrashedError,
+  EngineHostError,
   EngineInternalsChangedError,
   EngineStartError,
   InstallError,
@@ -61,4 +62,11 @@ export {
   type TemplateSetupContext,
 } from './template/prepare-template.js';
 export { readSqlFiles, type SqlFile } from './template/sources.js';
-export { type SuiteDatabase, startSuiteDatabase } from './testing/suite-database.js';
+export { type EngineHost, type EngineHostOptions, startEngineHost } from './testing/host/engine-host.js';
+export { type LeasedDatabase, leaseDatabase } from './testing/host/lease.js';
+export {
+  type SuiteDatabase,
+  type SuiteDatabaseOptions,
+  startSuiteDatabase,
+  waitForClientsToLeave,
+} from './testing/suite-database.js';

@@ -28,3 +28,11 @@ export function fsBundle(file: string): Promise<Blob> {
   }
   return bundle;
 }
+
+/**
+ * Seeds this thread's cache with a module compiled elsewhere: a WebAssembly.Module posted to a
+ * worker thread shares its compiled code, so each engine-host worker skips the compile.
+ */
+export function adoptCompiledModule(file: string, module: WebAssembly.Module): void {
+  modules.set(path.resolve(file), Promise.resolve(module));
+}

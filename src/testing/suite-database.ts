@@ -1,3 +1,4 @@
+import type { PGlite } from '@electric-sql/pglite';
 import { PglitePaths } from '../install/paths.js';
 import { type ProxyHandle, startProxy } from '../proxy/server.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
@@ -13,10 +14,23 @@ export interface SuiteDatabase {
   proxy: ProxyHandle;
   /** Puts the database back exactly as the template left it (sequences included), and says how. */
   reset(): Promise<ResetReport>;
+  /** The engine, for what only its PGlite API can do (such as dumping the data directory). */
+  readonly pglite: PGlite;
   close(): Promise<void>;
 }
 
-export async function startSuiteDatabase(template: Template): Promise<SuiteDatabase> {
+export interface SuiteDatabaseOptions {
+  /**
+   * Serve clients in test-transaction mode: `proxy.beginTest()` / `proxy.endTest()` wrap each
+   * test in an outer transaction, and clients' own transactions become savepoints inside it.
+   */
+  testTransactions?: boolean;
+}
+
+export async function startSuiteDatabase(
+  template: Template,
+  options: SuiteDatabaseOptions = {},
+): Promise<SuiteDatabase> {
   // The engine's data lives in memory, filled from the template: nothing to copy on disk, and a
   // reset restores a snapshot of the started engine (exact, ~10 ms) instead of restarting it.
   const engine = await createResettableEngine({
@@ -33,7 +47,7 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
   });
   let proxy: ProxyHandle;
   try {
-    proxy = await startProxy({ runtime, tcp: true, port: 0 });
+    proxy = await startProxy({ runtime, tcp: true, port: 0, testTransactions: options.testTransactions });
   } catch (error) {
     await runtime.close();
     await engine.close();
@@ -51,6 +65,9 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
     },
     runtime,
     proxy,
+    get pglite() {
+      return engine.pglite;
+    },
     async reset() {
       const report = await runtime.withEngine(() => engine.reset());
       // A reset that had to start a new engine: the runtime picks it up from the factory.
@@ -60,7 +77,7 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
     async close() {
       // Clients that already said goodbye may still be leaving; let them, rather than sending
       // them a shutdown error they would report as unhandled.
-      await clientsGone(proxy, 2_000);
+      await waitForClientsToLeave(proxy, 2_000);
       await proxy.close();
       await runtime.close();
       await engine.close();
@@ -68,9 +85,12 @@ export async function startSuiteDatabase(template: Template): Promise<SuiteDatab
   };
 }
 
-async function clientsGone(proxy: ProxyHandle, timeoutMs: number): Promise<void> {
+/** Waits up to `timeoutMs` for the proxy's clients to disconnect; false when some stayed. */
+export async function waitForClientsToLeave(proxy: ProxyHandle, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (proxy.clientCount > 0 && Date.now() < deadline) {
+  while (proxy.clientCount > 0) {
+    if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  return true;
 }

@@ -1,0 +1,146 @@
+import os from 'node:os';
+import path from 'node:path';
+import { EngineHostError } from '../../errors.js';
+import { PglitePaths } from '../../install/paths.js';
+import { compiledModule } from '../../runtime/wasm-modules.js';
+import type { Template } from '../../template/prepare-template.js';
+import { type ControlConnection, serveControl } from './control-channel.js';
+import { HostedDatabase } from './hosted-database.js';
+import type { HostedDatabaseInfo } from './messages.js';
+
+export interface EngineHostOptions {
+  /** The migrated template every database starts from (see `prepareTemplate`). */
+  template: Template;
+  /** Serve clients in test-transaction mode (isolation 'transaction'). */
+  testTransactions?: boolean;
+  /** Most databases alive at once; more leases wait. Default: CPU count + 1. */
+  maxDatabases?: number;
+  /** Databases kept started ahead of demand, so a test file's lease is immediate. Default: 1. */
+  spare?: number;
+}
+
+/** A long-lived process's pool of test databases, leased to test files over a local socket. */
+export interface EngineHost {
+  /** Where test files lease from: pass to `leaseDatabase()`. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export interface LeaseReply {
+  leaseId: number;
+  info: HostedDatabaseInfo;
+}
+
+interface Waiter {
+  resolve(database: HostedDatabase): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Starts the engine host. The engine module is compiled once here and shared with every
+ * database's thread; released databases are reset to the template state and reused, so a test
+ * file's database is ready in milliseconds instead of the ~1 s a fresh process pays.
+ */
+export async function startEngineHost(options: EngineHostOptions): Promise<EngineHost> {
+  const { template } = options;
+  const maxDatabases = Math.max(1, options.maxDatabases ?? os.availableParallelism() + 1);
+  const spare = Math.max(0, options.spare ?? 1);
+  const wasmFile = path.join(new PglitePaths(template.runtimeRoot, template.pgdata).binDir, 'pglite.wasm');
+  const pgliteWasm = await compiledModule(wasmFile);
+
+  const all = new Set<HostedDatabase>();
+  const idle: HostedDatabase[] = [];
+  const waiters: Waiter[] = [];
+  const leases = new Map<number, HostedDatabase>();
+  let starting = 0;
+  let nextLease = 1;
+  let closed = false;
+
+  function spawn(): void {
+    const database = new HostedDatabase({
+      template,
+      testTransactions: options.testTransactions ?? false,
+      pgliteWasm,
+    });
+    all.add(database);
+    starting++;
+    database.ready.then(
+      () => {
+        starting--;
+        offer(database);
+      },
+      (error: Error) => {
+        starting--;
+        all.delete(database);
+        // Whoever waits longest learns why; the others keep waiting for the next start.
+        waiters.shift()?.reject(error);
+        void database.close();
+      },
+    );
+  }
+
+  function offer(database: HostedDatabase): void {
+    if (closed) return void retire(database);
+    const waiter = waiters.shift();
+    if (waiter) waiter.resolve(database);
+    else idle.push(database);
+  }
+
+  function retire(database: HostedDatabase): void {
+    all.delete(database);
+    void database.close();
+  }
+
+  /** Starts databases until the demand and the spares are covered, within the limit. */
+  function topUp(): void {
+    while (!closed && all.size < maxDatabases && idle.length + starting < waiters.length + spare) spawn();
+  }
+
+  function acquire(): Promise<HostedDatabase> {
+    if (closed) return Promise.reject(new EngineHostError('the engine host is closed'));
+    const database = idle.shift();
+    const leased = database
+      ? Promise.resolve(database)
+      : new Promise<HostedDatabase>((resolve, reject) => waiters.push({ resolve, reject }));
+    topUp();
+    return leased;
+  }
+
+  async function release(leaseId: number): Promise<void> {
+    const database = leases.get(leaseId);
+    if (!database) return;
+    leases.delete(leaseId);
+    if (closed) return retire(database);
+    if (await database.recycle()) offer(database);
+    else retire(database);
+    topUp();
+  }
+
+  async function lease(connection: ControlConnection): Promise<LeaseReply> {
+    const database = await acquire();
+    const leaseId = nextLease++;
+    leases.set(leaseId, database);
+    // A test file that dies without releasing (killed worker, crash) gives its database back too.
+    connection.onClose(() => void release(leaseId));
+    return { leaseId, info: await database.ready };
+  }
+
+  const control = await serveControl(async (op, args, connection) => {
+    if (op === 'lease') return lease(connection);
+    if (op === 'release') return release(Number(args.leaseId));
+    throw new EngineHostError(`unknown engine host call '${op}'`);
+  });
+  topUp();
+
+  return {
+    address: control.address,
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const waiter of waiters.splice(0)) waiter.reject(new EngineHostError('the engine host is closed'));
+      await control.close();
+      await Promise.all([...all].map((database) => database.close()));
+      all.clear();
+    },
+  };
+}

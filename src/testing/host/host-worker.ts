@@ -1,0 +1,95 @@
+// One hosted database, in a worker thread of the engine host: its engine, its proxy, and a
+// control socket test files call for per-test isolation and raw wire access. The main thread
+// decides who uses it; this thread only serves it.
+import path from 'node:path';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { PglitePaths } from '../../install/paths.js';
+import { adoptCompiledModule } from '../../runtime/wasm-modules.js';
+import type { Template } from '../../template/prepare-template.js';
+import { startSuiteDatabase, waitForClientsToLeave } from '../suite-database.js';
+import { serveControl } from './control-channel.js';
+import { keepDatabase } from './keep-database.js';
+import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
+
+export interface HostWorkerData {
+  template: Template;
+  testTransactions: boolean;
+  pgliteWasm: WebAssembly.Module;
+}
+
+const data = workerData as HostWorkerData;
+if (!parentPort) throw new Error('the engine host worker must run in a worker thread');
+const port: MessagePort = parentPort;
+const send = (message: WorkerToMain) => port.postMessage(message);
+
+async function main(): Promise<void> {
+  const { template } = data;
+  adoptCompiledModule(
+    path.join(new PglitePaths(template.runtimeRoot, template.pgdata).binDir, 'pglite.wasm'),
+    data.pgliteWasm,
+  );
+  const suite = await startSuiteDatabase(template, { testTransactions: data.testTransactions });
+  let testOpen = false;
+  const control = await serveControl(async (op, args) => {
+    switch (op) {
+      case 'beginTest':
+        await suite.proxy.beginTest();
+        testOpen = true;
+        return;
+      case 'endTest':
+        testOpen = false;
+        await suite.proxy.endTest(args.outcome === 'commit' ? 'commit' : 'rollback');
+        return;
+      case 'reset':
+        return suite.reset();
+      case 'exec': {
+        const input = typeof args.sql === 'string' ? args.sql : Buffer.from(String(args.bytes), 'base64');
+        const output = await suite.runtime.execInteractive(input);
+        return Buffer.from(output).toString('base64');
+      }
+      case 'keep':
+        return keepDatabase(suite, String(args.dir));
+      default:
+        throw new Error(`unknown engine host call '${op}'`);
+    }
+  });
+
+  /** Back to the template state for the next file, or false when it cannot be trusted to be. */
+  async function recycle(): Promise<boolean> {
+    if (!(await waitForClientsToLeave(suite.proxy, 2_000))) return false;
+    if (testOpen) {
+      testOpen = false;
+      await suite.proxy.endTest('rollback');
+    }
+    await suite.reset();
+    return true;
+  }
+
+  port.on('message', (message: MainToWorker) => {
+    if (message.type === 'recycle') {
+      recycle().then(
+        (ok) => send({ type: 'recycled', ok }),
+        (error: unknown) => send({ type: 'recycled', ok: false, reason: describe(error) }),
+      );
+    } else if (message.type === 'close') {
+      void suite
+        .close()
+        .catch(() => {})
+        .then(() => control.close())
+        .then(() => port.close());
+    }
+  });
+
+  const info: HostedDatabaseInfo = {
+    connectionString: suite.connectionString,
+    env: suite.env,
+    control: control.address,
+  };
+  send({ type: 'ready', info });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+main().catch((error: unknown) => send({ type: 'failed', reason: describe(error) }));

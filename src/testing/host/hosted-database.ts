@@ -1,0 +1,80 @@
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { EngineHostError } from '../../errors.js';
+import type { HostWorkerData } from './host-worker.js';
+import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
+
+// From the built package this module sits in dist/ next to host-worker.js; from source (this
+// package's own tests) next to host-worker.ts, which the worker loads through tsx.
+const fromSource = import.meta.url.endsWith('.ts');
+const workerEntry = new URL(fromSource ? './host-worker.ts' : './host-worker.js', import.meta.url).href;
+// A small inline loader, so that a worker from source can register tsx before its entry loads.
+const WORKER_LOADER = `
+const { workerData } = require('node:worker_threads');
+(async () => {
+  if (workerData.fromSource) (await import('tsx/esm/api')).register();
+  await import(workerData.entry);
+})().catch((error) => { process.nextTick(() => { throw error; }); });
+`;
+
+/** A database the host runs in a worker thread of its own; the host decides who leases it. */
+export class HostedDatabase {
+  readonly ready: Promise<HostedDatabaseInfo>;
+  private readonly worker: Worker;
+  private recycled: ((ok: boolean) => void) | null = null;
+  private exited = false;
+
+  constructor(data: HostWorkerData) {
+    this.worker = new Worker(WORKER_LOADER, {
+      eval: true,
+      workerData: { ...data, entry: workerEntry, fromSource },
+      // Never the parent's flags (e.g. --input-type from an eval'd script).
+      execArgv: [],
+      name: `pglite-oxide ${path.basename(data.template.pgdata)}`,
+    });
+    this.worker.unref();
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.on('message', (message: WorkerToMain) => {
+        if (message.type === 'ready') resolve(message.info);
+        else if (message.type === 'failed')
+          reject(new EngineHostError(`a test database could not start: ${message.reason}`));
+        else if (message.type === 'recycled') {
+          const done = this.recycled;
+          this.recycled = null;
+          done?.(message.ok);
+        }
+      });
+      this.worker.once('error', (error) =>
+        reject(new EngineHostError(`a test database crashed: ${error.message}`)),
+      );
+      this.worker.once('exit', (code) => {
+        this.exited = true;
+        this.recycled?.(false);
+        reject(new EngineHostError(`a test database's thread exited (code ${code}) before it was ready`));
+      });
+    });
+    this.ready.catch(() => {});
+  }
+
+  /** Puts the database back to the template state; false when it cannot be reused. */
+  recycle(): Promise<boolean> {
+    if (this.exited) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.recycled = resolve;
+      this.post({ type: 'recycle' });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.post({ type: 'close' });
+    const timer = setTimeout(() => void this.worker.terminate(), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private post(message: MainToWorker): void {
+    this.worker.postMessage(message);
+  }
+}

@@ -1,0 +1,135 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import {
+  EngineHostError,
+  InteractiveRuntime,
+  installAndInitIn,
+  leaseDatabase,
+  prepareTemplate,
+  startEngineHost,
+} from 'pglite-oxide';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitOf, spawnPackageScript } from './helpers/child.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+import { dataRows } from './helpers/wire.js';
+
+async function template() {
+  const dir = await tempRoot('pglite-oxide-project-');
+  await fs.writeFile(
+    path.join(dir, '1_items.sql'),
+    'CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);',
+  );
+  await fs.writeFile(path.join(dir, 'seed.sql'), "INSERT INTO items (name) VALUES ('seeded');");
+  return prepareTemplate({
+    migrations: path.join(dir, '1_items.sql'),
+    seed: path.join(dir, 'seed.sql'),
+    cacheDir: await freshCacheDir(),
+  });
+}
+
+async function names(connectionString: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    return (await client.query<{ name: string }>('SELECT name FROM items ORDER BY id')).rows.map(
+      (row) => row.name,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+async function insert(connectionString: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  await client.query('INSERT INTO items (name) VALUES ($1)', [name]);
+  await client.end();
+}
+
+describe('the engine host', () => {
+  let host: Awaited<ReturnType<typeof startEngineHost>>;
+
+  beforeAll(async () => {
+    host = await startEngineHost({ template: await template(), maxDatabases: 2, spare: 1 });
+  });
+  afterAll(async () => {
+    await host.close();
+  });
+
+  it('leases a database per test file, and a released one comes back as the template left it', async () => {
+    const first = await leaseDatabase(host.address);
+    expect(first.env.DATABASE_URL).toBe(first.connectionString);
+    await insert(first.connectionString, 'first file');
+    expect(await names(first.connectionString)).toEqual(['seeded', 'first file']);
+    await first.release();
+
+    const again = await leaseDatabase(host.address);
+    expect(await names(again.connectionString)).toEqual(['seeded']);
+    await again.release();
+  });
+
+  it('gives files running at the same time databases of their own', async () => {
+    const [a, b] = await Promise.all([leaseDatabase(host.address), leaseDatabase(host.address)]);
+    expect(a.connectionString).not.toBe(b.connectionString);
+    await insert(a.connectionString, 'only in a');
+    expect(await names(b.connectionString)).toEqual(['seeded']);
+    await Promise.all([a.release(), b.release()]);
+  });
+
+  it('serves reset and raw wire access over its control socket', async () => {
+    const leased = await leaseDatabase(host.address);
+    await insert(leased.connectionString, 'to be undone');
+    const report = await leased.reset();
+    expect(report.path).toBe('snapshot');
+    const reply = await leased.execInteractive('SELECT count(*) FROM items');
+    expect(dataRows(reply)).toEqual([['1']]);
+    await leased.release();
+  });
+
+  it('takes a database back when the process that leased it dies without releasing', async () => {
+    const script = `
+      const leased = await ox.leaseDatabase(${JSON.stringify(host.address)});
+      const pg = (await import('pg')).default;
+      const client = new pg.Client({ connectionString: leased.connectionString });
+      await client.connect();
+      await client.query("INSERT INTO items (name) VALUES ('from a dead process')");
+      process.exit(0);
+    `;
+    const child = spawnPackageScript(script);
+    expect(await exitOf(child), child.lines.join('\n')).toBe(0);
+    // Both databases are free again (the limit is 2): two leases succeed, and neither has the row.
+    const leases = await Promise.all([leaseDatabase(host.address), leaseDatabase(host.address)]);
+    for (const leased of leases) expect(await names(leased.connectionString)).toEqual(['seeded']);
+    await Promise.all(leases.map((leased) => leased.release()));
+  });
+
+  it('keeps a database on disk as a root that reopens with its data', async () => {
+    const leased = await leaseDatabase(host.address);
+    await insert(leased.connectionString, 'kept');
+    const root = path.join(await tempRoot('pglite-oxide-kept-'), 'kept');
+    expect(await leased.keep(root)).toBe(root);
+    await leased.release();
+
+    const paths = await installAndInitIn(root);
+    const runtime = await InteractiveRuntime.start(paths);
+    try {
+      const reply = await runtime.execInteractive('SELECT name FROM items ORDER BY id');
+      expect(dataRows(reply)).toEqual([['seeded'], ['kept']]);
+    } finally {
+      await runtime.close();
+    }
+    expect((await fs.stat(paths.pgdata)).mode & 0o077).toBe(0);
+  });
+});
+
+describe('an engine host that is gone', () => {
+  it('refuses leases with an EngineHostError that names the address', async () => {
+    const host = await startEngineHost({ template: await template(), spare: 0 });
+    const address = host.address;
+    await host.close();
+    const leasing = leaseDatabase(address);
+    await expect(leasing).rejects.toBeInstanceOf(EngineHostError);
+    await expect(leasing).rejects.toThrow(address);
+  });
+});
