@@ -7,6 +7,8 @@ export default defineConfig({
     'vitest-config': 'presets/vitest-config.ts',
     // Loaded by path from vitest.config (globalSetup), so it stays a file of its own.
     'vitest-setup': 'presets/vitest-setup.ts',
+    // Started by path as each hosted test database's worker thread.
+    'host-worker': 'src/testing/host/host-worker.ts',
   },
   format: ['esm', 'cjs'],
   dts: {
