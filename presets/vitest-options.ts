@@ -1,23 +1,28 @@
-import type { Template, TemplateOptions } from '../src/template/prepare-template.js';
+import type { TemplateOptions } from '../src/template/prepare-template.js';
+import type { Isolation, KeepPolicy } from '../src/testing/isolation.js';
+import type { TestFileConfig } from '../src/testing/test-file-database.js';
 
-/** How each test is kept apart from the others in a file. */
-export type Isolation = 'reset' | 'none';
+export type { Isolation, KeepPolicy } from '../src/testing/isolation.js';
 
 export interface PgliteVitestOptions extends TemplateOptions {
-  /** `reset` (default): every test starts from the template state. `none`: tests share the database. */
+  /**
+   * `transaction` (default): each test runs in a transaction rolled back after it. `reset`: each
+   * test starts from the exact template state (sequences too). `none`: the file's tests share it.
+   */
   isolation?: Isolation;
-}
-
-export interface ProvidedDatabase {
-  template: Template;
-  isolation: Isolation;
+  /** `on-failure` writes a failing test's database to disk (PGLITE_OXIDE_KEEP overrides). */
+  keep?: KeepPolicy;
+  /** Where kept databases go. Default: `<os tmp>/pglite-oxide-kept`. */
+  keepDir?: string;
+  /** Most test databases alive at once. Default: CPU count + 1. */
+  maxDatabases?: number;
 }
 
 export const PROVIDE_KEY = 'pglite-oxide';
 
 declare module 'vitest' {
   interface ProvidedContext {
-    'pglite-oxide': ProvidedDatabase;
+    'pglite-oxide': TestFileConfig;
   }
 }
 

@@ -1,11 +1,11 @@
-// Vitest globalSetup of pglite-oxide: builds (or reuses) the migrated template once per run, in
-// the main process, before any test file starts, and hands it to the test files.
+// Vitest globalSetup of pglite-oxide: in the main process, before any test file starts, builds
+// (or reuses) the migrated template and starts the engine host that leases each file its database.
 import type { TestProject } from 'vitest/node';
-import { prepareTemplate } from '../src/template/prepare-template.js';
+import { startTestRun } from '../src/testing/start-test-run.js';
 import { PROVIDE_KEY, takeRegisteredOptions } from './vitest-options.js';
 
-export default async function setup(project: TestProject): Promise<void> {
-  const { isolation = 'reset', ...templateOptions } = takeRegisteredOptions();
-  const template = await prepareTemplate(templateOptions);
-  project.provide(PROVIDE_KEY, { template, isolation });
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const run = await startTestRun(takeRegisteredOptions(), { parallelFiles: project.config.maxWorkers });
+  project.provide(PROVIDE_KEY, run.config);
+  return () => run.close();
 }

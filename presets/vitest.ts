@@ -1,62 +1,60 @@
 // pglite-oxide in Vitest test files: the extended `test` with fixtures, or `usePglite()` for
 // describe-style suites. The config side is `pgliteOxide()` from 'pglite-oxide/vitest/config'.
 import type { Pool, PoolClient } from 'pg';
-import { afterAll, test as baseTest, beforeAll, beforeEach, inject } from 'vitest';
+import {
+  afterAll,
+  afterEach,
+  test as baseTest,
+  beforeAll,
+  beforeEach,
+  inject,
+  type TestContext,
+} from 'vitest';
 import { InvalidInputError } from '../src/errors.js';
-import { type SuiteDatabase, startSuiteDatabase } from '../src/testing/suite-database.js';
+import { TestFileDatabase } from '../src/testing/test-file-database.js';
 import { PROVIDE_KEY } from './vitest-options.js';
 
-export type { Isolation, PgliteVitestOptions } from './vitest-options.js';
+export type { Isolation, KeepPolicy, PgliteVitestOptions } from './vitest-options.js';
 
-/** What a test file gets: its own database, started once for the file. */
+/** What a test file gets: its own database, leased once for the file. */
 export interface PgliteFixture {
   connectionString: string;
+  /** DATABASE_URL and PG* for this file's database (also set in process.env). */
   env: Record<string, string>;
   /** Raw wire access to this file's engine (SQL string or frontend message bytes). */
   execInteractive(input: string | Uint8Array): Promise<Uint8Array>;
-  suite: SuiteDatabase;
+  /** Puts the database back to the template state now, whatever the isolation. */
+  reset(): Promise<void>;
 }
 
-async function openSuite(): Promise<SuiteDatabase> {
-  const provided = inject(PROVIDE_KEY);
-  if (!provided) {
+async function openFileDatabase(): Promise<TestFileDatabase> {
+  const config = inject(PROVIDE_KEY);
+  if (!config) {
     throw new InvalidInputError(
-      'pglite-oxide: no template was provided. Add pgliteOxide() to the plugins of vitest.config.ts.',
+      'pglite-oxide: no engine host was provided. Add pgliteOxide() to the plugins of vitest.config.ts.',
     );
   }
-  const suite = await startSuiteDatabase(provided.template);
-  Object.assign(process.env, suite.env);
-  return suite;
+  const database = await TestFileDatabase.open(config);
+  Object.assign(process.env, database.env);
+  return database;
 }
 
-function fixtureOf(suite: SuiteDatabase): PgliteFixture {
+function fixtureOf(database: TestFileDatabase): PgliteFixture {
   return {
-    connectionString: suite.connectionString,
-    env: suite.env,
-    execInteractive: (input) => suite.runtime.execInteractive(input),
-    suite,
+    connectionString: database.connectionString,
+    env: database.env,
+    execInteractive: (input) => database.execInteractive(input),
+    reset: () => database.reset(),
   };
 }
 
-// The first test of a file gets a fresh copy of the template: nothing to reset yet.
-const used = new WeakSet<SuiteDatabase>();
-async function resetUnlessFresh(suite: SuiteDatabase): Promise<void> {
-  if (used.has(suite)) await suite.reset();
-  used.add(suite);
-}
-
-// A reset puts the whole database back, under any test still running on it: with isolation
-// 'reset', the tests of a file must run one at a time.
-const running = new WeakSet<SuiteDatabase>();
-function enterResetTest(suite: SuiteDatabase): void {
-  if (running.has(suite)) {
-    throw new InvalidInputError(
-      "pglite-oxide: test.concurrent cannot run with isolation 'reset': resetting the database for one " +
-        "test would undo another's work mid-test. Use plain test() in this file, isolation 'none', " +
-        'or put the concurrent tests in separate files (files run in parallel).',
-    );
-  }
-  running.add(suite);
+async function afterTest(database: TestFileDatabase, context: Pick<TestContext, 'task'>): Promise<void> {
+  const task = context.task;
+  const message = await database.afterTest({
+    failed: task.result?.state === 'fail',
+    label: `${task.file?.name ?? ''} ${task.fullName ?? task.name}`,
+  });
+  if (message) console.warn(message);
 }
 
 async function loadPg(): Promise<typeof import('pg')> {
@@ -64,10 +62,12 @@ async function loadPg(): Promise<typeof import('pg')> {
   return module.default ?? module;
 }
 
+const databases = new WeakMap<PgliteFixture, TestFileDatabase>();
+
 /**
- * `test` with fixtures: `pglite` (the file's database), `db` (a connected pg client, ended after
- * the test) and `pool` (a pg.Pool, ended after the test). With isolation `reset`, each test
- * starts from the template state.
+ * `test` with fixtures: `pglite` (the file's database), `db` (a connected pg client, released
+ * after the test) and `pool` (a pg.Pool, ended after the test). Each test is isolated as the
+ * config's `isolation` says.
  */
 export const test = baseTest.extend<{
   $test: { db: PoolClient; pool: Pool; isolated: undefined };
@@ -76,25 +76,23 @@ export const test = baseTest.extend<{
   pglite: [
     // biome-ignore lint/correctness/noEmptyPattern: Vitest reads the fixture's dependencies from this pattern.
     async ({}, use) => {
-      const suite = await openSuite();
+      const database = await openFileDatabase();
+      const fixture = fixtureOf(database);
+      databases.set(fixture, database);
       try {
-        await use(fixtureOf(suite));
+        await use(fixture);
       } finally {
-        await suite.close();
+        await database.close();
       }
     },
     { scope: 'file' },
   ],
   isolated: [
-    async ({ pglite }, use) => {
-      if (inject(PROVIDE_KEY).isolation !== 'reset') return use(undefined);
-      enterResetTest(pglite.suite);
-      try {
-        await resetUnlessFresh(pglite.suite);
-        await use(undefined);
-      } finally {
-        running.delete(pglite.suite);
-      }
+    async ({ pglite, task }, use) => {
+      const database = databases.get(pglite)!;
+      await database.beforeTest();
+      await use(undefined);
+      await afterTest(database, { task });
     },
     { auto: true },
   ],
@@ -118,26 +116,25 @@ export const test = baseTest.extend<{
 });
 
 /**
- * For describe-style suites: starts this file's database before its tests and closes it after.
- * With isolation `reset`, the database is reset before each test. Read the returned object's
- * properties inside tests and hooks, not at import time.
+ * For describe-style suites: leases this file's database before its tests and gives it back
+ * after; each test is isolated as the config says. Read the returned object's properties inside
+ * tests and hooks, not at import time.
  */
 export function usePglite(): PgliteFixture {
-  let fixture: PgliteFixture | undefined;
-  const current = (): PgliteFixture => {
-    if (!fixture)
+  let database: TestFileDatabase | undefined;
+  const current = (): TestFileDatabase => {
+    if (!database)
       throw new InvalidInputError('usePglite(): the database is available inside tests and hooks only.');
-    return fixture;
+    return database;
   };
   beforeAll(async () => {
-    fixture = fixtureOf(await openSuite());
+    database = await openFileDatabase();
   });
-  beforeEach(async () => {
-    if (inject(PROVIDE_KEY).isolation === 'reset') await resetUnlessFresh(current().suite);
-  });
+  beforeEach(() => current().beforeTest());
+  afterEach((context) => afterTest(current(), context));
   afterAll(async () => {
-    await fixture?.suite.close();
-    fixture = undefined;
+    await database?.close();
+    database = undefined;
   });
   return {
     get connectionString() {
@@ -147,8 +144,6 @@ export function usePglite(): PgliteFixture {
       return current().env;
     },
     execInteractive: (input) => current().execInteractive(input),
-    get suite() {
-      return current().suite;
-    },
+    reset: () => current().reset(),
   };
 }

@@ -44,7 +44,7 @@ interface Waiter {
 export async function startEngineHost(options: EngineHostOptions): Promise<EngineHost> {
   const { template } = options;
   const maxDatabases = Math.max(1, options.maxDatabases ?? os.availableParallelism() + 1);
-  const spare = Math.max(0, options.spare ?? 1);
+  const spare = Math.min(maxDatabases, Math.max(0, options.spare ?? 1));
   const wasmFile = path.join(new PglitePaths(template.runtimeRoot, template.pgdata).binDir, 'pglite.wasm');
   const pgliteWasm = await compiledModule(wasmFile);
 
@@ -130,7 +130,10 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     if (op === 'release') return release(Number(args.leaseId));
     throw new EngineHostError(`unknown engine host call '${op}'`);
   });
+  // The first test files find their databases ready, instead of starting them while the runner
+  // starts its workers on the same cores.
   topUp();
+  await Promise.allSettled([...all].map((database) => database.ready));
 
   return {
     address: control.address,

@@ -1,0 +1,42 @@
+import { prepareTemplate, type TemplateOptions } from '../template/prepare-template.js';
+import { startEngineHost } from './host/engine-host.js';
+import { checkIsolation, defaultKeepDir, type Isolation, type KeepPolicy, keepPolicy } from './isolation.js';
+import type { TestFileConfig } from './test-file-database.js';
+
+export interface TestRunOptions extends TemplateOptions {
+  isolation?: Isolation;
+  keep?: KeepPolicy;
+  keepDir?: string;
+  maxDatabases?: number;
+}
+
+export interface TestRunContext {
+  /** How many test files the runner runs at once: that many databases are started ahead. */
+  parallelFiles?: number;
+}
+
+export interface TestRun {
+  /** What each test file needs to lease its database. */
+  config: TestFileConfig;
+  close(): Promise<void>;
+}
+
+/**
+ * The global setup both presets share: builds (or reuses) the migrated template, then starts the
+ * engine host that serves every test file of the run its database.
+ */
+export async function startTestRun(
+  options: TestRunOptions = {},
+  context: TestRunContext = {},
+): Promise<TestRun> {
+  const { isolation: isolationOption, keep, keepDir, maxDatabases, ...templateOptions } = options;
+  const isolation = checkIsolation(isolationOption);
+  const config = { isolation, keep: keepPolicy(keep), keepDir: keepDir ?? defaultKeepDir() };
+  const template = await prepareTemplate(templateOptions);
+  const host = await startEngineHost({
+    template,
+    testTransactions: isolation === 'transaction',
+    maxDatabases,
+  });
+  return { config: { ...config, hostAddress: host.address }, close: () => host.close() };
+}

@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { InvalidInputError } from '../errors.js';
+import { type LeasedDatabase, leaseDatabase } from './host/lease.js';
+import type { Isolation, KeepPolicy } from './isolation.js';
+
+/** What a test runner's preset hands every test file (Vitest `provide`, Jest env vars). */
+export interface TestFileConfig {
+  /** The engine host to lease from. */
+  hostAddress: string;
+  isolation: Isolation;
+  keep: KeepPolicy;
+  /** Where kept databases go. */
+  keepDir: string;
+}
+
+export interface TestOutcome {
+  failed: boolean;
+  /** Names the kept database: the test file and the test. */
+  label: string;
+}
+
+/**
+ * One test file's database, leased from the engine host, and the per-test isolation around it.
+ * Both presets (Vitest and Jest) are thin layers over this.
+ */
+export class TestFileDatabase {
+  private fresh = true;
+  private running = false;
+
+  private constructor(
+    private readonly leased: LeasedDatabase,
+    readonly config: TestFileConfig,
+  ) {}
+
+  static async open(config: TestFileConfig): Promise<TestFileDatabase> {
+    return new TestFileDatabase(await leaseDatabase(config.hostAddress), config);
+  }
+
+  get connectionString(): string {
+    return this.leased.connectionString;
+  }
+
+  get env(): Record<string, string> {
+    return this.leased.env;
+  }
+
+  execInteractive(input: string | Uint8Array): Promise<Uint8Array> {
+    return this.leased.execInteractive(input);
+  }
+
+  /** Puts the database back to the template state, whatever the isolation. */
+  async reset(): Promise<void> {
+    await this.leased.reset();
+  }
+
+  /** Before each test: opens its transaction, or resets what the previous test left. */
+  async beforeTest(): Promise<void> {
+    const { isolation } = this.config;
+    if (isolation === 'none') return;
+    if (this.running) {
+      throw new InvalidInputError(
+        `pglite-oxide: test.concurrent cannot run with isolation '${isolation}': isolating one test ` +
+          "would undo another's work mid-test. Use plain test() in this file, isolation 'none', " +
+          'or put the concurrent tests in separate files (files run in parallel).',
+      );
+    }
+    this.running = true;
+    if (isolation === 'transaction') await this.leased.beginTest();
+    else if (!this.fresh) await this.leased.reset();
+    this.fresh = false;
+  }
+
+  /**
+   * After each test: rolls its transaction back. A failing test's database is kept first when
+   * the policy says so; returns the message telling where, for the test output.
+   */
+  async afterTest(outcome: TestOutcome): Promise<string | undefined> {
+    const { isolation } = this.config;
+    let message: string | undefined;
+    const keep = outcome.failed && this.config.keep === 'on-failure';
+    if (isolation !== 'none') this.running = false;
+    if (isolation === 'transaction') {
+      await this.leased.endTest(keep ? 'commit' : 'rollback');
+      if (keep) {
+        message = await this.keep(outcome.label);
+        // The committed test left its data: the next test must start from the template again.
+        await this.leased.reset();
+      }
+    } else if (keep) {
+      message = await this.keep(outcome.label);
+    }
+    this.fresh = false;
+    return message;
+  }
+
+  async close(): Promise<void> {
+    await this.leased.release();
+  }
+
+  private async keep(label: string): Promise<string> {
+    const dir = path.join(this.config.keepDir, `${slug(label)}-${Date.now()}`);
+    fs.mkdirSync(this.config.keepDir, { recursive: true, mode: 0o700 });
+    const root = await this.leased.keep(dir);
+    return (
+      `pglite-oxide kept the database of the failing test "${label}" at ${root}\n` +
+      `  Inspect it: npx pglite-oxide serve --data ${JSON.stringify(root)}   (then psql the printed URL)`
+    );
+  }
+}
+
+function slug(label: string): string {
+  return (
+    label
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 80) || 'test'
+  );
+}
