@@ -1,0 +1,67 @@
+// Jest testEnvironment of pglite-oxide: Jest's node environment, plus this test file's database.
+// It runs outside the test sandbox: it leases the database, points DATABASE_URL/PG* at it, and
+// isolates each test around Jest's own test events. Test files see only a URL and usePglite().
+import path from 'node:path';
+import type { EnvironmentContext, JestEnvironmentConfig } from '@jest/environment';
+import type { Circus } from '@jest/types';
+import { TestEnvironment as NodeEnvironment } from 'jest-environment-node';
+import { TestFileDatabase } from '../src/testing/test-file-database.js';
+import { type PgliteFixture, SANDBOX_GLOBAL } from './jest-fixture.js';
+import { publishedRun } from './jest-run.js';
+
+export default class PgliteEnvironment extends NodeEnvironment {
+  private database: TestFileDatabase | undefined;
+  private readonly testFile: string;
+
+  constructor(config: JestEnvironmentConfig, context: EnvironmentContext) {
+    super(config, context);
+    this.testFile = path.relative(config.projectConfig.rootDir, context.testPath);
+  }
+
+  override async setup(): Promise<void> {
+    await super.setup();
+    const database = await TestFileDatabase.open(publishedRun());
+    this.database = database;
+    const sandboxEnv = (this.global.process as NodeJS.Process).env;
+    Object.assign(sandboxEnv, database.env);
+    const fixture: PgliteFixture = {
+      connectionString: database.connectionString,
+      env: database.env,
+      execInteractive: (input) => database.execInteractive(input),
+      reset: () => database.reset(),
+    };
+    (this.global as Record<string, unknown>)[SANDBOX_GLOBAL] = fixture;
+  }
+
+  override async teardown(): Promise<void> {
+    await this.database?.close();
+    this.database = undefined;
+    await super.teardown();
+  }
+
+  async handleTestEvent(event: Circus.Event): Promise<void> {
+    const database = this.database;
+    if (!database) return;
+    if (event.name === 'test_start') {
+      await database.beforeTest();
+    } else if (event.name === 'test_done') {
+      const message = await database.afterTest({
+        failed: event.test.errors.length > 0,
+        label: `${this.testFile} ${fullName(event.test)}`,
+      });
+      if (message) console.warn(message);
+    }
+  }
+}
+
+function fullName(test: Circus.TestEntry): string {
+  const names = [test.name];
+  for (
+    let block: Circus.DescribeBlock | undefined = test.parent;
+    block && block.name !== 'ROOT_DESCRIBE_BLOCK';
+    block = block.parent
+  ) {
+    names.unshift(block.name);
+  }
+  return names.join(' ');
+}
