@@ -23,10 +23,19 @@ export async function packPackage(): Promise<string> {
   return path.join(dir, packed.filename);
 }
 
-/** A copy of fixtures/<name> with the packed package installed into it, as a user project. */
-export async function installFixture(name: string, tarball: string): Promise<string> {
-  const dir = path.join(await tempRoot('pglite-oxide-fixture-'), name);
-  await fs.cp(path.resolve('fixtures', name), dir, { recursive: true });
+/**
+ * A copy of fixtures/<name> with the packed package installed into it, as a user project.
+ * `siblings` are other fixtures copied next to it, for a project that reads their files.
+ */
+export async function installFixture(name: string, tarball: string, siblings: string[] = []): Promise<string> {
+  const parent = await tempRoot('pglite-oxide-fixture-');
+  const dir = path.join(parent, name);
+  for (const fixture of [name, ...siblings]) {
+    await fs.cp(path.resolve('fixtures', fixture), path.join(parent, fixture), {
+      recursive: true,
+      filter: (source) => !source.includes(`${path.sep}node_modules`),
+    });
+  }
   execFileSync(
     'npm',
     ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', tarball],
@@ -38,4 +47,9 @@ export async function installFixture(name: string, tarball: string): Promise<str
     },
   );
   return dir;
+}
+
+/** The roots a run kept for its failing tests, as its output names them. */
+export function keptRoots(output: string): string[] {
+  return [...output.matchAll(/kept the database of the failing test .* at (\S+)/g)].map((match) => match[1]!);
 }

@@ -1,0 +1,70 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { InteractiveRuntime, installAndInitIn } from 'pglite-oxide';
+import { describe, expect, it } from 'vitest';
+import { cleanEnv, installFixture, keptRoots, packPackage } from './helpers/fixture-project.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+import { dataRows } from './helpers/wire.js';
+
+const FAILING_TEST = `
+import { Client } from 'pg';
+
+test('a test that fails after writing', async () => {
+  const client = new Client({ connectionString: process.env.DATABASE_URL });
+  await client.connect();
+  await client.query("INSERT INTO audit_log (message) VALUES ('left for inspection')");
+  await client.end();
+  expect('this test').toBe('failing');
+});
+`;
+
+// The packed package, installed into a copy of fixtures/jest-app (CJS through ts-jest, one ES
+// module file through @swc/jest), running that project's own jest command with two workers.
+describe('fixtures/jest-app with the packed package', () => {
+  it('passes its own suite, and keeps a failing test database for inspection on request', async () => {
+    const project = await installFixture('jest-app', await packPackage(), ['vitest-app']);
+    const cacheDir = await freshCacheDir();
+    const keepDir = await tempRoot('pglite-oxide-kept-');
+    const runJest = (env: NodeJS.ProcessEnv = {}) =>
+      spawnSync('npx', ['jest'], {
+        cwd: project,
+        encoding: 'utf8',
+        env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir, ...env }),
+        timeout: 240_000,
+      });
+
+    const run = runJest();
+    const output = run.stdout + run.stderr;
+    expect(run.status, output).toBe(0);
+    expect(output).toMatch(/Test Suites:\s+5 passed, 5 total/);
+    expect(output).toMatch(/Tests:\s+11 passed, 11 total/);
+    expect(keptRoots(output)).toEqual([]);
+
+    await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
+    await fs.writeFile(
+      path.join(project, 'jest.keep.config.cjs'),
+      `module.exports = { ...require('./jest.config.cjs'), testEnvironmentOptions: { pgliteOxide: {
+        ...require('./jest.config.cjs').testEnvironmentOptions.pgliteOxide, keepDir: ${JSON.stringify(keepDir)} } } };`,
+    );
+    const failing = spawnSync('npx', ['jest', '--config', 'jest.keep.config.cjs', 'tests/failing.test.ts'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir, PGLITE_OXIDE_KEEP: 'on-failure' }),
+      timeout: 240_000,
+    });
+    const failingOutput = failing.stdout + failing.stderr;
+    expect(failing.status, failingOutput).toBe(1);
+    expect(failingOutput).toContain('npx pglite-oxide serve --data');
+    const [kept] = keptRoots(failingOutput);
+    expect(kept?.startsWith(keepDir), failingOutput).toBe(true);
+
+    const runtime = await InteractiveRuntime.start(await installAndInitIn(kept!));
+    try {
+      const rows = dataRows(await runtime.execInteractive('SELECT message FROM audit_log'));
+      expect(rows).toEqual([['left for inspection']]);
+    } finally {
+      await runtime.close();
+    }
+  }, 600_000);
+});
