@@ -64,9 +64,17 @@ export {
 export { readSqlFiles, type SqlFile } from './template/sources.js';
 export { type EngineHost, type EngineHostOptions, startEngineHost } from './testing/host/engine-host.js';
 export { type LeasedDatabase, leaseDatabase } from './testing/host/lease.js';
+export { checkIsolation, type Isolation, type KeepPolicy } from './testing/isolation.js';
+export {
+  startTestRun,
+  type TestRun,
+  type TestRunContext,
+  type TestRunOptions,
+} from './testing/start-test-run.js';
 export {
   type SuiteDatabase,
   type SuiteDatabaseOptions,
   startSuiteDatabase,
   waitForClientsToLeave,
 } from './testing/suite-database.js';
+export { type TestFileConfig, TestFileDatabase, type TestOutcome } from './testing/test-file-database.js';

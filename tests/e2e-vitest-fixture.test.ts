@@ -2,43 +2,76 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { InteractiveRuntime, installAndInitIn } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
-import { cleanEnv, installFixture, packPackage } from './helpers/fixture-project.js';
-import { freshCacheDir } from './helpers/temp-root.js';
+import { cleanEnv, installFixture, keptRoots, packPackage } from './helpers/fixture-project.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+import { dataRows } from './helpers/wire.js';
+
+const FAILING_TEST = `
+import { test } from 'pglite-oxide/vitest';
+import { expect } from 'vitest';
+
+test('a test that fails after writing', async ({ db }) => {
+  await db.query("INSERT INTO audit_log (message) VALUES ('left for inspection')");
+  expect('this test').toBe('failing');
+});
+`;
 
 // The packed package, installed into a copy of fixtures/vitest-app, running that project's own
 // test command with its files in parallel: what a user's CI does.
 describe('fixtures/vitest-app with the packed package', () => {
-  it('passes its own suite in the forks and threads pools, and rebuilds the template when a migration changes', async () => {
+  it('passes its own suite in both isolations and pools, rebuilds the template when a migration changes, and keeps a failing test database on request', async () => {
     const project = await installFixture('vitest-app', await packPackage());
     const cacheDir = await freshCacheDir();
-    const runSuite = (...args: string[]) =>
-      spawnSync('npm', ['test', ...(args.length > 0 ? ['--', ...args] : [])], {
+    const runSuite = (env: NodeJS.ProcessEnv, ...args: string[]) => {
+      const run = spawnSync('npm', ['test', ...(args.length > 0 ? ['--', ...args] : [])], {
         cwd: project,
         encoding: 'utf8',
-        env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir }),
+        env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir, ...env }),
         timeout: 240_000,
       });
+      return { ...run, output: run.stdout + run.stderr };
+    };
 
-    const first = runSuite();
-    expect(first.status, first.stdout + first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/Test Files\s+5 passed \(5\)/);
-    expect(first.stdout).toMatch(/Tests\s+13 passed \| 1 expected fail \(14\)/);
+    const transaction = runSuite({});
+    expect(transaction.status, transaction.output).toBe(0);
+    expect(transaction.stdout).toMatch(/Test Files\s+5 passed \(5\)/);
+    expect(transaction.stdout).toMatch(/Tests\s+13 passed \| 1 expected fail \(14\)/);
     const templates = () => readdirSync(path.join(cacheDir, 'templates')).filter((e) => !e.endsWith('.lock'));
     expect(templates()).toHaveLength(1);
 
-    // The same suite in Vitest's worker-threads pool, reusing the cached template.
-    const threads = runSuite('--pool=threads');
-    expect(threads.status, threads.stdout + threads.stderr).toBe(0);
-    expect(threads.stdout).toMatch(/Tests\s+13 passed \| 1 expected fail \(14\)/);
+    // Isolation 'reset', in Vitest's worker-threads pool, reusing the cached template.
+    const reset = runSuite({ FIXTURE_ISOLATION: 'reset' }, '--pool=threads');
+    expect(reset.status, reset.output).toBe(0);
+    expect(reset.stdout).toMatch(/Tests\s+13 passed \| 1 expected fail \(14\)/);
     expect(templates()).toHaveLength(1);
+
+    // A failing test, with keep-on-failure: its database is written to disk and the output says
+    // where and how to reopen it.
+    const keepDir = await tempRoot('pglite-oxide-kept-');
+    await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
+    const failing = runSuite({ PGLITE_OXIDE_KEEP: 'on-failure', TMPDIR: keepDir }, 'tests/failing.test.ts');
+    expect(failing.status, failing.output).not.toBe(0);
+    expect(failing.output).toContain('npx pglite-oxide serve --data');
+    const [kept] = keptRoots(failing.output);
+    expect(kept?.startsWith(keepDir), failing.output).toBe(true);
+    const runtime = await InteractiveRuntime.start(await installAndInitIn(kept!));
+    try {
+      expect(dataRows(await runtime.execInteractive('SELECT message FROM audit_log'))).toEqual([
+        ['left for inspection'],
+      ]);
+    } finally {
+      await runtime.close();
+    }
+    await fs.rm(path.join(project, 'tests', 'failing.test.ts'));
 
     await fs.appendFile(
       path.join(project, 'migrations', '010_orders.sql'),
       '\nALTER TABLE orders ADD COLUMN note text;\n',
     );
-    const second = runSuite();
-    expect(second.status, second.stdout + second.stderr).toBe(0);
+    const rebuilt = runSuite({});
+    expect(rebuilt.status, rebuilt.output).toBe(0);
     expect(templates()).toHaveLength(2);
   }, 600_000);
 });
