@@ -27,7 +27,11 @@ export async function packPackage(): Promise<string> {
  * A copy of fixtures/<name> with the packed package installed into it, as a user project.
  * `siblings` are other fixtures copied next to it, for a project that reads their files.
  */
-export async function installFixture(name: string, tarball: string, siblings: string[] = []): Promise<string> {
+export async function installFixture(
+  name: string,
+  tarball: string,
+  siblings: string[] = [],
+): Promise<string> {
   const parent = await tempRoot('pglite-oxide-fixture-');
   const dir = path.join(parent, name);
   for (const fixture of [name, ...siblings]) {
