@@ -37,6 +37,7 @@ export async function startTestRun(
     template,
     testTransactions: isolation === 'transaction',
     maxDatabases,
+    spare: context.parallelFiles,
   });
   return { config: { ...config, hostAddress: host.address }, close: () => host.close() };
 }
