@@ -1,0 +1,105 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import {
+  checkIsolation,
+  InvalidInputError,
+  type Isolation,
+  prepareTemplate,
+  startEngineHost,
+  TestFileDatabase,
+} from 'pglite-oxide';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keepPolicy } from '../src/testing/isolation.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+
+async function template() {
+  const dir = await tempRoot('pglite-oxide-project-');
+  await fs.writeFile(
+    path.join(dir, '1_items.sql'),
+    'CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);',
+  );
+  await fs.writeFile(path.join(dir, 'seed.sql'), "INSERT INTO items (name) VALUES ('seeded');");
+  return prepareTemplate({
+    migrations: path.join(dir, '1_items.sql'),
+    seed: path.join(dir, 'seed.sql'),
+    cacheDir: await freshCacheDir(),
+  });
+}
+
+async function query(database: TestFileDatabase, sql: string): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: database.connectionString });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('per-test isolation around a leased database', () => {
+  let host: Awaited<ReturnType<typeof startEngineHost>>;
+  let keepDir: string;
+  const open = (isolation: Isolation) =>
+    TestFileDatabase.open({ hostAddress: host.address, isolation, keep: 'on-failure', keepDir });
+
+  beforeAll(async () => {
+    keepDir = await tempRoot('pglite-oxide-kept-');
+    host = await startEngineHost({ template: await template(), spare: 0 });
+  });
+  afterAll(() => host.close());
+
+  it("'reset' starts each test from the template, sequences included", async () => {
+    const database = await open('reset');
+    for (const test of ['first', 'second']) {
+      await database.beforeTest();
+      expect(await query(database, `INSERT INTO items (name) VALUES ('${test}') RETURNING id`)).toEqual([
+        { id: 2 },
+      ]);
+      await database.afterTest({ failed: false, label: test });
+    }
+    await database.close();
+  });
+
+  it("'none' lets the tests of a file share the database", async () => {
+    const database = await open('none');
+    await database.beforeTest();
+    await query(database, "INSERT INTO items (name) VALUES ('shared')");
+    await database.afterTest({ failed: false, label: 'first' });
+    await database.beforeTest();
+    expect(await query(database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 2 }]);
+    await database.afterTest({ failed: false, label: 'second' });
+    await database.close();
+  });
+
+  it('refuses a second test while one runs, with a message that says what to do', async () => {
+    const database = await open('reset');
+    await database.beforeTest();
+    await expect(database.beforeTest()).rejects.toThrow(/test\.concurrent cannot run with isolation 'reset'/);
+    await database.afterTest({ failed: false, label: 'first' });
+    await database.close();
+  });
+
+  it('keeps a failing test database and says how to reopen it', async () => {
+    const database = await open('reset');
+    await database.beforeTest();
+    await query(database, "INSERT INTO items (name) VALUES ('evidence')");
+    const message = await database.afterTest({ failed: true, label: 'orders.test.ts places an order' });
+    expect(message).toMatch(/kept the database of the failing test "orders\.test\.ts places an order" at /);
+    expect(message).toContain('npx pglite-oxide serve --data');
+    const [kept] = await fs.readdir(keepDir);
+    expect(kept).toMatch(/^orders\.test\.ts-places-an-order-\d+$/);
+    await database.close();
+  });
+});
+
+describe('isolation and keep options', () => {
+  it('default to transaction and never, and refuse unknown values clearly', () => {
+    expect(checkIsolation(undefined)).toBe('transaction');
+    expect(() => checkIsolation('savepoint')).toThrow(InvalidInputError);
+    expect(() => checkIsolation('savepoint')).toThrow("'transaction', 'reset', 'none'");
+    expect(keepPolicy(undefined, {})).toBe('never');
+    expect(keepPolicy('never', { PGLITE_OXIDE_KEEP: 'on-failure' })).toBe('on-failure');
+    expect(() => keepPolicy(undefined, { PGLITE_OXIDE_KEEP: 'always' })).toThrow(/PGLITE_OXIDE_KEEP/);
+  });
+});
