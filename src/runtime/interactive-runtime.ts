@@ -56,7 +56,7 @@ export class InteractiveRuntime {
   /** Runs SQL (one simple Query) or raw frontend messages and returns the raw backend bytes. */
   async execInteractive(input: PokeInput): Promise<Uint8Array> {
     const bytes = toFrontendBytes(input);
-    return this.exclusive((engine) => engine.execProtocolRaw(bytes));
+    return this.exclusive(async (engine) => engine.execProtocolRawSync(bytes));
   }
 
   /** Queues input for the next interactiveOne(), REPL style. */
@@ -70,7 +70,7 @@ export class InteractiveRuntime {
     this.pending = [];
     if (units.length === 0) return Promise.resolve(new Uint8Array(0));
     const bytes = Buffer.concat(units);
-    return this.exclusive((engine) => engine.execProtocolRaw(bytes));
+    return this.exclusive(async (engine) => engine.execProtocolRawSync(bytes));
   }
 
   /**
@@ -117,6 +117,9 @@ export class InteractiveRuntime {
   get isClosed(): boolean {
     return this.closed;
   }
+
+  // Wire calls use the engine's synchronous entry: its async one only adds a filesystem sync,
+  // which is a no-op for the on-disk and in-memory filesystems this package uses, behind a mutex.
 
   /** Runs `fn` alone on a live engine, restarting the engine if a previous call killed it. */
   private exclusive<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
