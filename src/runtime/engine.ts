@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { ClusterCorruptedError, EngineStartError } from '../errors.js';
 import { assertUsableCluster } from '../install/install.js';
 import type { PglitePaths } from '../install/paths.js';
 import { settingsFromEnv } from './env.js';
+import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
 export type EngineSettings = Record<string, string | number | boolean>;
@@ -63,6 +65,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
   const initdb = path.join(binDir, 'initdb.wasm');
   return PGlite.create({
     dataDir: spec.paths.pgdata,
+    fs: new WireAwareNodeFS(spec.paths.pgdata),
     pgliteWasmModule,
     // Handing over the installed initdb module keeps the engine from reading its own copy.
     initdbWasmModule: existsSync(initdb) ? await compiledModule(initdb) : undefined,
@@ -71,6 +74,15 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     database,
     startParams: startParams(spec.env, spec.settings),
   });
+}
+
+/** The on-disk filesystem, plus the hook the proxy's fast wire path needs (see raw-wire.ts). */
+class WireAwareNodeFS extends NodeFS {
+  override async init(pg: PGlite, options: Parameters<NodeFS['init']>[1]) {
+    const { emscriptenOpts } = await super.init(pg, options);
+    const preRun = [...(emscriptenOpts.preRun ?? []), rememberWireCallbacks];
+    return { emscriptenOpts: { ...emscriptenOpts, preRun } };
+  }
 }
 
 /** The engine's start parameters: its defaults, then our defaults, the environment's and the caller's settings. */

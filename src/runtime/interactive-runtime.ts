@@ -7,6 +7,7 @@ import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
+import { execWire } from './raw-wire.js';
 
 export interface RuntimeOptions {
   /** Overrides of standardEnv(paths): PGUSER, PGDATABASE, TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
@@ -56,7 +57,7 @@ export class InteractiveRuntime {
   /** Runs SQL (one simple Query) or raw frontend messages and returns the raw backend bytes. */
   async execInteractive(input: PokeInput): Promise<Uint8Array> {
     const bytes = toFrontendBytes(input);
-    return this.exclusive(async (engine) => engine.execProtocolRawSync(bytes));
+    return this.exclusive(async (engine) => execWire(engine, bytes));
   }
 
   /** Queues input for the next interactiveOne(), REPL style. */
@@ -70,7 +71,7 @@ export class InteractiveRuntime {
     this.pending = [];
     if (units.length === 0) return Promise.resolve(new Uint8Array(0));
     const bytes = Buffer.concat(units);
-    return this.exclusive(async (engine) => engine.execProtocolRawSync(bytes));
+    return this.exclusive(async (engine) => execWire(engine, bytes));
   }
 
   /**
@@ -118,8 +119,8 @@ export class InteractiveRuntime {
     return this.closed;
   }
 
-  // Wire calls use the engine's synchronous entry: its async one only adds a filesystem sync,
-  // which is a no-op for the on-disk and in-memory filesystems this package uses, behind a mutex.
+  // Wire calls skip the engine's async entry: it only adds a filesystem sync, a no-op for the
+  // on-disk and in-memory filesystems this package uses, behind a mutex. See raw-wire.ts too.
 
   /** Runs `fn` alone on a live engine, restarting the engine if a previous call killed it. */
   private exclusive<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {

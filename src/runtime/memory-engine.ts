@@ -14,6 +14,7 @@ import {
   takeSnapshot,
 } from './engine-snapshot.js';
 import { standardEnv } from './env.js';
+import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
 export interface MemoryEngineOptions {
@@ -107,7 +108,8 @@ class ClusterMemoryFS extends MemoryFS {
         mod.FS.writeFile(`${GUEST_PGDATA}/${file.path}`, data, { canOwn: true });
       }
     };
-    return { emscriptenOpts: { ...emscriptenOpts, preRun: [...(emscriptenOpts.preRun ?? []), fillDataDir] } };
+    const preRun = [...(emscriptenOpts.preRun ?? []), fillDataDir, rememberWireCallbacks];
+    return { emscriptenOpts: { ...emscriptenOpts, preRun } };
   }
 }
 
