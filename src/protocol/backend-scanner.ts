@@ -12,6 +12,8 @@ export interface Notification {
 export interface BackendSummary {
   /** Status of the last ReadyForQuery, or null when the output has none. */
   status: TransactionStatus | null;
+  /** Where that status byte sits in the output, so it can be rewritten. */
+  statusAt: number | null;
   errors: number;
   /** SQLSTATE of the first ErrorResponse, if any. */
   firstErrorCode: string | null;
@@ -36,6 +38,7 @@ const C = 0x43;
 export function scanBackend(output: Uint8Array): BackendSummary {
   const summary: BackendSummary = {
     status: null,
+    statusAt: null,
     errors: 0,
     firstErrorCode: null,
     notifications: [],
@@ -61,6 +64,7 @@ export function scanBackend(output: Uint8Array): BackendSummary {
     switch (type) {
       case Z:
         summary.status = String.fromCharCode(output[body]!) as TransactionStatus;
+        summary.statusAt = body;
         break;
       case E:
         summary.errors++;

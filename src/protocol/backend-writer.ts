@@ -112,3 +112,10 @@ export function notificationResponse(processId: number, channel: string, payload
 
 /** The single byte that answers SSLRequest and GSSENCRequest: not supported, go on in plain text. */
 export const ENCRYPTION_REFUSED = Buffer.from('N');
+
+/** Replies to extended-protocol messages the proxy answers itself (statements without parameters or rows). */
+export const PARSE_COMPLETE = Buffer.from([0x31, 0, 0, 0, 4]);
+export const BIND_COMPLETE = Buffer.from([0x32, 0, 0, 0, 4]);
+export const CLOSE_COMPLETE = Buffer.from([0x33, 0, 0, 0, 4]);
+export const NO_DATA = Buffer.from([0x6e, 0, 0, 0, 4]);
+export const NO_PARAMETERS = Buffer.from([0x74, 0, 0, 0, 6, 0, 0]);

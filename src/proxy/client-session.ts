@@ -8,11 +8,17 @@ import {
   withoutTypes,
 } from '../protocol/backend-scanner.js';
 import {
+  BIND_COMPLETE,
   backendKeyData,
+  CLOSE_COMPLETE,
+  commandComplete,
   copyInResponse,
   ENCRYPTION_REFUSED,
   type ErrorFields,
   errorResponse,
+  NO_DATA,
+  NO_PARAMETERS,
+  PARSE_COMPLETE,
   parameterStatus,
   readyForQuery,
   type TransactionStatus,
@@ -55,6 +61,19 @@ import {
   statementEffects,
 } from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
+import {
+  BEGIN_AUTOCOMMIT,
+  BEGIN_CLIENT_TRANSACTION,
+  COMMIT_CLIENT_TRANSACTION,
+  END_AUTOCOMMIT,
+  explainTransactionBlockErrors,
+  ROLLBACK_CLIENT_TRANSACTION,
+  replies,
+  type Statement,
+  statementsWithControl,
+  transactionControlOf,
+  UNDO_AUTOCOMMIT,
+} from './test-transaction.js';
 
 type Phase = 'startup' | 'auth' | 'ready' | 'closed';
 
@@ -86,6 +105,8 @@ export class ClientSession implements NotificationTarget {
   private batchCopyPlan: CopyInPlan | null = null;
   private batchRefusal: ErrorFields | null = null;
   private batchEffects: StatementEffects[] = [];
+  /** Replies, and transaction control to run, for extended messages the proxy answers itself. */
+  private controlSteps: Array<Statement | Uint8Array> = [];
   private copy: CopyInCollector | null = null;
   private discardUntilSync = false;
   /** Settings this client changed with SET, to be reset when it leaves. */
@@ -101,6 +122,10 @@ export class ClientSession implements NotificationTarget {
   private leaving: Promise<void> | null = null;
   /** The engine session this client used is gone (restarted or closing): nothing to clean up. */
   private engineStateLost = false;
+  /** Isolation 'transaction': the client is inside a transaction of its own (a savepoint). */
+  private ownTransaction = false;
+  /** Isolation 'transaction': the savepoint around the client's current autocommit unit is open. */
+  private autocommitOpen = false;
 
   constructor(
     private readonly socket: Socket,
@@ -149,6 +174,14 @@ export class ClientSession implements NotificationTarget {
   abandon(code: string, message: string): Promise<void> {
     this.engineStateLost = true;
     return this.fatal(code, message);
+  }
+
+  /** The test's outer transaction ended: whatever this client had open inside it went with it. */
+  testTransactionEnded(): void {
+    this.ownTransaction = false;
+    this.autocommitOpen = false;
+    this.status = 'I';
+    clearTimeout(this.idleTimer);
   }
 
   /** Ends a queued wait of this client for the engine (CancelRequest). */
@@ -348,6 +381,10 @@ export class ClientSession implements NotificationTarget {
     const effects = statementEffects(message.body.toString('utf8', 0, sqlEnd));
     const frames = this.batch.length > 0 ? [...this.takeBatch(), message.frame] : [message.frame];
     if (effects?.refusal) return this.refuse(effects.refusal, frames.length > 1);
+    if (this.host.testTransactionOpen && frames.length === 1) {
+      const statements = statementsWithControl(message.body.toString('utf8', 0, sqlEnd));
+      if (statements) return this.runUnderTestTransaction(statements);
+    }
     if (effects?.copyIn) {
       if (frames.length > 1)
         throw new ProtocolViolationError('COPY FROM STDIN inside an unfinished extended batch');
@@ -357,6 +394,7 @@ export class ClientSession implements NotificationTarget {
   }
 
   private addToBatch(message: FrontendMessage): void {
+    if (this.host.testTransactions && this.addControlStep(message)) return;
     const { type, body } = message;
     let frame = message.frame;
     if (type === PARSE) {
@@ -420,6 +458,49 @@ export class ClientSession implements NotificationTarget {
     this.batchBytes += frame.length;
   }
 
+  /**
+   * Under test transactions, extended-protocol messages about transaction control are answered by
+   * the proxy (postgres.js sends COMMIT and savepoints this way): they never reach the engine,
+   * where a COMMIT would end the test's transaction. Returns whether `message` was one.
+   */
+  private addControlStep(message: FrontendMessage): boolean {
+    const { type, body } = message;
+    if (type === PARSE) {
+      const parse = decodeParse(body);
+      const sql = body.toString('utf8', parse.sqlStart, parse.sqlEnd);
+      const control = transactionControlOf(sql);
+      if (!control) return false;
+      this.names.parsed(parse.name, null, { sql, control });
+      this.controlSteps.push(PARSE_COMPLETE);
+    } else if (type === BIND) {
+      const bind = decodeBind(body);
+      if (!this.names.controlStatement(bind.statement)) return false;
+      this.names.bound(bind.portal, bind.statement);
+      this.controlSteps.push(BIND_COMPLETE);
+    } else if (type === DESCRIBE || type === CLOSE) {
+      const target = decodeTarget(body);
+      const isControl =
+        target.kind === 'S'
+          ? this.names.controlStatement(target.name)
+          : this.names.controlPortal(target.name);
+      if (!isControl) return false;
+      if (type === DESCRIBE) {
+        this.controlSteps.push(target.kind === 'S' ? Buffer.concat([NO_PARAMETERS, NO_DATA]) : NO_DATA);
+      } else {
+        if (target.kind === 'S') this.names.closedStatement(target.name);
+        else this.names.closedPortal(target.name);
+        this.controlSteps.push(CLOSE_COMPLETE);
+      }
+    } else if (type === EXECUTE) {
+      const statement = this.names.controlPortal(decodeExecute(body).portal);
+      if (!statement) return false;
+      this.controlSteps.push(statement);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   private takeBatch(): Buffer[] {
     const frames = this.batch;
     this.batch = [];
@@ -437,6 +518,14 @@ export class ClientSession implements NotificationTarget {
     const effects = this.batchEffects;
     this.batchEffects = [];
     const frames = this.takeBatch();
+    const controlSteps = this.controlSteps;
+    if (controlSteps.length > 0) {
+      // They are answered at the Sync, in order, as a unit of their own.
+      if (!withSync) return undefined;
+      this.controlSteps = [];
+      if (frames.length > 1) return this.refuse(replies.mixedControl, false);
+      return this.runUnderTestTransaction(controlSteps);
+    }
     if (refusal) {
       if (withSync) return this.refuse(refusal, false);
       this.write(errorResponse(refusal));
@@ -483,6 +572,7 @@ export class ClientSession implements NotificationTarget {
     endsWithSync: boolean,
   ): Promise<void> {
     if (!(await this.takeEngine(endsWithSync))) return;
+    if (!(await this.openAutocommit())) return;
     // After an error inside an unfinished batch the engine skips everything up to a Sync, a Query
     // included, as Postgres does; only then may a unit end without ReadyForQuery.
     const mayBeSkipped = this.engineBatchOpen;
@@ -491,6 +581,7 @@ export class ClientSession implements NotificationTarget {
     if (!output) return;
     const summary = this.absorb(output, !endsWithSync ? 'partial' : mayBeSkipped ? 'any' : 'ready');
     if (!summary) return;
+    if (!(await this.closeAutocommit(summary))) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
     this.releaseOrIdle();
   }
@@ -515,6 +606,7 @@ export class ClientSession implements NotificationTarget {
     output: Uint8Array,
     expect: 'ready' | 'any' | 'partial',
     drop?: ReadonlySet<number>,
+    collect?: Uint8Array[],
   ): BackendSummary | null {
     const summary = scanBackend(output);
     if (summary.malformed || (expect === 'ready' && summary.status === null)) {
@@ -527,8 +619,10 @@ export class ClientSession implements NotificationTarget {
       this.engineBatchOpen = true;
       if (summary.status !== null) drop = new Set([...(drop ?? []), READY_FOR_QUERY]);
     } else if (summary.status) {
-      this.status = summary.status;
+      this.status = this.clientStatus(summary.status);
       this.engineBatchOpen = false;
+      // Under a test's outer transaction the engine always reports one; the client sees its own.
+      if (this.status !== summary.status) output[summary.statusAt!] = this.status.charCodeAt(0);
     }
     for (const [name, value] of summary.parameterChanges) {
       if (name !== 'application_name') this.host.settings.set(name, value);
@@ -536,7 +630,11 @@ export class ClientSession implements NotificationTarget {
     let reply: Uint8Array = output;
     if (summary.notifications.length > 0) reply = withoutRanges(reply, summary.notifications);
     if (drop) reply = withoutTypes(reply, drop);
-    if (reply.length > 0) this.write(reply);
+    if (summary.firstErrorCode === '25001' && this.host.testTransactionOpen) {
+      reply = explainTransactionBlockErrors(reply);
+    }
+    if (collect) collect.push(reply);
+    else if (reply.length > 0) this.write(reply);
     for (const notification of summary.notifications) {
       this.host.hub.route(notification.channel, notification.payload, this.processId);
     }
@@ -569,7 +667,7 @@ export class ClientSession implements NotificationTarget {
   /** Engine output of the proxy's own statements: only its notifications matter. */
   private routeOnly(output: Uint8Array): BackendSummary {
     const summary = scanBackend(output);
-    if (summary.status) this.status = summary.status;
+    if (summary.status) this.status = this.clientStatus(summary.status);
     for (const notification of summary.notifications) {
       this.host.hub.route(notification.channel, notification.payload, this.processId);
     }
@@ -593,6 +691,7 @@ export class ClientSession implements NotificationTarget {
   /** Begins a COPY FROM STDIN: the engine is held while the client sends its data. */
   private async startCopy(plan: CopyInPlan, extended: boolean, before: Buffer[]): Promise<void> {
     if (!(await this.takeEngine(extended === false))) return;
+    if (!(await this.openAutocommit())) return;
     if (before.length > 0) {
       const output = await this.engineCall(Buffer.concat(before), false);
       if (!output) return;
@@ -658,11 +757,125 @@ export class ClientSession implements NotificationTarget {
       ? this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)
       : this.absorb(output, 'ready');
     if (!summary) return;
+    if (!copy.extended && !(await this.closeAutocommit(summary))) return;
     if (copy.extended) {
       this.engineBatchOpen = true;
       if (summary.errors > 0) this.discardUntilSync = true;
     }
     this.releaseOrIdle();
+  }
+
+  /** The transaction status this client would get from a server of its own. */
+  private clientStatus(engine: TransactionStatus): TransactionStatus {
+    return this.host.testTransactionOpen && !this.ownTransaction ? 'I' : engine;
+  }
+
+  /** Isolation 'transaction': a unit outside the client's own transaction gets a savepoint. */
+  private async openAutocommit(): Promise<boolean> {
+    if (
+      !this.host.testTransactionOpen ||
+      this.ownTransaction ||
+      this.autocommitOpen ||
+      this.engineBatchOpen
+    ) {
+      return true;
+    }
+    this.autocommitOpen = true;
+    return this.internalSql(BEGIN_AUTOCOMMIT);
+  }
+
+  /** Ends the unit's savepoint once the unit is over: kept when it succeeded, undone when not. */
+  private async closeAutocommit(summary: BackendSummary): Promise<boolean> {
+    if (!this.autocommitOpen || summary.status === null || this.engineBatchOpen) return true;
+    this.autocommitOpen = false;
+    return this.internalSql(summary.status === 'E' ? UNDO_AUTOCOMMIT : END_AUTOCOMMIT);
+  }
+
+  /** SQL of the proxy's own; false when the engine failed (every client was told). */
+  private async internalSql(sql: string): Promise<boolean> {
+    const output = await this.engineCall(serialize.query(sql), false);
+    if (!output) return false;
+    const summary = scanBackend(output);
+    if (summary.errors > 0)
+      this.host.warn(`client ${this.id}: ${sql} failed (SQLSTATE ${summary.firstErrorCode})`);
+    return true;
+  }
+
+  /**
+   * A simple Query with transaction control, under a test's outer transaction: BEGIN, COMMIT and
+   * ROLLBACK become savepoints, the other statements run as they would, one at a time, and the
+   * client gets the replies and transaction status a server of its own would send.
+   */
+  private async runUnderTestTransaction(steps: Array<Statement | Uint8Array>): Promise<void> {
+    if (!(await this.takeEngine(true))) return;
+    const replyParts: Uint8Array[] = [];
+    for (const step of steps) {
+      if (step instanceof Uint8Array) {
+        replyParts.push(step);
+        continue;
+      }
+      const failed = await this.runStatementUnderTest(step, replyParts);
+      if (failed === null) return;
+      if (failed) break;
+    }
+    replyParts.push(readyForQuery(this.status));
+    this.write(Buffer.concat(replyParts));
+    this.releaseOrIdle();
+  }
+
+  /** One statement of such a Query; true when it failed (the rest is skipped), null when the engine did. */
+  private async runStatementUnderTest(
+    statement: Statement,
+    replyParts: Uint8Array[],
+  ): Promise<boolean | null> {
+    const own = this.ownTransaction;
+    // Between tests there is no outer transaction: transaction control runs as it is.
+    const control = this.host.testTransactionOpen ? statement.control : null;
+    switch (control) {
+      case 'begin':
+        if (own) {
+          replyParts.push(replies.alreadyInTransaction());
+          return false;
+        }
+        if (!(await this.internalSql(BEGIN_CLIENT_TRANSACTION))) return null;
+        this.ownTransaction = true;
+        this.status = 'T';
+        replyParts.push(commandComplete('BEGIN'));
+        return false;
+      case 'commit':
+      case 'rollback': {
+        if (!own) {
+          replyParts.push(replies.noTransaction(control === 'commit' ? 'COMMIT' : 'ROLLBACK'));
+          return false;
+        }
+        // COMMIT of a failed transaction rolls it back, and says so.
+        const commits = control === 'commit' && this.status !== 'E';
+        if (!(await this.internalSql(commits ? COMMIT_CLIENT_TRANSACTION : ROLLBACK_CLIENT_TRANSACTION)))
+          return null;
+        this.ownTransaction = false;
+        this.status = 'I';
+        replyParts.push(commandComplete(commits ? 'COMMIT' : 'ROLLBACK'));
+        return false;
+      }
+      case 'unsupported':
+        replyParts.push(replies.unsupported());
+        return true;
+      case 'savepoint':
+      case 'release':
+      case 'rollback-to':
+        if (!own) {
+          replyParts.push(replies.outsideTransactionBlock(SAVEPOINT_STATEMENTS[control]));
+          return true;
+        }
+        break;
+    }
+    if (!(await this.openAutocommit())) return null;
+    const output = await this.engineCall(serialize.query(statement.sql), false);
+    if (!output) return null;
+    const summary = this.absorb(output, 'ready', READY_ONLY, replyParts);
+    if (!summary) return null;
+    if (!(await this.closeAutocommit(summary))) return null;
+    return summary.errors > 0;
   }
 
   private write(bytes: Uint8Array): void {
@@ -711,7 +924,16 @@ export class ClientSession implements NotificationTarget {
         this.routeOnly(output);
         this.engineBatchOpen = false;
       }
-      if (this.status !== 'I') this.routeOnly(await this.host.gate.exec(serialize.query('ROLLBACK')));
+      const rollback = this.ownTransaction
+        ? ROLLBACK_CLIENT_TRANSACTION
+        : this.autocommitOpen
+          ? UNDO_AUTOCOMMIT
+          : this.status !== 'I'
+            ? 'ROLLBACK'
+            : null;
+      this.ownTransaction = false;
+      this.autocommitOpen = false;
+      if (rollback) this.routeOnly(await this.host.gate.exec(serialize.query(rollback)));
       const frames: Buffer[] = statements.map((name) => serialize.close({ type: 'S', name }));
       const sql = [
         ...settings.map(resetStatement),
@@ -725,6 +947,14 @@ export class ClientSession implements NotificationTarget {
     }
   }
 }
+
+const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
+
+const SAVEPOINT_STATEMENTS = {
+  savepoint: 'SAVEPOINT',
+  release: 'RELEASE SAVEPOINT',
+  'rollback-to': 'ROLLBACK TO SAVEPOINT',
+} as const;
 
 function startupParameters(packet: Buffer): Map<string, string> {
   const params = new Map<string, string>();

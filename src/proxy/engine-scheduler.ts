@@ -62,6 +62,15 @@ export class EngineScheduler<Client> {
     });
   }
 
+  /**
+   * Gives `client` the engine now, taking it from a holder that stays pinned between its units
+   * (a client idle in a transaction the caller is about to end under it).
+   */
+  seize(client: Client): void {
+    if (this.closedWith) throw this.closedWith;
+    this.owner = client;
+  }
+
   /** Ends `client`'s hold unless it stays pinned; the next waiter gets the engine. */
   release(client: Client, pinned: boolean): void {
     if (this.owner !== client || pinned) return;

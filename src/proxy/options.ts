@@ -37,6 +37,12 @@ export interface ProxyOptions {
   maxCopyInBytes?: number;
   /** Connections above this many are refused with 53300. Default 100. */
   maxConnections?: number;
+  /**
+   * Serve clients for isolation 'transaction': between `beginTest()` and `endTest()` of the handle,
+   * everything runs inside one outer transaction, clients' own transactions become savepoints in
+   * it, and each statement outside them gets a savepoint of its own. Default false.
+   */
+  testTransactions?: boolean;
   /** Where the proxy reports trouble it handled (a client's protocol error, a failed cleanup). */
   onWarning?: (message: string) => void;
 }

@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { ProxyStartError } from '../errors.js';
+import { serialize } from 'pg-protocol';
+import { InvalidInputError, ProxyStartError } from '../errors.js';
+import { scanBackend } from '../protocol/backend-scanner.js';
 import { errorResponse } from '../protocol/backend-writer.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
@@ -30,11 +32,22 @@ export interface ProxyHandle {
   readonly runtime: InteractiveRuntime;
   /** Connected clients right now. */
   readonly clientCount: number;
+  /**
+   * With `testTransactions`: opens a test's outer transaction, first ending the previous test's
+   * (rolled back) if one is open. Clients' transaction states are forgotten with it.
+   */
+  beginTest(): Promise<void>;
+  /** With `testTransactions`: ends the test's outer transaction, rolled back unless told to commit. */
+  endTest(outcome?: 'rollback' | 'commit'): Promise<void>;
   /** Stops accepting, ends every client with 57P01, then closes the engine if the proxy owns it. */
   close(): Promise<void>;
 }
 
 const SHUTDOWN_MESSAGE = 'terminating connection due to administrator command';
+/** Stands for the test toolkit in the engine's queue while it opens or ends a test. */
+const TEST_CONTROLLER = Symbol('test controller');
+/** How long test control waits for a client's unit of work before taking the engine anyway. */
+const PINNED_CLIENT_GRACE_MS = 1_000;
 
 /**
  * Serves one engine session to many PostgreSQL clients over TCP and/or a Unix socket.
@@ -77,6 +90,8 @@ class ProxyServer implements SessionHost {
   readonly user: string;
   readonly database: string;
   readonly authenticator: PasswordAuthenticator | null;
+  readonly testTransactions: boolean;
+  testTransactionOpen = false;
   private readonly sessions = new Set<ClientSession>();
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
@@ -100,6 +115,7 @@ class ProxyServer implements SessionHost {
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;
+    this.testTransactions = options.testTransactions ?? false;
     // Process ids of clients start high so they do not look like the engine's own.
     this.nextId = 10_000 + Math.floor(Math.random() * 10_000);
   }
@@ -151,8 +167,57 @@ class ProxyServer implements SessionHost {
       get clientCount() {
         return server.sessions.size;
       },
+      beginTest: () => this.beginTest(),
+      endTest: (outcome = 'rollback') => this.endTest(outcome),
       close: () => this.close(),
     };
+  }
+
+  async beginTest(): Promise<void> {
+    await this.asTestController(async () => {
+      if (this.testTransactionOpen) await this.endOuterTransaction('ROLLBACK');
+      await this.controlSql('BEGIN');
+      this.testTransactionOpen = true;
+    });
+  }
+
+  async endTest(outcome: 'rollback' | 'commit'): Promise<void> {
+    await this.asTestController(async () => {
+      if (this.testTransactionOpen)
+        await this.endOuterTransaction(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');
+    });
+  }
+
+  private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    this.testTransactionOpen = false;
+    for (const session of this.sessions) session.testTransactionEnded();
+    await this.controlSql(sql);
+  }
+
+  /**
+   * Runs test control with the engine to itself: after the unit of work in flight, and without
+   * waiting for a client that stays inside a transaction of its own (the test is over for it).
+   */
+  private async asTestController(fn: () => Promise<void>): Promise<void> {
+    if (!this.testTransactions) {
+      throw new InvalidInputError(
+        'beginTest() and endTest() need a proxy started with testTransactions: true',
+      );
+    }
+    const controller = TEST_CONTROLLER as unknown as ClientSession;
+    const wait = this.scheduler.acquire(controller, PINNED_CLIENT_GRACE_MS);
+    if (wait) await wait.catch(() => this.scheduler.seize(controller));
+    try {
+      await fn();
+    } finally {
+      this.scheduler.release(controller, false);
+    }
+  }
+
+  private async controlSql(sql: string): Promise<void> {
+    const summary = scanBackend(await this.gate.exec(serialize.query(sql)));
+    if (summary.errors > 0)
+      throw new Error(`${sql} failed in the engine (SQLSTATE ${summary.firstErrorCode})`);
   }
 
   cancel(processId: number, secretKey: number): void {

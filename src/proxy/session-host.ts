@@ -16,6 +16,10 @@ export interface SessionHost {
   readonly user: string;
   readonly database: string;
   readonly authenticator: PasswordAuthenticator | null;
+  /** The proxy serves isolation 'transaction' (see ProxyOptions.testTransactions). */
+  readonly testTransactions: boolean;
+  /** A test's outer transaction is open right now. */
+  readonly testTransactionOpen: boolean;
   cancel(processId: number, secretKey: number): void;
   /** A call into the engine failed: the engine session, and every client's state in it, is gone. */
   engineFailed(error: unknown, by: ClientSession): void;

@@ -1,4 +1,11 @@
 import type { CopyInPlan } from './statement-effects.js';
+import type { TransactionControl } from './test-transaction.js';
+
+/** A prepared statement that is transaction control, answered by the proxy under test transactions. */
+export interface ControlStatement {
+  sql: string;
+  control: TransactionControl;
+}
 
 /**
  * One client's view of prepared statement and portal names. Named ones get a per-client prefix
@@ -13,6 +20,9 @@ export class StatementNames {
   private readonly copyStatements = new Map<string, CopyInPlan>();
   /** Portals bound to such a statement. */
   private readonly copyPortals = new Map<string, CopyInPlan>();
+  /** Statements the proxy answers itself (transaction control under test transactions), and their portals. */
+  private readonly controlStatements = new Map<string, ControlStatement>();
+  private readonly controlPortals = new Map<string, ControlStatement>();
 
   constructor(clientId: number) {
     // The ':' ends the prefix, so no two (client, name) pairs meet on one engine name.
@@ -23,25 +33,40 @@ export class StatementNames {
     return name === '' ? '' : this.prefix + name;
   }
 
-  parsed(name: string, copyIn: CopyInPlan | null): void {
-    if (name !== '') this.statements.add(name);
+  parsed(name: string, copyIn: CopyInPlan | null, control: ControlStatement | null = null): void {
+    if (name !== '' && !control) this.statements.add(name);
     if (copyIn) this.copyStatements.set(name, copyIn);
     else this.copyStatements.delete(name);
+    if (control) this.controlStatements.set(name, control);
+    else this.controlStatements.delete(name);
   }
 
   bound(portal: string, statement: string): void {
     const plan = this.copyStatements.get(statement);
     if (plan) this.copyPortals.set(portal, plan);
     else this.copyPortals.delete(portal);
+    const control = this.controlStatements.get(statement);
+    if (control) this.controlPortals.set(portal, control);
+    else this.controlPortals.delete(portal);
   }
 
   closedStatement(name: string): void {
     this.statements.delete(name);
     this.copyStatements.delete(name);
+    this.controlStatements.delete(name);
   }
 
   closedPortal(name: string): void {
     this.copyPortals.delete(name);
+    this.controlPortals.delete(name);
+  }
+
+  controlStatement(name: string): ControlStatement | undefined {
+    return this.controlStatements.get(name);
+  }
+
+  controlPortal(name: string): ControlStatement | undefined {
+    return this.controlPortals.get(name);
   }
 
   /** The COPY FROM STDIN plan an Execute of `portal` would run, if any. */

@@ -1,0 +1,209 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { InvalidInputError } from 'pglite-oxide';
+import postgres from 'postgres';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startServedEngine } from './helpers/proxy-engine.js';
+import { type Message, RawClient } from './helpers/raw-client.js';
+
+const run = promisify(execFile);
+
+// Isolation 'transaction' through the proxy: each test inside an outer transaction, rolled back
+// after it, with real clients none the wiser.
+describe('a proxy serving test transactions', () => {
+  let served: Awaited<ReturnType<typeof startServedEngine>>;
+  let url: string;
+
+  const scalar = async (sql: string): Promise<unknown> => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return Object.values((await client.query(sql)).rows[0] ?? {})[0];
+    } finally {
+      await client.end();
+    }
+  };
+
+  beforeAll(async () => {
+    served = await startServedEngine({ testTransactions: true, idleInTransactionTimeoutMs: 5_000 });
+    url = served.proxy.connectionString;
+    const setup = new pg.Client({ connectionString: url });
+    await setup.connect();
+    await setup.query('CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE NOT NULL)');
+    await setup.query("INSERT INTO items (name) VALUES ('seeded')");
+    await setup.end();
+  });
+  afterAll(() => served.close());
+  beforeEach(async () => {
+    await served.proxy.beginTest();
+  });
+
+  it("undoes a test's writes when the test ends, and keeps them when told to commit", async () => {
+    await scalar("INSERT INTO items (name) VALUES ('temporary')");
+    expect(await scalar('SELECT count(*)::int FROM items')).toBe(2);
+    await served.proxy.endTest();
+    expect(await scalar('SELECT count(*)::int FROM items')).toBe(1);
+
+    await served.proxy.beginTest();
+    await scalar("INSERT INTO items (name) VALUES ('kept')");
+    await served.proxy.endTest('commit');
+    expect(await scalar('SELECT count(*)::int FROM items')).toBe(2);
+    await scalar("DELETE FROM items WHERE name = 'kept'");
+  });
+
+  it('gives clients the tags and transaction status of a server of their own', async () => {
+    const client = await RawClient.ready(served.proxy.port);
+    const exchange = async (sql: string) => {
+      client.send(serialize.query(sql));
+      const messages = await client.untilReady();
+      return {
+        tags: messages.filter((m) => m.name === 'commandComplete').map((m) => m.text),
+        notices: messages.filter((m) => m.name === 'notice').map((m) => m.code),
+        errors: messages.filter((m) => m.name === 'error').map((m) => m.code),
+        status: (messages.at(-1) as Message).status,
+      };
+    };
+    expect(await exchange('SELECT 1')).toMatchObject({ tags: ['SELECT 1'], status: 'I' });
+    expect(await exchange('BEGIN')).toMatchObject({ tags: ['BEGIN'], status: 'T' });
+    expect(await exchange('BEGIN')).toMatchObject({ tags: ['BEGIN'], notices: ['25001'], status: 'T' });
+    expect(await exchange("INSERT INTO items (name) VALUES ('in tx')")).toMatchObject({ status: 'T' });
+    expect(await exchange('SELECT 1/0')).toMatchObject({ errors: ['22012'], status: 'E' });
+    expect(await exchange('SELECT 1')).toMatchObject({ errors: ['25P02'], status: 'E' });
+    // COMMIT of a failed transaction rolls it back and says so, as PostgreSQL does.
+    expect(await exchange('COMMIT')).toMatchObject({ tags: ['ROLLBACK'], status: 'I' });
+    expect(await exchange('COMMIT')).toMatchObject({ tags: ['COMMIT'], notices: ['25P01'], status: 'I' });
+    expect(await exchange('ROLLBACK')).toMatchObject({ tags: ['ROLLBACK'], notices: ['25P01'], status: 'I' });
+    expect(await exchange('SAVEPOINT s')).toMatchObject({ errors: ['25P01'], status: 'I' });
+    expect(
+      await exchange(
+        "START TRANSACTION ISOLATION LEVEL SERIALIZABLE; INSERT INTO items (name) VALUES ('a'); SAVEPOINT s; INSERT INTO items (name) VALUES ('b'); ROLLBACK TO SAVEPOINT s; COMMIT",
+      ),
+    ).toMatchObject({
+      tags: ['BEGIN', 'INSERT 0 1', 'SAVEPOINT', 'INSERT 0 1', 'ROLLBACK', 'COMMIT'],
+      status: 'I',
+    });
+    expect(await exchange("SELECT string_agg(name, ',' ORDER BY id) FROM items")).toMatchObject({
+      status: 'I',
+    });
+    expect(await exchange("PREPARE TRANSACTION 'x'")).toMatchObject({ errors: ['0A000'], status: 'I' });
+    client.end();
+    expect(await scalar("SELECT string_agg(name, ',' ORDER BY id) FROM items")).toBe('seeded,a');
+  });
+
+  it('lets a test go on after an expected error outside its own transactions', async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await expect(client.query("INSERT INTO items (name) VALUES ('seeded')")).rejects.toMatchObject({
+      code: '23505',
+    });
+    await client.query("INSERT INTO items (name) VALUES ('after the error')");
+    expect((await client.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 2 }]);
+    // The same through the extended protocol.
+    await expect(client.query('INSERT INTO items (name) VALUES ($1)', ['seeded'])).rejects.toMatchObject({
+      code: '23505',
+    });
+    expect((await client.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 2 }]);
+    await client.end();
+  });
+
+  it('explains statements that cannot run in a transaction block, and the test goes on', async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const vacuum = await client.query('VACUUM items').catch((error: pg.DatabaseError) => error);
+    expect(vacuum).toMatchObject({ code: '25001', hint: expect.stringMatching(/isolation 'reset'/) });
+    await expect(client.query('CREATE DATABASE other')).rejects.toMatchObject({ code: '25001' });
+    expect((await client.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 1 }]);
+    await client.end();
+  });
+
+  it('answers transaction control sent through the extended protocol, named or not', async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const named = (text: string) => ({ text, values: [] as string[], name: text.toLowerCase() });
+    await client.query(named('BEGIN'));
+    await client.query("INSERT INTO items (name) VALUES ('committed by a prepared COMMIT')");
+    await client.query(named('COMMIT'));
+    // Prepared once, run again: the proxy still answers it, and nothing ends the test.
+    await client.query(named('COMMIT'));
+    await client.query({ text: 'ROLLBACK', values: [] as string[] });
+    await client.end();
+    expect(await scalar('SELECT count(*)::int FROM items')).toBe(2);
+    await served.proxy.endTest();
+    expect(await scalar('SELECT count(*)::int FROM items')).toBe(1);
+  });
+
+  it('serves a pool of five using transactions of their own at once', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 5 });
+    await Promise.all(
+      Array.from({ length: 5 }, async (_, i) => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query('INSERT INTO items (name) VALUES ($1)', [`worker ${i}`]);
+          if (i % 2 === 0) await client.query('COMMIT');
+          else await client.query('ROLLBACK');
+        } finally {
+          client.release();
+        }
+      }),
+    );
+    expect((await pool.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 4 }]);
+    await pool.end();
+  });
+
+  it('undoes the transaction of a client that disconnects inside it, and only that', async () => {
+    const leaving = new pg.Client({ connectionString: url });
+    await leaving.connect();
+    await scalar("INSERT INTO items (name) VALUES ('before')");
+    await leaving.query('BEGIN');
+    await leaving.query("INSERT INTO items (name) VALUES ('abandoned')");
+    await leaving.end();
+    expect(await scalar("SELECT string_agg(name, ',' ORDER BY id) FROM items")).toBe('seeded,before');
+  });
+
+  it('works for psql and postgres.js, whose transactions are simple queries', async () => {
+    const { stdout } = await run('psql', [
+      url,
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-Atc',
+      "BEGIN; INSERT INTO items (name) VALUES ('psql'); COMMIT; SELECT count(*) FROM items",
+    ]);
+    // psql 15 prints every statement's result, as against any server.
+    expect(stdout.trim().split('\n')).toEqual(['BEGIN', 'INSERT 0 1', 'COMMIT', '2']);
+    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    await sql.begin(async (tx) => {
+      await tx`INSERT INTO items (name) VALUES ('postgres.js')`;
+      await tx
+        .savepoint(async (inner) => {
+          await inner`INSERT INTO items (name) VALUES ('undone')`;
+          throw new Error('undo the savepoint');
+        })
+        .catch(() => {});
+    });
+    const [row] = await sql`SELECT count(*)::int AS n FROM items`;
+    expect(row).toEqual({ n: 3 });
+    await sql.end();
+  });
+
+  it('moves now() between tests', async () => {
+    const first = (await scalar('SELECT now()')) as Date;
+    await served.proxy.endTest();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await served.proxy.beginTest();
+    expect(((await scalar('SELECT now()')) as Date).getTime()).toBeGreaterThan(first.getTime());
+  });
+});
+
+describe('test transactions on a proxy not serving them', () => {
+  it('are refused with a clear error', async () => {
+    const served = await startServedEngine();
+    try {
+      await expect(served.proxy.beginTest()).rejects.toBeInstanceOf(InvalidInputError);
+    } finally {
+      await served.close();
+    }
+  });
+});
