@@ -35,7 +35,6 @@ export async function startTestRun(
   const template = await prepareTemplate(templateOptions);
   const host = await startEngineHost({
     template,
-    testTransactions: isolation === 'transaction',
     maxDatabases,
     spare: context.parallelFiles,
   });

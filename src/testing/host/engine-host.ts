@@ -11,8 +11,6 @@ import type { HostedDatabaseInfo } from './messages.js';
 export interface EngineHostOptions {
   /** The migrated template every database starts from (see `prepareTemplate`). */
   template: Template;
-  /** Serve clients in test-transaction mode (isolation 'transaction'). */
-  testTransactions?: boolean;
   /** Most databases alive at once; more leases wait. Default: CPU count + 1. */
   maxDatabases?: number;
   /** Databases kept started ahead of demand, so a test file's lease is immediate. Default: 1. */
@@ -59,7 +57,6 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
   function spawn(): void {
     const database = new HostedDatabase({
       template,
-      testTransactions: options.testTransactions ?? false,
       pgliteWasm,
     });
     all.add(database);

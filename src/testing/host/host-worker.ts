@@ -13,7 +13,6 @@ import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.
 
 export interface HostWorkerData {
   template: Template;
-  testTransactions: boolean;
   pgliteWasm: WebAssembly.Module;
 }
 
@@ -28,7 +27,8 @@ async function main(): Promise<void> {
     path.join(new PglitePaths(template.runtimeRoot, template.pgdata).binDir, 'pglite.wasm'),
     data.pgliteWasm,
   );
-  const suite = await startSuiteDatabase(template, { testTransactions: data.testTransactions });
+  // Every hosted database can serve isolation 'transaction': each test file chooses its own.
+  const suite = await startSuiteDatabase(template, { testTransactions: true });
   let testOpen = false;
   const control = await serveControl(async (op, args) => {
     switch (op) {
