@@ -11,6 +11,8 @@ export default defineConfig({
     'jest-environment': 'presets/jest-environment.ts',
     'jest-global-setup': 'presets/jest-global-setup.ts',
     'jest-global-teardown': 'presets/jest-global-teardown.ts',
+    // The pglite-oxide command (package bin); its shebang line is kept.
+    cli: 'src/cli/main.ts',
     // Started by path as each hosted test database's worker thread.
     'host-worker': 'src/testing/host/host-worker.ts',
   },

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// pglite-oxide: a real PostgreSQL 17 for CI jobs and local inspection, from the command line.
+import { createRequire } from 'node:module';
+import { Command, CommanderError, Option } from 'commander';
+import { PgliteOxideError } from '../errors.js';
+import { dumpCommand } from './dump.js';
+import { initCommand } from './init.js';
+import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
+
+const { version } = packageJson();
+
+/** Exit codes: 0 ok, 1 a failure at run time, 2 a usage error; `run` passes its command's on. */
+const USAGE = 2;
+const FAILURE = 1;
+
+function program(): Command {
+  const cli = new Command('pglite-oxide')
+    .description(
+      'A real PostgreSQL 17 without a server: serve a data directory, or run a command against an ephemeral database.',
+    )
+    .version(version)
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)');
+  const migrations = () =>
+    new Option('--migrations <path...>', '.sql files or directories applied in name order');
+  const seed = () => new Option('--seed <path...>', '.sql files or directories applied after the migrations');
+
+  cli
+    .command('serve')
+    .description('Serve a database to PostgreSQL clients until Ctrl+C.')
+    .option(
+      '--data <dir>',
+      'a pglite-oxide root to open (created when missing); default: a fresh throwaway database',
+    )
+    .option('--host <address>', 'TCP address to listen on', '127.0.0.1')
+    .option('--port <number>', 'TCP port (0 = any free port); with --socket-dir, the number in the socket name (default 5432)', parsePort, 0)
+    .option('--socket-dir <dir>', 'serve a Unix socket <dir>/.s.PGSQL.<port> instead of TCP')
+    .option('--password <password>', 'require this password (needed off loopback)')
+    .addOption(migrations())
+    .addOption(seed())
+    .action(serveCommand);
+
+  cli
+    .command('run')
+    .description('Run a command against an ephemeral database: DATABASE_URL and PG* point at it.')
+    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .addOption(migrations())
+    .addOption(seed())
+    .action(runCommand);
+
+  cli
+    .command('init')
+    .description('Prebuild the engine cluster and the migrated template caches (for a CI cache step).')
+    .addOption(migrations())
+    .addOption(seed())
+    .action(initCommand);
+
+  cli
+    .command('dump')
+    .description('pg_dump a data directory (the pg_dump built for the engine), to stdout or -f.')
+    .requiredOption('--data <dir>', 'the pglite-oxide root to dump (stop any server on it first)')
+    .option('-f, --file <file>', 'write the dump to this file')
+    .argument('[pg_dump args...]', 'pg_dump options, after --')
+    .action(dumpCommand);
+  return cli;
+}
+
+/** This package's package.json: next to dist/ when built, two levels up from src/cli/. */
+function packageJson(): { version: string } {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('../package.json') as { version: string };
+  } catch {
+    return require('../../package.json') as { version: string };
+  }
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new CommanderError(USAGE, 'pglite-oxide.port', `invalid port: ${value}`);
+  }
+  return port;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with code 0.
+      process.exitCode = error.exitCode === 0 ? 0 : USAGE;
+      if (error.code === 'pglite-oxide.port') console.error(`pglite-oxide: ${error.message}`);
+      return;
+    }
+    console.error(`pglite-oxide: ${error instanceof PgliteOxideError ? error.message : describe(error)}`);
+    process.exitCode = error instanceof PgliteOxideError && error.code === 'INVALID_INPUT' ? USAGE : FAILURE;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+void main(process.argv);

@@ -1,0 +1,163 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { tempRoot } from './helpers/temp-root.js';
+
+// The built command, as `npx pglite-oxide` runs it (npm test builds before testing).
+const CLI = path.resolve('dist/cli.js');
+const execFileAsync = promisify(execFile);
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
+    return { status: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout: string; stderr: string };
+    return { status: failed.code ?? -1, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** Starts `serve`, and resolves with the connection URL it prints first. */
+async function serve(
+  args: string[],
+): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split('\n')[0];
+      if (stdout.includes('\n') && line) resolve(line.trim());
+    });
+    void exit.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+  });
+  return { child, url, exit };
+}
+
+async function query(url: string, sql: string): Promise<unknown[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('the pglite-oxide command', () => {
+  it('prints its version and help, and exits 2 on a usage error', async () => {
+    const { version } = JSON.parse(await fs.readFile('package.json', 'utf8')) as { version: string };
+    expect((await cli(['--version'])).stdout.trim()).toBe(version);
+    const help = await cli(['run', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('--migrations');
+    const unknown = await cli(['frobnicate']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    expect((await cli(['serve', '--port', 'many'])).status).toBe(2);
+  });
+
+  it('runs a command against an ephemeral database and passes its exit status on', async () => {
+    const psql = await cli(['run', '--', 'psql', '-Atc', 'SELECT 40 + 2']);
+    expect(psql.stdout.trim()).toBe('42');
+    expect(psql.status).toBe(0);
+    const script = `
+      const pg = require(${JSON.stringify(require.resolve('pg'))});
+      const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+      client.connect().then(() => client.query('SELECT current_database() AS db'))
+        .then((r) => { console.log(r.rows[0].db, process.env.PGHOST, process.env.PGPORT, process.env.PGUSER); return client.end(); });
+    `;
+    const node = await cli(['run', '--', process.execPath, '-e', script]);
+    expect(node.stdout.trim()).toMatch(/^template1 127\.0\.0\.1 \d+ postgres$/);
+    expect((await cli(['run', '--', 'sh', '-c', 'exit 3'])).status).toBe(3);
+    const missing = await cli(['run', '--', 'no-such-command-anywhere']);
+    expect(missing.status).toBe(127);
+  });
+
+  it('applies migrations and seed for run, and names the file when one fails', async () => {
+    const dir = await tempRoot('pglite-oxide-cli-project-');
+    await fs.writeFile(path.join(dir, '001_items.sql'), 'CREATE TABLE items (name text);');
+    await fs.writeFile(path.join(dir, 'seed.sql'), "INSERT INTO items VALUES ('seeded');");
+    const run = await cli([
+      'run',
+      '--migrations',
+      path.join(dir, '001_items.sql'),
+      '--seed',
+      path.join(dir, 'seed.sql'),
+      '--',
+      'psql',
+      '-Atc',
+      'SELECT name FROM items',
+    ]);
+    expect(run.stdout.trim()).toBe('seeded');
+
+    await fs.writeFile(path.join(dir, '002_broken.sql'), 'CREATE TABLE broken (;');
+    const broken = await cli(['run', '--migrations', dir, '--', 'true']);
+    expect(broken.status).toBe(1);
+    expect(broken.stderr).toContain('002_broken.sql');
+    expect(broken.stderr).toMatch(/^pglite-oxide: /);
+  });
+
+  it('serves a data directory until SIGINT, and the data is there for the next serve and for dump', async () => {
+    const root = path.join(await tempRoot('pglite-oxide-cli-data-'), 'db');
+    const first = await serve(['--data', root]);
+    await query(first.url, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept on disk')");
+    first.child.kill('SIGINT');
+    expect(await first.exit).toBe(0);
+
+    const second = await serve(['--data', root, '--port', '0']);
+    expect(await query(second.url, 'SELECT body FROM notes')).toEqual([{ body: 'kept on disk' }]);
+    second.child.kill('SIGTERM');
+    expect(await second.exit).toBe(0);
+
+    const dump = await cli(['dump', '--data', root, '--', '--schema-only']);
+    expect(dump.status).toBe(0);
+    expect(dump.stdout).toContain('CREATE TABLE public.notes');
+    const file = path.join(root, '..', 'dump.sql');
+    expect((await cli(['dump', '--data', root, '-f', file])).status).toBe(0);
+    expect(await fs.readFile(file, 'utf8')).toContain('kept on disk');
+  });
+
+  it('serves a throwaway database on a Unix socket that others cannot write to', async () => {
+    const socketDir = path.join(await tempRoot('pglite-oxide-cli-socket-'), 'sock');
+    const served = await serve(['--socket-dir', socketDir]);
+    expect(served.url).toContain(`host=${encodeURIComponent(socketDir)}`);
+    expect(statSync(socketDir).mode & 0o002).toBe(0);
+    const { stdout } = await execFileAsync('psql', [
+      '-h',
+      socketDir,
+      '-p',
+      '5432',
+      '-U',
+      'postgres',
+      'template1',
+      '-Atc',
+      'SELECT 7',
+    ]);
+    expect(stdout.trim()).toBe('7');
+    served.child.kill('SIGINT');
+    expect(await served.exit).toBe(0);
+  });
+
+  it('prebuilds the caches with init, and refuses a dump of a directory without a database', async () => {
+    const init = await cli(['init']);
+    expect(init.status).toBe(0);
+    expect(init.stdout).toMatch(/^cluster: /m);
+    const empty = await tempRoot('pglite-oxide-cli-empty-');
+    const dump = await cli(['dump', '--data', empty]);
+    expect(dump.status).toBe(2);
+    expect(dump.stderr).toContain('holds no database');
+  });
+});
