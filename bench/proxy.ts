@@ -7,10 +7,8 @@
  *   npm run bench:proxy
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
+import { freePort, NATIVE_BIN, startNativePostgres } from './native-postgres.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -25,7 +24,6 @@ const CASE_MS = 2_000;
 /** Untimed work first: the engine's wasm and both sides' JIT need a moment to warm up. */
 const WARMUP_MS = 1_500;
 const PGBENCH_SECONDS = 10;
-const NATIVE_BIN = '/usr/lib/postgresql/15/bin';
 
 type CaseName = 'select1' | 'param' | 'pool8' | 'insert10k';
 const CASES: Array<[CaseName, string]> = [
@@ -109,14 +107,6 @@ function clientCase(url: string, kind: CaseName): Promise<number> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function newRuntime(): Promise<InteractiveRuntime> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-bench-'));
   return InteractiveRuntime.start(await installAndInitIn(root));
@@ -176,54 +166,6 @@ async function socketColumn(url: string): Promise<Map<CaseName, number | string>
     );
   }
   return results;
-}
-
-interface NativeServer {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** A throwaway native PostgreSQL (initdb refuses root, so it runs as the postgres user). */
-async function startNativePostgres(): Promise<NativeServer | null> {
-  if (!existsSync(path.join(NATIVE_BIN, 'initdb'))) return null;
-  const asPostgres = process.getuid?.() === 0;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-native-'));
-  const exec = (bin: string, args: string[]) =>
-    asPostgres
-      ? run('runuser', ['-u', 'postgres', '--', path.join(NATIVE_BIN, bin), ...args])
-      : run(path.join(NATIVE_BIN, bin), args);
-  try {
-    if (asPostgres) {
-      const { stdout } = await run('id', ['-u', 'postgres']);
-      const uid = Number(stdout.trim());
-      await fs.chown(dir, uid, uid);
-      await fs.chmod(dir, 0o700);
-    }
-    const data = path.join(dir, 'data');
-    await exec('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-    const port = await freePort();
-    await exec('pg_ctl', [
-      '-D',
-      data,
-      '-l',
-      path.join(dir, 'log'),
-      '-w',
-      '-o',
-      `-c fsync=off -c listen_addresses=127.0.0.1 -p ${port} -k ${dir}`,
-      'start',
-    ]);
-    return {
-      url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
-      stop: async () => {
-        await exec('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).catch(() => {});
-        await fs.rm(dir, { recursive: true, force: true });
-      },
-    };
-  } catch (error) {
-    console.error(`native PostgreSQL unavailable: ${(error as Error).message.split('\n')[0]}`);
-    await fs.rm(dir, { recursive: true, force: true });
-    return null;
-  }
 }
 
 async function pgbenchTps(url: string): Promise<string> {
