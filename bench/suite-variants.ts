@@ -1,9 +1,15 @@
+import path from 'node:path';
+
+const DIST = path.resolve('dist');
+
 // The variants bench/suite.ts runs: each writes a Vitest config (plus an optional global setup)
 // and the same tests, around a database handle `db` with `query(sql, params)`.
 
 export interface Variant {
   name: string;
   label: string;
+  /** Vitest (the default) or Jest, whose test files are CommonJS here. */
+  runner?: 'vitest' | 'jest';
   needsNative?: boolean;
   config(schema: string): string;
   setup?(schema: string): string;
@@ -13,8 +19,8 @@ export interface Variant {
   testArgs: string;
 }
 
-const RECORD = `
-import fs from 'node:fs';
+const record = (runner: Variant['runner']) => `
+${runner === 'jest' ? "const fs = require('node:fs');" : "import fs from 'node:fs';"}
 const record = (kind, test) =>
   fs.appendFileSync(process.env.SUITE_TIMINGS, JSON.stringify({ file: FILE, kind, test, at: performance.timeOrigin + performance.now() }) + '\\n');
 record('module', -1);
@@ -106,17 +112,42 @@ afterAll(() => admin.end());`,
   testArgs: '',
 };
 
+/** The Jest preset on the same engine host, isolation 'transaction'. */
+const jestToolkit: Variant = {
+  name: 'jest-transaction',
+  label: "pglite-oxide on Jest, isolation 'transaction'",
+  runner: 'jest',
+  config: (schema) => `module.exports = {
+  testEnvironment: ${JSON.stringify(`${DIST}/jest-environment.cjs`)},
+  globalSetup: ${JSON.stringify(`${DIST}/jest-global-setup.cjs`)},
+  globalTeardown: ${JSON.stringify(`${DIST}/jest-global-teardown.cjs`)},
+  testEnvironmentOptions: { pgliteOxide: { migrations: '${schema}/migrations', seed: '${schema}/seed' } },
+  testMatch: ['<rootDir>/tests/**/*.test.js'],
+  testTimeout: 60000,
+};
+`,
+  prelude: `const pg = require('pg');
+let db;
+beforeEach(async () => {
+  db = new pg.Client({ connectionString: process.env.DATABASE_URL });
+  await db.connect();
+});
+afterEach(() => db.end());`,
+  testArgs: '',
+};
+
 export const VARIANTS: Variant[] = [
   toolkit('transaction'),
   toolkit('reset'),
   toolkit('none'),
+  jestToolkit,
   handRolled,
   nativeTemplates,
 ];
 
 /** One test file: the variant's setup, then tests that insert and select across the schema. */
 export function suiteFile(variant: Variant, file: number, tests: number): string {
-  const body: string[] = [`const FILE = 'file${file}';`, RECORD, variant.prelude];
+  const body: string[] = [`const FILE = 'file${file}';`, record(variant.runner), variant.prelude];
   for (let i = 0; i < tests; i++) {
     body.push(`
 test('test ${i}', async (${variant.testArgs}) => {

@@ -11,8 +11,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NATIVE_BIN, type NativeServer, startNativePostgres } from './native-postgres.js';
-import { suiteFile, VARIANTS, type Variant } from './suite-variants.js';
+import { VARIANTS as ALL_VARIANTS, suiteFile, type Variant } from './suite-variants.js';
 import { median, requireBuild } from './support.js';
+
+// SUITE_ONLY=jest-transaction,toolkit-none runs some of them (keep toolkit-none for the baseline).
+const VARIANTS = process.env.SUITE_ONLY
+  ? ALL_VARIANTS.filter((variant) => process.env.SUITE_ONLY!.split(',').includes(variant.name))
+  : ALL_VARIANTS;
 
 const FILES = 8;
 const TESTS_PER_FILE = 25;
@@ -38,11 +43,12 @@ function writeProject(variant: Variant): string {
   const dir = path.join(ROOT, variant.name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, 'tests'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'vitest.config.ts'), variant.config(SCHEMA));
+  const jest = variant.runner === 'jest';
+  fs.writeFileSync(path.join(dir, jest ? 'jest.config.cjs' : 'vitest.config.ts'), variant.config(SCHEMA));
   if (variant.setup) fs.writeFileSync(path.join(dir, 'setup.ts'), variant.setup(SCHEMA));
   for (let file = 0; file < FILES; file++) {
     fs.writeFileSync(
-      path.join(dir, 'tests', `file${file}.test.ts`),
+      path.join(dir, 'tests', `file${file}.test.${jest ? 'js' : 'ts'}`),
       suiteFile(variant, file, TESTS_PER_FILE),
     );
   }
@@ -54,14 +60,19 @@ function runVariant(variant: Variant, env: NodeJS.ProcessEnv): Figures {
   const timings = path.join(dir, 'timings.jsonl');
   fs.rmSync(timings, { force: true });
   const started = performance.now();
-  const result = spawnSync(
-    process.execPath,
-    [path.resolve('node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--reporter=dot'],
-    {
-      env: { ...process.env, ...env, SUITE_TIMINGS: timings, SUITE_SCHEMA: SCHEMA, FORCE_COLOR: '0' },
-      encoding: 'utf8',
-    },
-  );
+  const command =
+    variant.runner === 'jest'
+      ? [
+          path.resolve('node_modules/jest/bin/jest.js'),
+          '--config',
+          path.join(dir, 'jest.config.cjs'),
+          '--silent',
+        ]
+      : [path.resolve('node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--reporter=dot'];
+  const result = spawnSync(process.execPath, command, {
+    env: { ...process.env, ...env, SUITE_TIMINGS: timings, SUITE_SCHEMA: SCHEMA, FORCE_COLOR: '0' },
+    encoding: 'utf8',
+  });
   const wallMs = performance.now() - started;
   const failed =
     result.status === 0
@@ -116,7 +127,7 @@ async function main(): Promise<void> {
     const baseGap = baseline ? median(baseline.gapMs) : 0;
     console.log(
       `bench:suite: ${FILES} files x ${TESTS_PER_FILE} tests, Vitest forks pool, files in parallel; ` +
-        `${os.availableParallelism()} CPUs, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+        `Jest with its default workers; ${os.availableParallelism()} CPUs, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
     );
     const header = ['variant', 'wall', 'tests/s', 'file startup p50', 'p90', 'isolation/test p50', 'p90'];
     const rows = [header];
