@@ -34,7 +34,12 @@ function program(): Command {
       'a pglite-oxide root to open (created when missing); default: a fresh throwaway database',
     )
     .option('--host <address>', 'TCP address to listen on', '127.0.0.1')
-    .option('--port <number>', 'TCP port (0 = any free port); with --socket-dir, the number in the socket name (default 5432)', parsePort, 0)
+    .option(
+      '--port <number>',
+      'TCP port (0 = any free port); with --socket-dir, the number in the socket name (default 5432)',
+      parsePort,
+      0,
+    )
     .option('--socket-dir <dir>', 'serve a Unix socket <dir>/.s.PGSQL.<port> instead of TCP')
     .option('--password <password>', 'require this password (needed off loopback)')
     .addOption(migrations())
