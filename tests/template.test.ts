@@ -1,6 +1,7 @@
 import { cpSync, existsSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { InteractiveRuntime, PglitePaths, prepareTemplate, TemplateBuildError } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
 import { exitOf, spawnPackageScript } from './helpers/child.js';
@@ -68,16 +69,23 @@ describe('prepareTemplate', () => {
     expect(await rowsOf(changed.pgdata, changed.runtimeRoot, 'SELECT body FROM posts')).toEqual([]);
   });
 
-  it('runs a setup function after the SQL files', async () => {
+  it('runs a setup function after the SQL files, with the engine and a connection string to it', async () => {
     const template = await prepareTemplate({
       cacheDir: await freshCacheDir(),
-      setup: async ({ pglite }) => {
+      setup: async ({ pglite, connectionString }) => {
         await pglite.exec("CREATE TABLE from_code (v text); INSERT INTO from_code VALUES ('set up by code')");
+        // As a migrator with a pg connection would.
+        const client = new pg.Client({ connectionString });
+        await client.connect();
+        await client.query('BEGIN');
+        await client.query("INSERT INTO from_code VALUES ('migrated through a connection')");
+        await client.query('COMMIT');
+        await client.end();
       },
     });
-    expect(await rowsOf(template.pgdata, template.runtimeRoot, 'SELECT v FROM from_code')).toEqual([
-      { v: 'set up by code' },
-    ]);
+    expect(await rowsOf(template.pgdata, template.runtimeRoot, 'SELECT v FROM from_code ORDER BY v')).toEqual(
+      [{ v: 'migrated through a connection' }, { v: 'set up by code' }],
+    );
   });
 
   it('fails with the file, line and PostgreSQL error, and leaves no half-built template', async () => {

@@ -10,8 +10,10 @@ import { withDirLock } from '../install/lock.js';
 import { PglitePaths } from '../install/paths.js';
 import { type ProgressListener, withProgress } from '../install/progress.js';
 import { packageCacheDir } from '../install/project-dirs.js';
+import { startProxy } from '../proxy/server.js';
 import type { EngineSettings } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { waitForClientsToLeave } from '../testing/suite-database.js';
 import { readSqlFiles, type SqlFile } from './sources.js';
 import { templateKey } from './template-key.js';
 
@@ -19,6 +21,11 @@ export interface TemplateSetupContext {
   /** The engine being built, on its PGlite API. */
   pglite: PGlite;
   runtime: InteractiveRuntime;
+  /**
+   * A URL that reaches the same engine through a proxy, for migrators that want one
+   * (node-pg-migrate, drizzle-kit, knex, kysely with pg). It stops when `setup` returns.
+   */
+  connectionString: string;
 }
 
 export interface TemplateOptions {
@@ -124,8 +131,9 @@ async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<vo
       }
     }
     if (steps.setup) {
+      const proxy = await startProxy({ runtime, tcp: true, port: 0 });
       try {
-        await steps.setup({ pglite, runtime });
+        await steps.setup({ pglite, runtime, connectionString: proxy.connectionString });
       } catch (error) {
         throw new TemplateBuildError(
           `The template setup function failed: ${(error as Error).message}`,
@@ -134,6 +142,9 @@ async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<vo
             cause: error,
           },
         );
+      } finally {
+        await waitForClientsToLeave(proxy, 2_000);
+        await proxy.close();
       }
     }
   } finally {
