@@ -38,7 +38,8 @@ describe('fixtures/vitest-app with the packed package', () => {
     expect(transaction.status, transaction.output).toBe(0);
     expect(transaction.stdout).toMatch(/Test Files\s+5 passed \(5\)/);
     expect(transaction.stdout).toMatch(/Tests\s+13 passed \| 1 expected fail \(14\)/);
-    const templates = () => readdirSync(path.join(cacheDir, 'templates')).filter((e) => !e.endsWith('.lock'));
+    const templates = () =>
+      readdirSync(path.join(cacheDir, 'templates'), { withFileTypes: true }).filter((e) => e.isDirectory());
     expect(templates()).toHaveLength(1);
 
     // Isolation 'reset', in Vitest's worker-threads pool, reusing the cached template.

@@ -137,7 +137,9 @@ describe('install', () => {
   it('rebuilds a damaged cluster cache, from an ES-module entry point', async () => {
     const cacheDir = await tempRoot('pglite-oxide-cache-');
     const shared = path.join(process.env.PGLITE_OXIDE_CACHE_DIR!, 'clusters');
-    const key = readdirSync(shared).find((entry) => !entry.endsWith('.partial'))!;
+    const key = readdirSync(shared, { withFileTypes: true }).find(
+      (entry) => entry.isDirectory() && !entry.name.endsWith('.partial'),
+    )!.name;
     // A copy of the warm cache with its control file missing stands for a damaged one.
     await fs.cp(path.join(shared, key), path.join(cacheDir, 'clusters', key), { recursive: true });
     await fs.rm(path.join(cacheDir, 'clusters', key, 'global', 'pg_control'));

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { MemoryFS, PGlite } from '@electric-sql/pglite';
 import { EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
+import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { type EngineSettings, startParams } from './engine.js';
 import {
   dropSnapshot,
@@ -30,56 +30,6 @@ export interface MemoryEngineOptions {
 
 /** Where the engine expects its data directory inside its own filesystem. */
 const GUEST_PGDATA = '/pglite/data';
-
-/** A cluster's files held in memory, ready to be written into any number of engines. */
-interface ClusterImage {
-  /** Directories relative to the cluster root, parents before children. */
-  dirs: string[];
-  /** Every file's bytes, one after the other: an engine gets its own copy in one piece. */
-  bytes: Uint8Array;
-  files: Array<{ path: string; offset: number; length: number }>;
-}
-
-// A template is immutable once built (its directory name is a hash of its content), so one read
-// per process serves every engine started from it.
-const images = new Map<string, Promise<ClusterImage>>();
-
-function clusterImage(pgdata: string): Promise<ClusterImage> {
-  const key = path.resolve(pgdata);
-  let image = images.get(key);
-  if (!image) {
-    image = readClusterImage(key);
-    image.catch(() => images.delete(key));
-    images.set(key, image);
-  }
-  return image;
-}
-
-async function readClusterImage(root: string): Promise<ClusterImage> {
-  const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
-  const relative = (entry: { parentPath: string; name: string }) =>
-    path.relative(root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/');
-  const dirs = entries
-    .filter((entry) => entry.isDirectory())
-    .map(relative)
-    .sort((a, b) => a.split('/').length - b.split('/').length);
-  const contents = await Promise.all(
-    entries
-      .filter((entry) => entry.isFile())
-      .map(async (entry) => ({
-        path: relative(entry),
-        bytes: await fs.readFile(path.join(entry.parentPath, entry.name)),
-      })),
-  );
-  const bytes = new Uint8Array(Buffer.concat(contents.map((file) => file.bytes)));
-  let offset = 0;
-  const files = contents.map((file) => {
-    const placed = { path: file.path, offset, length: file.bytes.length };
-    offset += file.bytes.length;
-    return placed;
-  });
-  return { dirs, bytes, files };
-}
 
 /** The part of Emscripten's FS this module writes with. */
 interface GuestFS {
