@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { tempRoot } from './helpers/temp-root.js';
 
 // The built command, as `npx pglite-oxide` runs it (npm test builds before testing).
