@@ -572,7 +572,7 @@ export class ClientSession implements NotificationTarget {
     endsWithSync: boolean,
   ): Promise<void> {
     if (!(await this.takeEngine(endsWithSync))) return;
-    if (!(await this.openAutocommit())) return;
+    if (this.host.testTransactionOpen && !(await this.openAutocommit())) return;
     // After an error inside an unfinished batch the engine skips everything up to a Sync, a Query
     // included, as Postgres does; only then may a unit end without ReadyForQuery.
     const mayBeSkipped = this.engineBatchOpen;
@@ -581,7 +581,7 @@ export class ClientSession implements NotificationTarget {
     if (!output) return;
     const summary = this.absorb(output, !endsWithSync ? 'partial' : mayBeSkipped ? 'any' : 'ready');
     if (!summary) return;
-    if (!(await this.closeAutocommit(summary))) return;
+    if (this.autocommitOpen && !(await this.closeAutocommit(summary))) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
     this.releaseOrIdle();
   }
@@ -691,7 +691,7 @@ export class ClientSession implements NotificationTarget {
   /** Begins a COPY FROM STDIN: the engine is held while the client sends its data. */
   private async startCopy(plan: CopyInPlan, extended: boolean, before: Buffer[]): Promise<void> {
     if (!(await this.takeEngine(extended === false))) return;
-    if (!(await this.openAutocommit())) return;
+    if (this.host.testTransactionOpen && !(await this.openAutocommit())) return;
     if (before.length > 0) {
       const output = await this.engineCall(Buffer.concat(before), false);
       if (!output) return;
@@ -757,7 +757,7 @@ export class ClientSession implements NotificationTarget {
       ? this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)
       : this.absorb(output, 'ready');
     if (!summary) return;
-    if (!copy.extended && !(await this.closeAutocommit(summary))) return;
+    if (!copy.extended && this.autocommitOpen && !(await this.closeAutocommit(summary))) return;
     if (copy.extended) {
       this.engineBatchOpen = true;
       if (summary.errors > 0) this.discardUntilSync = true;
