@@ -24,11 +24,20 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   }
 }
 
+const servers = new Set<ChildProcess>();
+// A test that fails halfway must not leave its server running.
+afterEach(() => {
+  for (const child of servers) child.kill('SIGKILL');
+  servers.clear();
+});
+
 /** Starts `serve`, and resolves with the connection URL it prints first. */
 async function serve(
   args: string[],
 ): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null> }> {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  servers.add(child);
+  child.once('exit', () => servers.delete(child));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

@@ -6,27 +6,13 @@ import {
   InteractiveRuntime,
   installAndInitIn,
   leaseDatabase,
-  prepareTemplate,
   startEngineHost,
 } from 'pglite-oxide';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitOf, spawnPackageScript } from './helpers/child.js';
-import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+import { itemsTemplate } from './helpers/items-template.js';
+import { tempRoot } from './helpers/temp-root.js';
 import { dataRows } from './helpers/wire.js';
-
-async function template() {
-  const dir = await tempRoot('pglite-oxide-project-');
-  await fs.writeFile(
-    path.join(dir, '1_items.sql'),
-    'CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);',
-  );
-  await fs.writeFile(path.join(dir, 'seed.sql'), "INSERT INTO items (name) VALUES ('seeded');");
-  return prepareTemplate({
-    migrations: path.join(dir, '1_items.sql'),
-    seed: path.join(dir, 'seed.sql'),
-    cacheDir: await freshCacheDir(),
-  });
-}
 
 async function names(connectionString: string): Promise<string[]> {
   const client = new pg.Client({ connectionString });
@@ -51,7 +37,7 @@ describe('the engine host', () => {
   let host: Awaited<ReturnType<typeof startEngineHost>>;
 
   beforeAll(async () => {
-    host = await startEngineHost({ template: await template(), maxDatabases: 2, spare: 1 });
+    host = await startEngineHost({ template: await itemsTemplate(), maxDatabases: 2, spare: 1 });
   });
   afterAll(async () => {
     await host.close();
@@ -125,7 +111,7 @@ describe('the engine host', () => {
 
 describe('an engine host that is gone', () => {
   it('refuses leases with an EngineHostError that names the address', async () => {
-    const host = await startEngineHost({ template: await template(), spare: 0 });
+    const host = await startEngineHost({ template: await itemsTemplate(), spare: 0 });
     const address = host.address;
     await host.close();
     const leasing = leaseDatabase(address);

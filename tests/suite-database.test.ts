@@ -1,27 +1,11 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import pg from 'pg';
-import { prepareTemplate, startSuiteDatabase } from 'pglite-oxide';
+import { startSuiteDatabase } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
-import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
-
-async function template() {
-  const dir = await tempRoot('pglite-oxide-project-');
-  await fs.writeFile(
-    path.join(dir, '1_items.sql'),
-    'CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);',
-  );
-  await fs.writeFile(path.join(dir, 'seed.sql'), "INSERT INTO items (name) VALUES ('seeded');");
-  return prepareTemplate({
-    migrations: path.join(dir, '1_items.sql'),
-    seed: path.join(dir, 'seed.sql'),
-    cacheDir: await freshCacheDir(),
-  });
-}
+import { itemsTemplate } from './helpers/items-template.js';
 
 describe('startSuiteDatabase', () => {
   it('serves a copy of the template to real clients and resets it exactly', async () => {
-    const suite = await startSuiteDatabase(await template());
+    const suite = await startSuiteDatabase(await itemsTemplate());
     try {
       expect(suite.env.DATABASE_URL).toBe(suite.connectionString);
       expect(suite.env.PGHOST).toBe('127.0.0.1');

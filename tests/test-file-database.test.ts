@@ -1,31 +1,16 @@
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import pg from 'pg';
 import {
   checkIsolation,
   InvalidInputError,
   type Isolation,
-  prepareTemplate,
   startEngineHost,
   TestFileDatabase,
 } from 'pglite-oxide';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keepPolicy } from '../src/testing/isolation.js';
-import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
-
-async function template() {
-  const dir = await tempRoot('pglite-oxide-project-');
-  await fs.writeFile(
-    path.join(dir, '1_items.sql'),
-    'CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);',
-  );
-  await fs.writeFile(path.join(dir, 'seed.sql'), "INSERT INTO items (name) VALUES ('seeded');");
-  return prepareTemplate({
-    migrations: path.join(dir, '1_items.sql'),
-    seed: path.join(dir, 'seed.sql'),
-    cacheDir: await freshCacheDir(),
-  });
-}
+import { itemsTemplate } from './helpers/items-template.js';
+import { tempRoot } from './helpers/temp-root.js';
 
 async function query(database: TestFileDatabase, sql: string): Promise<Array<Record<string, unknown>>> {
   const client = new pg.Client({ connectionString: database.connectionString });
@@ -45,7 +30,7 @@ describe('per-test isolation around a leased database', () => {
 
   beforeAll(async () => {
     keepDir = await tempRoot('pglite-oxide-kept-');
-    host = await startEngineHost({ template: await template(), spare: 0 });
+    host = await startEngineHost({ template: await itemsTemplate(), spare: 0 });
   });
   afterAll(() => host.close());
 
