@@ -64,6 +64,23 @@ describe('per-test isolation around a leased database', () => {
     await database.close();
   });
 
+  it("keeps isolating a 'transaction' test that resets its database halfway", async () => {
+    const database = await open('transaction');
+    await database.beforeTest();
+    await query(database, "INSERT INTO items (name) VALUES ('before the reset')");
+    await database.reset();
+    await query(database, "INSERT INTO items (name) VALUES ('after the reset')");
+    expect(await query(database, 'SELECT name FROM items ORDER BY id')).toEqual([
+      { name: 'seeded' },
+      { name: 'after the reset' },
+    ]);
+    await database.afterTest({ failed: false, label: 'resets' });
+    await database.beforeTest();
+    expect(await query(database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 1 }]);
+    await database.afterTest({ failed: false, label: 'after' });
+    await database.close();
+  });
+
   it("'none' lets the tests of a file share the database", async () => {
     const database = await open('none');
     await database.beforeTest();

@@ -40,8 +40,14 @@ async function main(): Promise<void> {
         testOpen = false;
         await suite.proxy.endTest(args.outcome === 'commit' ? 'commit' : 'rollback');
         return;
-      case 'reset':
-        return suite.reset();
+      case 'reset': {
+        // A reset in the middle of a test under isolation 'transaction' starts its transaction again.
+        const inTest = testOpen;
+        if (inTest) await suite.proxy.endTest('rollback');
+        const report = await suite.reset();
+        if (inTest) await suite.proxy.beginTest();
+        return report;
+      }
       case 'exec': {
         const input = typeof args.sql === 'string' ? args.sql : Buffer.from(String(args.bytes), 'base64');
         const output = await suite.runtime.execInteractive(input);
