@@ -75,6 +75,5 @@ export {
   type SuiteDatabase,
   type SuiteDatabaseOptions,
   startSuiteDatabase,
-  waitForClientsToLeave,
 } from './testing/suite-database.js';
 export { type TestFileConfig, TestFileDatabase, type TestOutcome } from './testing/test-file-database.js';

@@ -3,8 +3,8 @@ import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { queryRows } from './helpers/pg-query.js';
 import { tempRoot } from './helpers/temp-root.js';
 
 // The built command, as `npx pglite-oxide` runs it (npm test builds before testing).
@@ -53,16 +53,6 @@ async function serve(
     void exit.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
   });
   return { child, url, exit };
-}
-
-async function query(url: string, sql: string): Promise<unknown[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
 }
 
 describe('the pglite-oxide command', () => {
@@ -122,12 +112,12 @@ describe('the pglite-oxide command', () => {
   it('serves a data directory until SIGINT, and the data is there for the next serve and for dump', async () => {
     const root = path.join(await tempRoot('pglite-oxide-cli-data-'), 'db');
     const first = await serve(['--data', root]);
-    await query(first.url, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept on disk')");
+    await queryRows(first.url, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept on disk')");
     first.child.kill('SIGINT');
     expect(await first.exit).toBe(0);
 
     const second = await serve(['--data', root, '--port', '0']);
-    expect(await query(second.url, 'SELECT body FROM notes')).toEqual([{ body: 'kept on disk' }]);
+    expect(await queryRows(second.url, 'SELECT body FROM notes')).toEqual([{ body: 'kept on disk' }]);
     second.child.kill('SIGTERM');
     expect(await second.exit).toBe(0);
 

@@ -1,5 +1,4 @@
 import fs from 'node:fs/promises';
-import pg from 'pg';
 import {
   checkIsolation,
   InvalidInputError,
@@ -10,17 +9,10 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keepPolicy } from '../src/testing/isolation.js';
 import { itemsTemplate } from './helpers/items-template.js';
+import { queryRows } from './helpers/pg-query.js';
 import { tempRoot } from './helpers/temp-root.js';
 
-async function query(database: TestFileDatabase, sql: string): Promise<Array<Record<string, unknown>>> {
-  const client = new pg.Client({ connectionString: database.connectionString });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = (database: TestFileDatabase, sql: string) => queryRows(database.connectionString, sql);
 
 describe('per-test isolation around a leased database', () => {
   let host: Awaited<ReturnType<typeof startEngineHost>>;

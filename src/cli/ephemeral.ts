@@ -5,7 +5,6 @@ import { type ProxyHandle, startProxy } from '../proxy/server.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { openMemoryEngine } from '../runtime/memory-engine.js';
 import { prepareTemplate } from '../template/prepare-template.js';
-import { waitForClientsToLeave } from '../testing/suite-database.js';
 
 export interface TemplateFlags {
   migrations?: string[];
@@ -48,18 +47,11 @@ export async function startEphemeralDatabase(
       throw error;
     },
   );
-  const env = {
-    DATABASE_URL: proxy.connectionString,
-    PGHOST: proxy.host,
-    PGPORT: String(proxy.port),
-    PGUSER: proxy.user,
-    PGDATABASE: proxy.database,
-  };
   return {
     proxy,
-    env,
+    env: proxy.env,
     async close() {
-      await waitForClientsToLeave(proxy, 2_000);
+      await proxy.clientsGone(2_000);
       await proxy.close();
       await engine?.close().catch(() => {});
     },

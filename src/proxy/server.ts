@@ -32,6 +32,10 @@ export interface ProxyHandle {
   readonly runtime: InteractiveRuntime;
   /** Connected clients right now. */
   readonly clientCount: number;
+  /** DATABASE_URL and the libpq PG* variables pointing at this proxy. */
+  readonly env: Record<string, string>;
+  /** Waits up to `timeoutMs` for connected clients to leave; false when some stayed. */
+  clientsGone(timeoutMs: number): Promise<boolean>;
   /**
    * With `testTransactions`: opens a test's outer transaction, first ending the previous test's
    * (rolled back) if one is open. Clients' transaction states are forgotten with it.
@@ -167,10 +171,27 @@ class ProxyServer implements SessionHost {
       get clientCount() {
         return server.sessions.size;
       },
+      env: {
+        DATABASE_URL: connectionString,
+        PGHOST: tcp ? this.tcpHost : this.socketDir!,
+        PGPORT: String(tcp ? this.tcpPort : this.socketNumber),
+        PGUSER: this.user,
+        PGDATABASE: this.database,
+      },
+      clientsGone: (timeoutMs) => this.clientsGone(timeoutMs),
       beginTest: () => this.beginTest(),
       endTest: (outcome = 'rollback') => this.endTest(outcome),
       close: () => this.close(),
     };
+  }
+
+  async clientsGone(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.sessions.size > 0) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return true;
   }
 
   async beginTest(): Promise<void> {

@@ -2,13 +2,7 @@
 // rolls back, and clients must not notice. Their own transaction control becomes savepoints inside
 // it; what a real server would answer is built here.
 
-import {
-  commandComplete,
-  errorResponse,
-  noticeResponse,
-  readyForQuery,
-  type TransactionStatus,
-} from '../protocol/backend-writer.js';
+import { commandComplete, errorResponse, noticeResponse } from '../protocol/backend-writer.js';
 import { leadingTokens, splitStatements } from '../protocol/sql-lexer.js';
 
 /** The savepoint standing for a client's own transaction. */
@@ -119,7 +113,6 @@ export const replies = {
     message:
       'transaction control and other statements in one extended-protocol batch (up to a Sync) are not supported under isolation "transaction"',
   },
-  ready: (status: TransactionStatus): Buffer => readyForQuery(status),
 };
 
 const TRANSACTION_BLOCK_HINT =

@@ -13,7 +13,6 @@ import { packageCacheDir } from '../install/project-dirs.js';
 import { startProxy } from '../proxy/server.js';
 import type { EngineSettings } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
-import { waitForClientsToLeave } from '../testing/suite-database.js';
 import { readSqlFiles, type SqlFile } from './sources.js';
 import { templateKey } from './template-key.js';
 
@@ -143,7 +142,7 @@ async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<vo
           },
         );
       } finally {
-        await waitForClientsToLeave(proxy, 2_000);
+        await proxy.clientsGone(2_000);
         await proxy.close();
       }
     }

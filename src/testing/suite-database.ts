@@ -53,16 +53,9 @@ export async function startSuiteDatabase(
     await engine.close();
     throw error;
   }
-  const url = new URL(proxy.connectionString);
   return {
     connectionString: proxy.connectionString,
-    env: {
-      DATABASE_URL: proxy.connectionString,
-      PGHOST: url.hostname,
-      PGPORT: url.port,
-      PGUSER: proxy.user,
-      PGDATABASE: proxy.database,
-    },
+    env: proxy.env,
     runtime,
     proxy,
     get pglite() {
@@ -77,20 +70,10 @@ export async function startSuiteDatabase(
     async close() {
       // Clients that already said goodbye may still be leaving; let them, rather than sending
       // them a shutdown error they would report as unhandled.
-      await waitForClientsToLeave(proxy, 2_000);
+      await proxy.clientsGone(2_000);
       await proxy.close();
       await runtime.close();
       await engine.close();
     },
   };
-}
-
-/** Waits up to `timeoutMs` for the proxy's clients to disconnect; false when some stayed. */
-export async function waitForClientsToLeave(proxy: ProxyHandle, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (proxy.clientCount > 0) {
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
 }

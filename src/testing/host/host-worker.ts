@@ -6,7 +6,7 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { PglitePaths } from '../../install/paths.js';
 import { adoptCompiledModule } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
-import { startSuiteDatabase, waitForClientsToLeave } from '../suite-database.js';
+import { startSuiteDatabase } from '../suite-database.js';
 import { serveControl } from './control-channel.js';
 import { keepDatabase } from './keep-database.js';
 import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
 
   /** Back to the template state for the next file, or false when it cannot be trusted to be. */
   async function recycle(): Promise<boolean> {
-    if (!(await waitForClientsToLeave(suite.proxy, 2_000))) return false;
+    if (!(await suite.proxy.clientsGone(2_000))) return false;
     if (testOpen) {
       testOpen = false;
       await suite.proxy.endTest('rollback');
