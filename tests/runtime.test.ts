@@ -166,6 +166,34 @@ describe('engine control', () => {
     expect(row).toEqual(['', 'restarted']);
   });
 
+  it('execWireNow answers at once when the engine is free, and not while a call holds it', async () => {
+    const select = serialize.query('SELECT 5');
+    expect(dataRows(runtime.execWireNow(select)!)).toEqual([['5']]);
+    let release = () => {};
+    const held = runtime.withEngine(() => new Promise<void>((resolve) => (release = resolve)));
+    expect(runtime.execWireNow(select)).toBeUndefined();
+    const queued = runtime.execInteractive('SELECT 6');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    release();
+    await held;
+    expect(runtime.execWireNow(select)).toBeUndefined();
+    expect(dataRows(await queued)).toEqual([['6']]);
+    expect(dataRows(runtime.execWireNow(select)!)).toEqual([['5']]);
+  });
+
+  it('execWireNow reports a dead engine as EngineCrashedError and the next call restarts it', async () => {
+    const own = await InteractiveRuntime.start(await installAndInitIn(await tempRoot()));
+    try {
+      const exitCodeBefore = process.exitCode;
+      expect(() => own.execWireNow(serialize.query('COPY pg_class FROM STDIN'))).toThrow(EngineCrashedError);
+      expect(process.exitCode).toBe(exitCodeBefore);
+      expect(own.execWireNow(serialize.query('SELECT 1'))).toBeUndefined();
+      expect(dataRows(await own.execInteractive('SELECT 8'))).toEqual([['8']]);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('starts engines through an engineFactory when given one', async () => {
     const own = await installAndInitIn(await tempRoot());
     const opened: string[] = [];

@@ -544,9 +544,13 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** Waits for the engine; false when the wait ended without it (the client was told why). */
-  private async takeEngine(endsWithSync: boolean): Promise<boolean> {
+  private takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
     const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
     if (!wait) return this.phase === 'ready' || this.releaseNow();
+    return this.waitForEngine(wait, endsWithSync);
+  }
+
+  private async waitForEngine(wait: Promise<void>, endsWithSync: boolean): Promise<boolean> {
     try {
       await wait;
     } catch (error) {
@@ -587,15 +591,24 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** One call into the engine; null when the engine failed (every client is told). */
-  private async engineCall(bytes: Uint8Array, withBlob: boolean, blob?: Blob): Promise<Uint8Array | null> {
+  private engineCall(
+    bytes: Uint8Array,
+    withBlob: boolean,
+    blob?: Blob,
+  ): Uint8Array | null | Promise<Uint8Array | null> {
     try {
-      return withBlob || blob
-        ? await this.host.gate.execWithBlob(bytes, blob)
-        : await this.host.gate.exec(bytes);
+      const output = withBlob || blob ? this.host.gate.execWithBlob(bytes, blob) : this.host.gate.exec(bytes);
+      return output instanceof Uint8Array
+        ? output
+        : output.catch((error: unknown) => this.engineFailed(error));
     } catch (error) {
-      this.host.engineFailed(error, this);
-      return null;
+      return this.engineFailed(error);
     }
+  }
+
+  private engineFailed(error: unknown): null {
+    this.host.engineFailed(error, this);
+    return null;
   }
 
   /**

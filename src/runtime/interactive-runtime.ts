@@ -36,6 +36,8 @@ export class InteractiveRuntime {
   private readonly engineFactory: (spec: EngineSpec) => Promise<PGlite>;
   private engine: PGlite | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Calls made through the queue that have not finished yet. */
+  private callsInFlight = 0;
   private pending: Uint8Array[] = [];
   private closed = false;
 
@@ -58,6 +60,22 @@ export class InteractiveRuntime {
   async execInteractive(input: PokeInput): Promise<Uint8Array> {
     const bytes = toFrontendBytes(input);
     return this.exclusive(async (engine) => execWire(engine, bytes));
+  }
+
+  /**
+   * Runs raw frontend messages at once when no other call is made or waiting and the engine is
+   * up; otherwise returns undefined and does nothing. The proxy's hot path: a round trip through
+   * the call queue costs about half as much again as a short query itself.
+   */
+  execWireNow(bytes: Uint8Array): Uint8Array | undefined {
+    const engine = this.engine;
+    if (this.callsInFlight > 0 || !engine || this.closed) return undefined;
+    const exitCode = process.exitCode;
+    try {
+      return execWire(engine, bytes);
+    } catch (error) {
+      throw this.engineFailure(error, exitCode);
+    }
   }
 
   /** Queues input for the next interactiveOne(), REPL style. */
@@ -124,6 +142,7 @@ export class InteractiveRuntime {
 
   /** Runs `fn` alone on a live engine, restarting the engine if a previous call killed it. */
   private exclusive<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
+    this.callsInFlight++;
     const run = this.queue.then(async () => {
       if (this.closed) throw new RuntimeClosedError();
       this.engine ??= await this.engineFactory({
@@ -137,19 +156,25 @@ export class InteractiveRuntime {
       try {
         return await fn(engine);
       } catch (error) {
-        if (!isEngineDeath(error)) throw error;
-        // A dead instance must never be called again (calls into it can spin forever), and its
-        // exit() must not become the exit code of the host process.
-        this.engine = undefined;
-        process.exitCode = exitCode;
-        throw new EngineCrashedError(
-          `The engine stopped while running this call (${describe(error)}); the next call restarts it on ${this.paths.pgdata}.`,
-          { cause: error },
-        );
+        throw this.engineFailure(error, exitCode);
       }
     });
     this.queue = run.catch(() => {});
+    void this.queue.then(() => this.callsInFlight--);
     return run;
+  }
+
+  /** What a call that threw `error` rejects with; a dead engine is dropped for a fresh one. */
+  private engineFailure(error: unknown, exitCode: typeof process.exitCode): unknown {
+    if (!isEngineDeath(error)) return error;
+    // A dead instance must never be called again (calls into it can spin forever), and its
+    // exit() must not become the exit code of the host process.
+    this.engine = undefined;
+    process.exitCode = exitCode;
+    return new EngineCrashedError(
+      `The engine stopped while running this call (${describe(error)}); the next call restarts it on ${this.paths.pgdata}.`,
+      { cause: error },
+    );
   }
 }
 
