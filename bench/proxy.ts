@@ -2,8 +2,8 @@
  * Round trips through the proxy, side by side with the engine called directly, a Node server
  * that answers with canned engine replies (the floor for any server in Node), PGlite's own
  * socket server (@electric-sql/pglite-socket) and a native PostgreSQL when its binaries exist.
- * Clients run in a worker thread, as a separate program would, so the server side has the main
- * thread to itself in every column.
+ * Clients run in a process of their own, as an application would, so the server side has its
+ * process to itself in every column.
  *
  *   npm run bench:proxy
  */
@@ -13,7 +13,6 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
@@ -36,11 +35,11 @@ const CASES: Array<[CaseName, string]> = [
   ['insert10k', '10k-row INSERT (ms, best of 3)'],
 ];
 
-/** The client side of one case, run in a worker so it does not share the server's thread. */
-const CLIENT_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const pg = require(workerData.pgPath);
-const { url, kind, durationMs, warmupMs } = workerData;
+/** The client side of one case, run in a process of its own. */
+const CLIENT_PROGRAM = `
+const job = JSON.parse(process.env.BENCH_CLIENT_JOB);
+const pg = require(job.pgPath);
+const { url, kind, durationMs, warmupMs } = job;
 async function loop(client, sql, values) {
   const warm = Date.now() + warmupMs;
   while (Date.now() < warm) await client.query(sql, values ? values(0) : undefined);
@@ -81,33 +80,21 @@ async function main() {
     await client.end();
   }
 }
-main().then((value) => parentPort.postMessage({ value }), (error) => parentPort.postMessage({ error: String(error && error.message || error) }));
+main().then(
+  (value) => process.stdout.write(JSON.stringify({ value })),
+  (error) => process.stdout.write(JSON.stringify({ error: String((error && error.message) || error) })),
+);
 `;
 
-function clientCase(url: string, kind: CaseName): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(CLIENT_WORKER, {
-      eval: true,
-      workerData: { url, kind, durationMs: CASE_MS, warmupMs: WARMUP_MS, pgPath: require.resolve('pg') },
-    });
-    const timer = setTimeout(
-      () => {
-        void worker.terminate();
-        reject(new Error(`${kind} did not finish in time`));
-      },
-      WARMUP_MS + CASE_MS + 60_000,
-    );
-    worker.once('message', (message: { value?: number; error?: string }) => {
-      clearTimeout(timer);
-      void worker.terminate();
-      if (message.error) reject(new Error(message.error));
-      else resolve(message.value!);
-    });
-    worker.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
+async function clientCase(url: string, kind: CaseName): Promise<number> {
+  const job = { url, kind, durationMs: CASE_MS, warmupMs: WARMUP_MS, pgPath: require.resolve('pg') };
+  const { stdout } = await run(process.execPath, ['-e', CLIENT_PROGRAM], {
+    env: { ...process.env, BENCH_CLIENT_JOB: JSON.stringify(job) },
+    timeout: WARMUP_MS + CASE_MS + 60_000,
   });
+  const message = JSON.parse(stdout) as { value?: number; error?: string };
+  if (message.error !== undefined) throw new Error(message.error);
+  return message.value!;
 }
 
 async function newRuntime(): Promise<InteractiveRuntime> {
