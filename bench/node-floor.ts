@@ -1,5 +1,11 @@
 import net from 'node:net';
-import { backendKeyData, parameterStatus, readyForQuery } from '../src/protocol/backend-writer.js';
+import {
+  AUTHENTICATION_OK,
+  backendKeyData,
+  ENCRYPTION_REFUSED,
+  parameterStatus,
+  readyForQuery,
+} from '../src/protocol/backend-writer.js';
 import { FrontendReader } from '../src/protocol/frontend-reader.js';
 
 // The floor for any PostgreSQL server written in Node on this machine: a plain net server that
@@ -23,7 +29,6 @@ const QUERY = 0x51;
 const SYNC = 0x53;
 const TERMINATE = 0x58;
 const SSL_REQUEST = 80877103;
-const AUTHENTICATION_OK = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]);
 
 export async function startNodeFloor(replies: CannedReplies): Promise<NodeFloorServer> {
   const admitted = Buffer.concat([
@@ -46,7 +51,7 @@ export async function startNodeFloor(replies: CannedReplies): Promise<NodeFloorS
         const packet = reader.nextStartup();
         if (!packet) return;
         if (packet.readInt32BE(0) === SSL_REQUEST) {
-          socket.write('N');
+          socket.write(ENCRYPTION_REFUSED);
         } else {
           started = true;
           socket.write(admitted);

@@ -152,6 +152,8 @@ interface Server {
   name: string;
   url: string;
   kinds: CaseName[];
+  /** pgbench runs against the proxy and native PostgreSQL only. */
+  pgbench?: boolean;
   stop(): Promise<void>;
 }
 
@@ -233,6 +235,7 @@ async function main(): Promise<void> {
     name: 'pglite-oxide proxy',
     url: proxy.connectionString,
     kinds: allCases,
+    pgbench: true,
     stop: async () => {
       await proxy.close();
       await proxyRuntime.close();
@@ -260,7 +263,13 @@ async function main(): Promise<void> {
 
   const native = await startNativePostgres();
   if (native) {
-    servers.push({ name: 'native PostgreSQL 15', url: native.url, kinds: allCases, stop: native.stop });
+    servers.push({
+      name: 'native PostgreSQL 15',
+      url: native.url,
+      kinds: allCases,
+      pgbench: true,
+      stop: native.stop,
+    });
   } else {
     console.log(`(no native PostgreSQL binaries in ${NATIVE_BIN}: column skipped)\n`);
   }
@@ -270,9 +279,7 @@ async function main(): Promise<void> {
   try {
     measured = await measureInTurns(servers);
     for (const server of servers) {
-      if (server.name === 'pglite-oxide proxy' || server.name.startsWith('native')) {
-        pgbench.push([server.name, await pgbenchTps(server.url)]);
-      }
+      if (server.pgbench) pgbench.push([server.name, await pgbenchTps(server.url)]);
     }
   } finally {
     for (const server of servers) await server.stop();

@@ -110,6 +110,9 @@ export function notificationResponse(processId: number, channel: string, payload
   return frame('A', Buffer.concat([int32(processId), cstring(channel), cstring(payload)]));
 }
 
+/** Authentication succeeded (or was not needed). */
+export const AUTHENTICATION_OK = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]);
+
 /** The single byte that answers SSLRequest and GSSENCRequest: not supported, go on in plain text. */
 export const ENCRYPTION_REFUSED = Buffer.from('N');
 

@@ -8,6 +8,7 @@ import {
   withoutTypes,
 } from '../protocol/backend-scanner.js';
 import {
+  AUTHENTICATION_OK,
   BIND_COMPLETE,
   backendKeyData,
   CLOSE_COMPLETE,
@@ -317,9 +318,7 @@ export class ClientSession implements NotificationTarget {
       return;
     }
     clearTimeout(this.startupTimer);
-    const parts: Buffer[] = [
-      Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]), // AuthenticationOk
-    ];
+    const parts: Buffer[] = [AUTHENTICATION_OK];
     for (const [name, value] of this.host.settings) {
       parts.push(parameterStatus(name, name === 'application_name' ? this.applicationName : value));
     }
