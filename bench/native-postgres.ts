@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -10,7 +10,15 @@ import { promisify } from 'node:util';
 // binaries. initdb refuses to run as root, so as root the server runs as the postgres user.
 
 const run = promisify(execFile);
-export const NATIVE_BIN = '/usr/lib/postgresql/15/bin';
+/** The newest server the machine's PostgreSQL packages installed. */
+export const NATIVE_BIN = newestNativeBin();
+
+function newestNativeBin(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((name) => /^\d+$/.test(name)) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0] ?? '15';
+  return path.join(root, newest, 'bin');
+}
 
 export interface NativeServer {
   url: string;

@@ -136,13 +136,17 @@ describe('one engine session shared safely', () => {
 
   it("deallocates a leaving client's prepared statements", async () => {
     const a = await connect();
-    await a.query({ name: 'leaves_behind', text: 'SELECT $1::int AS v', values: [1] });
-    const names = async () =>
-      (await query('SELECT name FROM pg_prepared_statements')).rows.map((row: { name: string }) => row.name);
-    expect((await names()).some((name) => name.endsWith(':leaves_behind'))).toBe(true);
+    await a.query({ name: 'leaves_behind', text: 'SELECT $1::int AS leaves_behind', values: [1] });
+    const left = async () =>
+      (
+        await query(
+          "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE '%AS leaves_behind'",
+        )
+      ).rows[0].n;
+    expect(await left()).toBe(1);
     await a.end();
-    await sleep(50);
-    expect((await names()).some((name) => name.endsWith(':leaves_behind'))).toBe(false);
+    expect(await served.proxy.clientsGone(10_000)).toBe(true);
+    expect(await left()).toBe(0);
   });
 
   it('cancels a queued query with CancelRequest (57014)', async () => {
@@ -240,17 +244,6 @@ describe('one engine session shared safely', () => {
     } finally {
       raw.end();
       await query('DELETE FROM items');
-    }
-  });
-
-  it('refuses COPY ... PROGRAM and survives SQL that names /dev/blob', async () => {
-    const client = await connect();
-    try {
-      await expect(client.query("COPY items FROM PROGRAM 'cat'")).rejects.toMatchObject({ code: '0A000' });
-      expect((await client.query("COPY items FROM '/dev/blob'")).rowCount).toBe(0);
-      expect((await client.query('SELECT 1 AS alive')).rows).toEqual([{ alive: 1 }]);
-    } finally {
-      await client.end();
     }
   });
 });

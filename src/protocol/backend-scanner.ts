@@ -14,6 +14,11 @@ export interface BackendSummary {
   status: TransactionStatus | null;
   /** Where that status byte sits in the output, so it can be rewritten. */
   statusAt: number | null;
+  /**
+   * ReadyForQuery messages before the last one. A unit the proxy sends ends in at most one Sync
+   * or Query, so PostgreSQL would send at most one; the engine can add another after an error.
+   */
+  earlierReady: Array<{ start: number; end: number }>;
   errors: number;
   /** SQLSTATE of the first ErrorResponse, if any. */
   firstErrorCode: string | null;
@@ -21,6 +26,8 @@ export interface BackendSummary {
   parameterChanges: Array<[string, string]>;
   /** Tag of the last CommandComplete ("COMMIT", "ROLLBACK", "SELECT 1", ...). */
   lastCommandTag: string | null;
+  /** The first field of the first DataRow, as text (null when there is none, or it is NULL). */
+  firstValue: string | null;
   /** Set when the output is not a sequence of whole messages: the engine is not well. */
   malformed: boolean;
 }
@@ -30,6 +37,7 @@ const A = 0x41;
 const S = 0x53;
 const E = 0x45;
 const C = 0x43;
+const D = 0x44;
 
 /**
  * Walks the message headers of engine output. Only ReadyForQuery, ErrorResponse,
@@ -39,13 +47,16 @@ export function scanBackend(output: Uint8Array): BackendSummary {
   const summary: BackendSummary = {
     status: null,
     statusAt: null,
+    earlierReady: [],
     errors: 0,
     firstErrorCode: null,
     notifications: [],
     parameterChanges: [],
     lastCommandTag: null,
+    firstValue: null,
     malformed: false,
   };
+  let rows = 0;
   const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
   let offset = 0;
   while (offset < output.length) {
@@ -63,12 +74,24 @@ export function scanBackend(output: Uint8Array): BackendSummary {
     const body = offset + 5;
     switch (type) {
       case Z:
+        if (summary.statusAt !== null)
+          summary.earlierReady.push({ start: summary.statusAt - 5, end: summary.statusAt + 1 });
         summary.status = String.fromCharCode(output[body]!) as TransactionStatus;
         summary.statusAt = body;
         break;
       case E:
         summary.errors++;
         summary.firstErrorCode ??= errorField(output, body, end, 0x43 /* C */);
+        break;
+      case D:
+        if (rows++ === 0 && length >= 10 && view.getInt16(body) > 0) {
+          const size = view.getInt32(body + 2);
+          if (size >= 0 && body + 6 + size <= end) {
+            summary.firstValue = Buffer.from(output.buffer, output.byteOffset + body + 6, size).toString(
+              'utf8',
+            );
+          }
+        }
         break;
       case C:
         summary.lastCommandTag = cstringAt(output, body, end)[0];

@@ -1,7 +1,18 @@
 /**
  * Just enough of the PostgreSQL lexer to find statement boundaries and read the leading words of
- * a statement: comments, quoted identifiers, strings (E'', $tag$) and parentheses are respected.
+ * a statement: comments, quoted identifiers (also U&""), strings (E'', U&'', $tag$, and '' with
+ * backslash escapes when standard_conforming_strings is off) and parentheses are respected.
  */
+
+/** How the session reads '...' strings: with standard_conforming_strings off, a backslash escapes. */
+export interface SqlDialect {
+  backslashEscapes: boolean;
+}
+
+export const STANDARD_DIALECT: SqlDialect = { backslashEscapes: false };
+
+/** The longest identifier the engine keeps (NAMEDATALEN - 1 bytes); longer ones are truncated. */
+const MAX_IDENTIFIER_BYTES = 63;
 
 export type TokenKind = 'word' | 'identifier' | 'string' | 'symbol';
 
@@ -19,12 +30,21 @@ const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
 const isWordStart = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c >= 128;
 const isWordPart = (c: number) => isWordStart(c) || (c >= 48 && c <= 57) || c === 36;
 
+export const BACKSLASH_DIALECT: SqlDialect = { backslashEscapes: true };
+
+/** The name the engine reads from a word or identifier token: words fold ASCII letters to lower case. */
+export function identifierOf(token: Token, sql: string): string {
+  if (token.kind !== 'word') return token.value;
+  return truncateIdentifier(sql.slice(token.start, token.end).replace(/[A-Z]+/g, (run) => run.toLowerCase()));
+}
+
 /** Yields tokens of `sql` from `from` to `to`; stops early when the callback returns false. */
 export function forEachToken(
   sql: string,
   visit: (token: Token) => boolean,
   from = 0,
   to = sql.length,
+  dialect: SqlDialect = STANDARD_DIALECT,
 ): number {
   let i = from;
   let depth = 0;
@@ -45,14 +65,25 @@ export function forEachToken(
     }
     const start = i;
     let token: Token;
-    if (c === 39 || ((c === 69 || c === 101) && sql.charCodeAt(i + 1) === 39)) {
-      const escapes = c !== 39;
-      const [value, end] = readQuoted(sql, escapes ? i + 1 : i, to, escapes);
+    const unicode = (c === 85 || c === 117) && sql.charCodeAt(i + 1) === 38;
+    const quoteAt = unicode ? i + 2 : i;
+    const quote = sql.charCodeAt(quoteAt);
+    if (unicode && (quote === 39 || quote === 34)) {
+      const [raw, end] = readQuoted(sql, quoteAt, to, false);
+      const [value, after] = decodeUnicodeEscapes(sql, raw, end, to);
+      token =
+        quote === 39
+          ? { kind: 'string', value, start, end: after, depth }
+          : { kind: 'identifier', value: truncateIdentifier(value), start, end: after, depth };
+      i = after;
+    } else if (c === 39 || ((c === 69 || c === 101) && sql.charCodeAt(i + 1) === 39)) {
+      const escapes = c !== 39 || dialect.backslashEscapes;
+      const [value, end] = readQuoted(sql, c !== 39 ? i + 1 : i, to, escapes);
       token = { kind: 'string', value, start, end, depth };
       i = end;
     } else if (c === 34) {
       const [value, end] = readQuoted(sql, i, to, false);
-      token = { kind: 'identifier', value, start, end, depth };
+      token = { kind: 'identifier', value: truncateIdentifier(value), start, end, depth };
       i = end;
     } else if (c === 36 && dollarTag(sql, i, to) !== null) {
       const tag = dollarTag(sql, i, to)!;
@@ -83,23 +114,38 @@ export function forEachToken(
 }
 
 /** [start, end) ranges of the non-empty statements in a multi-statement string. */
-export function splitStatements(sql: string): Array<[number, number]> {
+export function splitStatements(
+  sql: string,
+  dialect: SqlDialect = STANDARD_DIALECT,
+): Array<[number, number]> {
   if (!sql.includes(';')) return hasToken(sql, 0, sql.length) ? [[0, sql.length]] : [];
   const ranges: Array<[number, number]> = [];
   let start = 0;
-  forEachToken(sql, (token) => {
-    if (token.kind === 'symbol' && token.value === ';' && token.depth === 0) {
-      if (hasToken(sql, start, token.start)) ranges.push([start, token.start]);
-      start = token.end;
-    }
-    return true;
-  });
+  forEachToken(
+    sql,
+    (token) => {
+      if (token.kind === 'symbol' && token.value === ';' && token.depth === 0) {
+        if (hasToken(sql, start, token.start)) ranges.push([start, token.start]);
+        start = token.end;
+      }
+      return true;
+    },
+    0,
+    sql.length,
+    dialect,
+  );
   if (hasToken(sql, start, sql.length)) ranges.push([start, sql.length]);
   return ranges;
 }
 
 /** The first `count` tokens of a statement. */
-export function leadingTokens(sql: string, count: number, from = 0, to = sql.length): Token[] {
+export function leadingTokens(
+  sql: string,
+  count: number,
+  from = 0,
+  to = sql.length,
+  dialect: SqlDialect = STANDARD_DIALECT,
+): Token[] {
   const tokens: Token[] = [];
   if (count <= 0) return tokens;
   forEachToken(
@@ -110,13 +156,19 @@ export function leadingTokens(sql: string, count: number, from = 0, to = sql.len
     },
     from,
     to,
+    dialect,
   );
   return tokens;
 }
 
-export function tokensOf(sql: string, from = 0, to = sql.length): Token[] {
+export function tokensOf(
+  sql: string,
+  from = 0,
+  to = sql.length,
+  dialect: SqlDialect = STANDARD_DIALECT,
+): Token[] {
   const tokens: Token[] = [];
-  forEachToken(sql, (token) => tokens.push(token) > 0, from, to);
+  forEachToken(sql, (token) => tokens.push(token) > 0, from, to, dialect);
   return tokens;
 }
 
@@ -174,4 +226,52 @@ function dollarTag(sql: string, from: number, to: number): string | null {
     i++;
   }
   return i < to ? sql.slice(from, i + 1) : null;
+}
+
+/**
+ * The value of a U&'...' or U&"..." token: \XXXX and \+XXXXXX escapes (or those of the
+ * character a following UESCAPE 'c' names), and the escape character doubled for itself.
+ * Returns the value and where the token ends, after any UESCAPE clause.
+ */
+function decodeUnicodeEscapes(sql: string, raw: string, end: number, to: number): [string, number] {
+  let escapeChar = '\\';
+  let after = end;
+  const clause = /^\s*UESCAPE\s*'([^'])'/i.exec(sql.slice(end, to));
+  if (clause) {
+    escapeChar = clause[1]!;
+    after = end + clause[0].length;
+  }
+  let value = '';
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] !== escapeChar) {
+      value += raw[i];
+      continue;
+    }
+    if (raw[i + 1] === escapeChar) {
+      value += escapeChar;
+      i++;
+      continue;
+    }
+    const long = raw[i + 1] === '+';
+    const digits = raw.slice(long ? i + 2 : i + 1, long ? i + 8 : i + 5);
+    if (/^[0-9a-fA-F]+$/.test(digits) && digits.length === (long ? 6 : 4)) {
+      const code = Number.parseInt(digits, 16);
+      value += code <= 0x10ffff ? String.fromCodePoint(code) : '';
+      i += long ? 7 : 4;
+    } else value += raw[i];
+  }
+  return [value, after];
+}
+
+/** What the engine keeps of a long identifier: its first 63 bytes, whole characters only. */
+function truncateIdentifier(name: string): string {
+  if (Buffer.byteLength(name) <= MAX_IDENTIFIER_BYTES) return name;
+  let bytes = 0;
+  let end = 0;
+  for (const char of name) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > MAX_IDENTIFIER_BYTES) break;
+    end += char.length;
+  }
+  return name.slice(0, end);
 }

@@ -50,17 +50,15 @@ import {
   TERMINATE,
 } from '../protocol/extended-messages.js';
 import { type FrontendMessage, FrontendReader, printable } from '../protocol/frontend-reader.js';
+import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../protocol/sql-lexer.js';
+import { quoteIdent } from '../protocol/sql-quote.js';
 import type { AuthExchange } from './auth.js';
-import { CopyInCollector, copyFailureFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
+import { CopyInCollector, copyColumnsProbe, copyFailureFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { EngineWaitError } from './engine-scheduler.js';
 import type { NotificationTarget } from './notifications.js';
+import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
-import {
-  type CopyInPlan,
-  resetStatement,
-  type StatementEffects,
-  statementEffects,
-} from './statement-effects.js';
+import { type CopyInPlan, type StatementEffects, statementEffects } from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
 import {
   BEGIN_AUTOCOMMIT,
@@ -104,14 +102,17 @@ export class ClientSession implements NotificationTarget {
   private batchBytes = 0;
   private batchCopyAt = -1;
   private batchCopyPlan: CopyInPlan | null = null;
-  private batchRefusal: ErrorFields | null = null;
   private batchEffects: StatementEffects[] = [];
   /** Replies, and transaction control to run, for extended messages the proxy answers itself. */
   private controlSteps: Array<Statement | Uint8Array> = [];
   private copy: CopyInCollector | null = null;
   private discardUntilSync = false;
-  /** Settings this client changed with SET, to be reset when it leaves. */
+  /** Settings this client changed with SET (lower-case names), kept for it when others leave. */
   readonly changedSettings = new Set<string>();
+  /** Names of SQL-level prepared statements (PREPARE) this client made. */
+  private readonly sqlPrepared = new Set<string>();
+  /** The client ran something on the engine, so it may have left state there. */
+  private usedEngine = false;
   private auth: AuthExchange | null = null;
   private user = '';
   private applicationName = '';
@@ -148,6 +149,13 @@ export class ClientSession implements NotificationTarget {
       () => this.fatal('08P01', 'canceling authentication due to timeout'),
       host.limits.startupTimeoutMs,
     ).unref();
+  }
+
+  /** How the engine reads '...' strings right now (standard_conforming_strings is reported). */
+  private get dialect(): SqlDialect {
+    return this.host.settings.get('standard_conforming_strings') === 'off'
+      ? BACKSLASH_DIALECT
+      : STANDARD_DIALECT;
   }
 
   get ready(): boolean {
@@ -339,8 +347,15 @@ export class ClientSession implements NotificationTarget {
       case DESCRIBE:
       case CLOSE:
       case EXECUTE:
+        // Postgres skips these after an error, up to the client's Sync.
+        if (this.discardUntilSync) return undefined;
+        if (message.type === EXECUTE && this.names.isSpentCopyPortal(decodeExecute(message.body).portal)) {
+          return this.refuseSpentPortal(message);
+        }
         this.addToBatch(message);
-        if (this.batchBytes > BATCH_FLUSH_BYTES && this.batchCopyAt < 0) return this.runBatch(false);
+        // Postgres answers an Execute of COPY FROM STDIN with CopyInResponse at once: clients
+        // wait for it without sending Flush.
+        if (this.batchCopyAt >= 0 || this.batchBytes > BATCH_FLUSH_BYTES) return this.runBatch(false);
         return undefined;
       case SYNC:
         checkEmpty(message.body);
@@ -360,6 +375,7 @@ export class ClientSession implements NotificationTarget {
       case FUNCTION_CALL:
         checkFunctionCall(message.body);
         if (this.discardUntilSync) return undefined;
+        if (this.batch.length > 0) return this.thenAgain(this.runBatch(false), message);
         return this.runUnit([message.frame], null, true);
       case TERMINATE:
         void this.leave();
@@ -377,19 +393,41 @@ export class ClientSession implements NotificationTarget {
   private onQuery(message: FrontendMessage): Promise<void> | undefined {
     const sqlEnd = decodeQuery(message.body);
     if (this.discardUntilSync) return undefined;
-    const effects = statementEffects(message.body.toString('utf8', 0, sqlEnd));
-    const frames = this.batch.length > 0 ? [...this.takeBatch(), message.frame] : [message.frame];
-    if (effects?.refusal) return this.refuse(effects.refusal, frames.length > 1);
-    if (this.host.testTransactionOpen && frames.length === 1) {
-      const statements = statementsWithControl(message.body.toString('utf8', 0, sqlEnd));
+    // Extended messages before it run first: an error there makes Postgres skip this Query.
+    if (this.batch.length > 0) return this.thenAgain(this.runBatch(false), message);
+    // A simple Query replaces the unnamed statement and portal.
+    this.names.closedStatement('');
+    this.names.closedPortal('');
+    const effects = statementEffects(message.body.toString('utf8', 0, sqlEnd), this.dialect);
+    const frames = [message.frame];
+    if (effects?.refusal) return this.refuse(effects.refusal, false);
+    if (this.host.testTransactionOpen) {
+      const statements = statementsWithControl(message.body.toString('utf8', 0, sqlEnd), this.dialect);
       if (statements) return this.runUnderTestTransaction(statements);
     }
-    if (effects?.copyIn) {
-      if (frames.length > 1)
-        throw new ProtocolViolationError('COPY FROM STDIN inside an unfinished extended batch');
-      return this.startCopy(effects.copyIn, false, []);
-    }
+    if (effects?.copyIn) return this.startCopy(effects.copyIn, false, []);
     return this.runUnit(frames, effects ? [effects] : null, true);
+  }
+
+  /** An Execute of a portal whose COPY already ran: Postgres refuses it as it would any run portal. */
+  private refuseSpentPortal(message: FrontendMessage): Promise<void> | undefined {
+    if (this.batch.length > 0) return this.thenAgain(this.runBatch(false), message);
+    const portal = decodeExecute(message.body).portal;
+    this.write(
+      errorResponse(
+        this.status === 'E'
+          ? { severity: 'ERROR', code: '25P02', message: ABORTED_TRANSACTION }
+          : { severity: 'ERROR', code: '55000', message: `portal "${portal}" cannot be run` },
+      ),
+    );
+    this.discardUntilSync = true;
+    return undefined;
+  }
+
+  /** Handles `message` again once `pending` work is done. */
+  private thenAgain(pending: Promise<void> | undefined, message: FrontendMessage): Promise<void> | undefined {
+    if (!pending) return this.onMessage(message);
+    return pending.then(() => this.onMessage(message));
   }
 
   private addToBatch(message: FrontendMessage): void {
@@ -398,11 +436,10 @@ export class ClientSession implements NotificationTarget {
     let frame = message.frame;
     if (type === PARSE) {
       const parse = decodeParse(body);
-      const effects = statementEffects(body.toString('utf8', parse.sqlStart, parse.sqlEnd));
-      if (effects) {
-        this.batchEffects.push(effects);
-        if (effects.refusal) this.batchRefusal ??= { severity: 'ERROR', ...effects.refusal };
-      }
+      const effects = statementEffects(body.toString('utf8', parse.sqlStart, parse.sqlEnd), this.dialect);
+      // A refusal (several statements with a COPY FROM STDIN) is the engine's to make here: it
+      // refuses several statements in one Parse.
+      if (effects) this.batchEffects.push(effects);
       this.names.parsed(parse.name, effects?.copyIn ?? null);
       if (parse.name !== '') {
         frame = encodeWithNames(
@@ -419,7 +456,7 @@ export class ClientSession implements NotificationTarget {
         frame = encodeWithNames(
           type,
           null,
-          [this.names.engineName(bind.portal), this.names.engineName(bind.statement)],
+          [this.names.enginePortalName(bind.portal), this.names.engineName(bind.statement)],
           body.subarray(bind.restStart),
         );
       }
@@ -433,13 +470,17 @@ export class ClientSession implements NotificationTarget {
         frame = encodeWithNames(
           type,
           body.subarray(0, 1),
-          [this.names.engineName(target.name)],
+          [
+            target.kind === 'S'
+              ? this.names.engineName(target.name)
+              : this.names.enginePortalName(target.name),
+          ],
           Buffer.alloc(0),
         );
       }
     } else if (type === EXECUTE) {
       const execute = decodeExecute(body);
-      const plan = this.names.copyPlanOfPortal(execute.portal);
+      const plan = this.names.executeCopyPortal(execute.portal);
       if (plan && this.batchCopyAt < 0) {
         this.batchCopyAt = this.batch.length;
         this.batchCopyPlan = plan;
@@ -448,7 +489,7 @@ export class ClientSession implements NotificationTarget {
         frame = encodeWithNames(
           type,
           null,
-          [this.names.engineName(execute.portal)],
+          [this.names.enginePortalName(execute.portal)],
           body.subarray(body.length - 4),
         );
       }
@@ -506,12 +547,10 @@ export class ClientSession implements NotificationTarget {
     this.batchBytes = 0;
     this.batchCopyAt = -1;
     this.batchCopyPlan = null;
-    this.batchRefusal = null;
     return frames;
   }
 
   private runBatch(withSync: boolean): Promise<void> | undefined {
-    const refusal = this.batchRefusal;
     const copyAt = this.batchCopyAt;
     const plan = this.batchCopyPlan;
     const effects = this.batchEffects;
@@ -524,12 +563,6 @@ export class ClientSession implements NotificationTarget {
       this.controlSteps = [];
       if (frames.length > 1) return this.refuse(replies.mixedControl, false);
       return this.runUnderTestTransaction(controlSteps);
-    }
-    if (refusal) {
-      if (withSync) return this.refuse(refusal, false);
-      this.write(errorResponse(refusal));
-      this.discardUntilSync = true;
-      return undefined;
     }
     if (plan && copyAt >= 0) return this.startCopy(plan, true, frames.slice(0, copyAt));
     return this.runUnit(frames, effects.length > 0 ? effects : null, withSync);
@@ -584,14 +617,11 @@ export class ClientSession implements NotificationTarget {
       if (opened instanceof Promise) opened = await opened;
       if (!opened) return;
     }
-    // After an error inside an unfinished batch the engine skips everything up to a Sync, a Query
-    // included, as Postgres does; only then may a unit end without ReadyForQuery.
-    const mayBeSkipped = this.engineBatchOpen;
     const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
-    let output = this.engineCall(bytes, effects?.some((effect) => effect.usesBlobDevice) ?? false);
+    let output = this.engineCall(bytes);
     if (output instanceof Promise) output = await output;
     if (!output) return;
-    const summary = this.absorb(output, !endsWithSync ? 'partial' : mayBeSkipped ? 'any' : 'ready');
+    const summary = this.absorb(output, endsWithSync ? 'ready' : 'partial');
     if (!summary) return;
     if (this.autocommitOpen && !(await this.closeAutocommit(summary))) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
@@ -599,13 +629,10 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** One call into the engine; null when the engine failed (every client is told). */
-  private engineCall(
-    bytes: Uint8Array,
-    withBlob: boolean,
-    blob?: Blob,
-  ): Uint8Array | null | Promise<Uint8Array | null> {
+  private engineCall(bytes: Uint8Array, blob?: Blob): Uint8Array | null | Promise<Uint8Array | null> {
+    this.usedEngine = true;
     try {
-      const output = withBlob || blob ? this.host.gate.execWithBlob(bytes, blob) : this.host.gate.exec(bytes);
+      const output = blob ? this.host.gate.execWithBlob(bytes, blob) : this.host.gate.exec(bytes);
       return output instanceof Uint8Array
         ? output
         : output.catch((error: unknown) => this.engineFailed(error));
@@ -625,7 +652,7 @@ export class ClientSession implements NotificationTarget {
    */
   private absorb(
     output: Uint8Array,
-    expect: 'ready' | 'any' | 'partial',
+    expect: 'ready' | 'partial',
     drop?: ReadonlySet<number>,
     collect?: Uint8Array[],
   ): BackendSummary | null {
@@ -634,22 +661,27 @@ export class ClientSession implements NotificationTarget {
       this.host.engineFailed(new EngineCrashedError('the engine answered without ReadyForQuery'), this);
       return null;
     }
+    let cut: Array<{ start: number; end: number }> = summary.notifications;
     if (expect === 'partial') {
       // After an error the engine emits ReadyForQuery at the end of every call, yet keeps
-      // skipping to the client's Sync; Postgres sends none there, so neither do we.
+      // skipping to the client's Sync; Postgres sends none there, so neither do we, and the
+      // client's messages up to its Sync are skipped here, as Postgres skips them.
       this.engineBatchOpen = true;
+      if (summary.errors > 0) this.discardUntilSync = true;
       if (summary.status !== null) drop = new Set([...(drop ?? []), READY_FOR_QUERY]);
     } else if (summary.status) {
+      if (summary.status === 'I') this.names.transactionEnded();
+      if (summary.earlierReady.length > 0) {
+        cut = [...summary.earlierReady, ...cut].sort((a, b) => a.start - b.start);
+      }
       this.status = this.clientStatus(summary.status);
       this.engineBatchOpen = false;
       // Under a test's outer transaction the engine always reports one; the client sees its own.
       if (this.status !== summary.status) output[summary.statusAt!] = this.status.charCodeAt(0);
     }
-    for (const [name, value] of summary.parameterChanges) {
-      if (name !== 'application_name') this.host.settings.set(name, value);
-    }
+    this.keepSettings(summary);
     let reply: Uint8Array = output;
-    if (summary.notifications.length > 0) reply = withoutRanges(reply, summary.notifications);
+    if (cut.length > 0) reply = withoutRanges(reply, cut);
     if (drop) reply = withoutTypes(reply, drop);
     if (summary.firstErrorCode === '25001' && this.host.testTransactionOpen) {
       reply = explainTransactionBlockErrors(reply);
@@ -674,14 +706,22 @@ export class ClientSession implements NotificationTarget {
         this.host.hub.unlisten(this, effect.unlisten);
         relisten.push(...effect.unlisten.filter((channel) => this.host.hub.isListened(channel)));
       }
-      for (const name of effect.settings) this.changedSettings.add(name);
+      for (const name of effect.settings) this.changedSettings.add(name.toLowerCase());
+      for (const name of effect.prepared) this.sqlPrepared.add(name);
+      for (const name of effect.deallocated) this.sqlPrepared.delete(name);
     }
     // The client's UNLISTEN reached the shared session; channels others still want are restored
     // in the same transaction, so they come and go with it.
     if (relisten.length > 0 && this.status !== 'E') {
       const sql = [...new Set(relisten)].map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ');
-      const output = await this.engineCall(serialize.query(sql), false);
+      const output = await this.engineCall(serialize.query(sql));
       if (output) this.routeOnly(output);
+    }
+  }
+
+  private keepSettings(summary: BackendSummary): void {
+    for (const [name, value] of summary.parameterChanges) {
+      if (name !== 'application_name') this.host.settings.set(name, value);
     }
   }
 
@@ -689,6 +729,7 @@ export class ClientSession implements NotificationTarget {
   private routeOnly(output: Uint8Array): BackendSummary {
     const summary = scanBackend(output);
     if (summary.status) this.status = this.clientStatus(summary.status);
+    this.keepSettings(summary);
     for (const notification of summary.notifications) {
       this.host.hub.route(notification.channel, notification.payload, this.processId);
     }
@@ -714,7 +755,7 @@ export class ClientSession implements NotificationTarget {
     if (!(await this.takeEngine(extended === false))) return;
     if (this.host.testTransactionOpen && !(await this.openAutocommit())) return;
     if (before.length > 0) {
-      const output = await this.engineCall(Buffer.concat(before), false);
+      const output = await this.engineCall(Buffer.concat(before));
       if (!output) return;
       const summary = this.absorb(output, 'partial');
       if (!summary) return;
@@ -726,13 +767,33 @@ export class ClientSession implements NotificationTarget {
       }
     }
     if (extended) this.engineBatchOpen = true;
+    const columns = await this.copyColumns(plan, extended);
+    if (columns === null) return;
     this.copy = new CopyInCollector(plan, extended, this.host.limits.maxCopyInBytes);
-    if (this.status === 'E') {
-      // An aborted transaction refuses the COPY before reading anything.
-      return this.finishCopy(null);
-    }
-    this.write(copyInResponse(plan.binary, plan.columns));
+    this.write(copyInResponse(plan.binary, columns));
     this.armIdleTimer();
+  }
+
+  /**
+   * The number of columns the COPY reads, from the engine; null when the COPY cannot start (the
+   * client got the engine's error, as Postgres sends it before any CopyInResponse). The probe is
+   * an extended Execute with no Sync, so it ends no transaction a client's batch has open.
+   */
+  private async copyColumns(plan: CopyInPlan, extended: boolean): Promise<number | null> {
+    const output = await this.engineCall(copyColumnsProbe(plan));
+    if (!output) return null;
+    this.engineBatchOpen = true;
+    const summary = scanBackend(output);
+    if (summary.errors === 0 && summary.firstValue !== null) return Number(summary.firstValue);
+    if (!this.absorb(output, 'partial', PROBE_REPLIES)) return null;
+    if (extended) {
+      this.releaseOrIdle();
+      return null;
+    }
+    // A failed simple-protocol COPY ends with ReadyForQuery: the engine gets the Sync it waits for.
+    this.discardUntilSync = false;
+    await this.runUnit([SYNC_FRAME], null, true);
+    return null;
   }
 
   private onCopyMessage(message: FrontendMessage): Promise<void> | undefined {
@@ -742,7 +803,7 @@ export class ClientSession implements NotificationTarget {
         if (!copy.add(message.body)) {
           return this.finishCopy({
             code: '54000',
-            reason: `more than ${this.host.limits.maxCopyInBytes} bytes of COPY data (maxCopyInBytes)`,
+            message: `COPY from stdin failed: more than ${this.host.limits.maxCopyInBytes} bytes of COPY data (maxCopyInBytes)`,
           });
         }
         this.armIdleTimer();
@@ -750,29 +811,38 @@ export class ClientSession implements NotificationTarget {
       case COPY_DONE:
         return this.finishCopy(null);
       case COPY_FAIL:
-        return this.finishCopy({ code: '57014', reason: cstring(message.body, 0) });
+        return this.finishCopy({
+          code: '57014',
+          message: `COPY from stdin failed: ${cstring(message.body, 0)}`,
+        });
       case FLUSH:
       case SYNC:
         // Postgres ignores these during COPY FROM STDIN: clients send them without knowing.
         this.armIdleTimer();
         return undefined;
-      default:
-        throw new ProtocolViolationError(
-          `unexpected message type '${printable(message.type)}' during COPY from stdin`,
+      default: {
+        // As Postgres: the COPY fails, and the connection with it (its cleanup rolls back).
+        const type = message.type.toString(16).toUpperCase().padStart(2, '0');
+        this.write(
+          errorResponse({
+            severity: 'ERROR',
+            code: '08P01',
+            message: `unexpected message type 0x${type} during COPY from stdin`,
+          }),
         );
+        void this.fatal('08P01', 'terminating connection because protocol synchronization was lost');
+        return undefined;
+      }
     }
   }
 
-  private async finishCopy(failure: { code: string; reason: string } | null): Promise<void> {
+  private async finishCopy(failure: { code: string; message: string } | null): Promise<void> {
     clearTimeout(this.idleTimer);
     const copy = this.copy!;
     this.copy = null;
     const output = failure
-      ? await this.engineCall(
-          Buffer.concat(copyFailureFrames(failure.reason, copy.extended, failure.code)),
-          false,
-        )
-      : await this.engineCall(Buffer.concat(copy.loadFrames()), true, copy.blob());
+      ? await this.engineCall(Buffer.concat(copyFailureFrames(failure.message, copy.extended, failure.code)))
+      : await this.engineCall(Buffer.concat(copy.loadFrames()), copy.blob());
     if (!output) return;
     const summary = copy.extended
       ? this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)
@@ -814,7 +884,7 @@ export class ClientSession implements NotificationTarget {
 
   /** SQL of the proxy's own; false when the engine failed (every client was told). */
   private internalSql(sql: string): boolean | Promise<boolean> {
-    const output = this.engineCall(serialize.query(sql), false);
+    const output = this.engineCall(serialize.query(sql));
     if (output instanceof Promise) return output.then((ready) => this.checkInternalOutput(sql, ready));
     return this.checkInternalOutput(sql, output);
   }
@@ -896,7 +966,7 @@ export class ClientSession implements NotificationTarget {
         break;
     }
     if (!(await this.openAutocommit())) return null;
-    const output = await this.engineCall(serialize.query(statement.sql), false);
+    const output = await this.engineCall(serialize.query(statement.sql));
     if (!output) return null;
     const summary = this.absorb(output, 'ready', READY_ONLY, replyParts);
     if (!summary) return null;
@@ -932,14 +1002,8 @@ export class ClientSession implements NotificationTarget {
     const hub = this.host.hub;
     const channels = hub.channelsOf(this);
     hub.unlisten(this);
-    const unlisten = channels.filter((channel) => !hub.isListened(channel));
-    const settings = [...this.changedSettings].filter(
-      (name) => !this.host.settingChangedByOthers(name, this),
-    );
-    const statements = this.names.engineStatementNames();
     const holds = this.host.scheduler.holder === this;
-    const dirty = this.pinned || statements.length > 0 || settings.length > 0 || unlisten.length > 0;
-    if (!holds && !dirty) return;
+    if (!holds && !this.usedEngine) return;
     if (!holds) {
       const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
       if (wait) await wait;
@@ -960,21 +1024,24 @@ export class ClientSession implements NotificationTarget {
       this.ownTransaction = false;
       this.autocommitOpen = false;
       if (rollback) this.routeOnly(await this.host.gate.exec(serialize.query(rollback)));
-      const frames: Buffer[] = statements.map((name) => serialize.close({ type: 'S', name }));
-      const sql = [
-        ...settings.map(resetStatement),
-        ...unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`),
-      ];
-      if (sql.length > 0) frames.push(serialize.query(sql.join('; ')));
-      else if (frames.length > 0) frames.push(SYNC_FRAME);
-      if (frames.length > 0) this.routeOnly(await this.host.gate.exec(Buffer.concat(frames)));
+      const others = this.host.otherClients(this);
+      const frames = cleanupFrames({
+        statements: this.names.engineStatementNames(),
+        unlisten: others.length === 0 ? 'all' : channels.filter((channel) => !hub.isListened(channel)),
+        deallocate: others.length === 0 ? 'all' : [...this.sqlPrepared],
+        keepSettings: new Set(others.flatMap((other) => [...other.changedSettings])),
+      });
+      this.routeOnly(await this.host.gate.exec(frames));
     } finally {
       this.host.scheduler.release(this, false);
     }
   }
 }
 
+const ABORTED_TRANSACTION = 'current transaction is aborted, commands ignored until end of transaction block';
 const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
+/** Replies to the column probe of a COPY that the client did not ask for; its error passes. */
+const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43]);
 
 const SAVEPOINT_STATEMENTS = {
   savepoint: 'SAVEPOINT',
@@ -994,10 +1061,6 @@ function startupParameters(packet: Buffer): Map<string, string> {
     offset = valueEnd + 1;
   }
   return params;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 function describe(error: unknown): string {

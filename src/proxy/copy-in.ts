@@ -1,4 +1,5 @@
 import { serialize } from 'pg-protocol';
+import { dollarQuote, quoteIdent } from '../protocol/sql-quote.js';
 import type { CopyInPlan } from './statement-effects.js';
 
 /**
@@ -39,21 +40,31 @@ export class CopyInCollector {
 }
 
 /**
- * Frames that make the engine fail the way Postgres fails a COPY the client aborted (57014), so
- * the transaction state that follows is the engine's own.
+ * Frames that make the engine fail with `code` and `message`, the way Postgres fails a COPY the
+ * client aborted (57014) or broke, so the transaction state that follows is the engine's own.
  */
-export function copyFailureFrames(reason: string, extended: boolean, code = '57014'): Buffer[] {
-  const text = `COPY from stdin failed: ${reason}`.replaceAll('\0', '').replaceAll('$pgo$', '$ pgo$');
-  const sql =
-    `DO $pgo$BEGIN RAISE EXCEPTION USING ERRCODE = '${code}', ` +
-    `MESSAGE = '${text.replaceAll("'", "''")}'; END$pgo$`;
-  return statementFrames(sql, extended);
+export function copyFailureFrames(message: string, extended: boolean, code: string): Buffer[] {
+  const body = `BEGIN RAISE EXCEPTION USING ERRCODE = '${code}', MESSAGE = ${dollarQuote(message)}; END`;
+  return statementFrames(`DO ${dollarQuote(body)}`, extended);
 }
 
 function statementFrames(sql: string, extended: boolean): Buffer[] {
   if (!extended) return [serialize.query(sql)];
   // No Sync: the client's own Sync ends this extended exchange, as it would with Postgres.
   return [serialize.parse({ text: sql }), serialize.bind({}), serialize.execute({})];
+}
+
+/**
+ * Frames that ask the engine how many columns a COPY FROM STDIN without a column list reads, and
+ * fail as Postgres fails such a COPY before it starts (no table 42P01, aborted transaction 25P02).
+ */
+export function copyColumnsProbe(plan: CopyInPlan): Buffer {
+  const relation = dollarQuote(plan.relation.map(quoteIdent).join('.'));
+  const count = plan.columns > 0 ? String(plan.columns) : 'count(*)::int';
+  const sql =
+    `SELECT ${count} FROM pg_catalog.pg_attribute WHERE attrelid = ${relation}::pg_catalog.regclass ` +
+    "AND attnum > 0 AND NOT attisdropped AND attgenerated = ''";
+  return Buffer.concat(statementFrames(sql, true));
 }
 
 /** ParseComplete and BindComplete of the load frames: the client did not send those messages. */

@@ -9,8 +9,6 @@ interface BlobHooks {
   _getWrittenBlob(): Promise<Blob | undefined>;
 }
 
-const EMPTY_BLOB = new Blob([]);
-
 /**
  * The proxy's only way to the engine. Calls go through the runtime, so a call that kills the
  * engine rejects with EngineCrashedError and the runtime restarts it for the next call.
@@ -23,12 +21,8 @@ export class EngineGate {
     return this.runtime.execWireNow(bytes) ?? this.runtime.execInteractive(bytes);
   }
 
-  /**
-   * Runs `bytes` with `blob` attached to the engine's /dev/blob device. Reading /dev/blob with no
-   * blob attached leaves the engine unable to answer anything again, so SQL that names the device
-   * always runs with one (an empty one when the client supplied no data).
-   */
-  async execWithBlob(bytes: Uint8Array, blob: Blob = EMPTY_BLOB): Promise<Uint8Array> {
+  /** Runs `bytes` with `blob` attached to the engine's /dev/blob device (a client's COPY data). */
+  async execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
     const hooks = blobHooks(await this.runtime.pglite());
     await hooks._handleBlob(blob);
     try {

@@ -256,11 +256,8 @@ class ProxyServer implements SessionHost {
     }
   }
 
-  settingChangedByOthers(name: string, except: ClientSession): boolean {
-    for (const session of this.sessions) {
-      if (session !== except && session.ready && session.changedSettings.has(name)) return true;
-    }
-    return false;
+  otherClients(except: ClientSession): ClientSession[] {
+    return [...this.sessions].filter((session) => session !== except && session.ready);
   }
 
   sessionLeft(session: ClientSession): void {

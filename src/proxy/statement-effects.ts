@@ -1,12 +1,22 @@
-import { leadingTokens, splitStatements, type Token, tokensOf } from '../protocol/sql-lexer.js';
+import {
+  identifierOf,
+  leadingTokens,
+  type SqlDialect,
+  STANDARD_DIALECT,
+  splitStatements,
+  type Token,
+  tokensOf,
+} from '../protocol/sql-lexer.js';
 
 /** How to run a client's `COPY ... FROM STDIN` through the engine's blob device instead. */
 export interface CopyInPlan {
   /** The same statement reading from '/dev/blob'. */
   loadSql: string;
   binary: boolean;
-  /** Columns named in the statement, 0 when it names none (the count is informational). */
+  /** Columns named in the statement, 0 when it names none (then the table's columns count). */
   columns: number;
+  /** The table's name, as the parts of a qualified name. */
+  relation: string[];
 }
 
 /** What the proxy must know about SQL before the engine runs it; null fields mean "none". */
@@ -15,53 +25,67 @@ export interface StatementEffects {
   copyIn: CopyInPlan | null;
   /** Why the engine must not see this SQL (it would end the engine's session), or null. */
   refusal: { code: string; message: string } | null;
-  /** The SQL names the engine's blob device, which fails hard when no blob is attached. */
-  usesBlobDevice: boolean;
   listen: string[];
   unlisten: string[];
   unlistenAll: boolean;
   /** Session settings changed by SET (not SET LOCAL), as names that RESET accepts. */
   settings: string[];
+  /** SQL-level prepared statements made (PREPARE) and removed (DEALLOCATE). */
+  prepared: string[];
+  deallocated: string[];
 }
 
-const INTERESTING = /copy|listen|set|dev\/blob/i;
+const INTERESTING = /copy|listen|set|prepare|deallocate/i;
 
 /** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
-export function statementEffects(sql: string): StatementEffects | null {
+export function statementEffects(
+  sql: string,
+  dialect: SqlDialect = STANDARD_DIALECT,
+): StatementEffects | null {
   if (!INTERESTING.test(sql)) return null;
   const effects: StatementEffects = {
     copyIn: null,
     refusal: null,
-    usesBlobDevice: sql.includes('/dev/blob'),
     listen: [],
     unlisten: [],
     unlistenAll: false,
     settings: [],
+    prepared: [],
+    deallocated: [],
   };
-  const statements = splitStatements(sql);
+  const statements = splitStatements(sql, dialect);
   for (const [start, end] of statements) {
-    const head = leadingTokens(sql, 4, start, end);
+    const head = leadingTokens(sql, 4, start, end, dialect);
     switch (head[0]?.kind === 'word' ? head[0].value : '') {
       case 'COPY':
-        readCopy(sql, start, end, statements.length, effects);
+        readCopy(sql, start, end, statements.length, effects, dialect);
         break;
       case 'LISTEN':
-        if (head[1]) effects.listen.push(channelName(head[1]));
+        if (head[1]) effects.listen.push(identifierOf(head[1], sql));
         break;
       case 'UNLISTEN':
         if (head[1]?.value === '*') effects.unlistenAll = true;
-        else if (head[1]) effects.unlisten.push(channelName(head[1]));
+        else if (head[1]) effects.unlisten.push(identifierOf(head[1], sql));
         break;
       case 'SET':
-        readSet(sql, start, end, effects);
+        readSet(sql, start, end, effects, dialect);
         break;
+      case 'PREPARE':
+        if (isName(head[1]) && head[1]!.value !== 'TRANSACTION')
+          effects.prepared.push(identifierOf(head[1]!, sql));
+        break;
+      case 'DEALLOCATE': {
+        const name = head[1]?.value === 'PREPARE' ? head[2] : head[1];
+        if (isName(name) && name!.value !== 'ALL') effects.deallocated.push(identifierOf(name!, sql));
+        break;
+      }
     }
   }
   return effects;
 }
 
-function channelName(token: Token): string {
-  return token.kind === 'word' ? token.value.toLowerCase() : token.value;
+function isName(token: Token | undefined): boolean {
+  return token?.kind === 'word' || token?.kind === 'identifier';
 }
 
 function readCopy(
@@ -70,20 +94,14 @@ function readCopy(
   end: number,
   statements: number,
   effects: StatementEffects,
+  dialect: SqlDialect,
 ): void {
-  const tokens = tokensOf(sql, start, end);
+  const tokens = tokensOf(sql, start, end, dialect);
   const directionAt = tokens.findIndex(
     (token) => token.depth === 0 && token.kind === 'word' && (token.value === 'FROM' || token.value === 'TO'),
   );
   const source = tokens[directionAt + 1];
   if (directionAt < 0 || !source) return;
-  if (source.kind === 'word' && source.value === 'PROGRAM') {
-    effects.refusal = {
-      code: '0A000',
-      message: 'COPY ... PROGRAM is not supported: the engine cannot run programs',
-    };
-    return;
-  }
   if (tokens[directionAt]!.value !== 'FROM' || source.kind !== 'word' || source.value !== 'STDIN') return;
   if (statements > 1) {
     effects.refusal = {
@@ -96,7 +114,20 @@ function readCopy(
     loadSql: `${sql.slice(start, source.start)}'/dev/blob'${sql.slice(source.end, end)}`,
     binary: isBinaryCopy(tokens, directionAt),
     columns: namedColumns(tokens, directionAt),
+    relation: relationName(sql, tokens),
   };
+}
+
+/** The qualified name after COPY: names joined by dots, up to a column list or FROM. */
+function relationName(sql: string, tokens: Token[]): string[] {
+  const parts: string[] = [];
+  for (let at = 1; at < tokens.length; at += 2) {
+    const part = tokens[at];
+    if (!isName(part) || (part!.kind === 'word' && part!.value === 'FROM')) break;
+    parts.push(identifierOf(part!, sql));
+    if (tokens[at + 1]?.value !== '.') break;
+  }
+  return parts;
 }
 
 function isBinaryCopy(tokens: Token[], directionAt: number): boolean {
@@ -128,8 +159,14 @@ const SPECIAL_SETTINGS: Record<string, string> = {
   XML: 'xmloption',
 };
 
-function readSet(sql: string, start: number, end: number, effects: StatementEffects): void {
-  const tokens = leadingTokens(sql, 8, start, end);
+function readSet(
+  sql: string,
+  start: number,
+  end: number,
+  effects: StatementEffects,
+  dialect: SqlDialect,
+): void {
+  const tokens = leadingTokens(sql, 8, start, end, dialect);
   let i = 1;
   if (tokens[i]?.value === 'LOCAL') return;
   if (tokens[i]?.value === 'SESSION') {
@@ -158,18 +195,8 @@ function readSet(sql: string, start: number, end: number, effects: StatementEffe
   for (let at = i; at < tokens.length; at += 2) {
     const part = tokens[at];
     if (!part || (part.kind !== 'word' && part.kind !== 'identifier')) break;
-    parts.push(part.kind === 'word' ? part.value.toLowerCase() : part.value);
+    parts.push(identifierOf(part, sql));
     if (tokens[at + 1]?.value !== '.') break;
   }
   if (parts.length > 0) effects.settings.push(parts.join('.'));
-}
-
-/** The statement that undoes a SET of `name` (as recorded in StatementEffects.settings). */
-export function resetStatement(name: string): string {
-  if (name === 'session_authorization') return 'RESET SESSION AUTHORIZATION';
-  if (name === 'role') return 'RESET ROLE';
-  return `RESET ${name
-    .split('.')
-    .map((part) => `"${part.replaceAll('"', '""')}"`)
-    .join('.')}`;
 }

@@ -8,29 +8,49 @@ export interface ControlStatement {
 }
 
 /**
- * One client's view of prepared statement and portal names. Named ones get a per-client prefix
- * on their way to the engine, so two clients can both prepare "s1"; the unnamed ones are used
+ * One client's view of prepared statement and portal names. Named ones get a short engine name
+ * of their own (the engine truncates names to 63 bytes, so a prefix on the client's name could
+ * make two long names meet), so two clients can both prepare "s1"; the unnamed ones are used
  * within one unit of work and pass as they are.
  */
 export class StatementNames {
   private readonly prefix: string;
+  private readonly engineNames = new Map<string, string>();
+  private readonly enginePortalNames = new Map<string, string>();
   /** Named statements the client prepared and has not closed, by the client's name. */
   readonly statements = new Set<string>();
   /** Statements (named or unnamed) whose SQL is a COPY FROM STDIN, by the client's name. */
   private readonly copyStatements = new Map<string, CopyInPlan>();
   /** Portals bound to such a statement. */
   private readonly copyPortals = new Map<string, CopyInPlan>();
+  /** Such portals whose COPY ran: a portal runs once, so another Execute of it is refused. */
+  private readonly spentCopyPortals = new Set<string>();
   /** Statements the proxy answers itself (transaction control under test transactions), and their portals. */
   private readonly controlStatements = new Map<string, ControlStatement>();
   private readonly controlPortals = new Map<string, ControlStatement>();
 
   constructor(clientId: number) {
-    // The ':' ends the prefix, so no two (client, name) pairs meet on one engine name.
-    this.prefix = `p${clientId}:`;
+    this.prefix = `pgo${clientId}`;
   }
 
+  /** The engine's name for the client's statement `name`, the same for as long as the client stays. */
   engineName(name: string): string {
-    return name === '' ? '' : this.prefix + name;
+    return this.mapped(this.engineNames, name, 's');
+  }
+
+  /** The engine's name for the client's portal `name` (portals have a namespace of their own). */
+  enginePortalName(name: string): string {
+    return this.mapped(this.enginePortalNames, name, 'p');
+  }
+
+  private mapped(names: Map<string, string>, name: string, kind: string): string {
+    if (name === '') return '';
+    let engineName = names.get(name);
+    if (engineName === undefined) {
+      engineName = `${this.prefix}${kind}${names.size + 1}`;
+      names.set(name, engineName);
+    }
+    return engineName;
   }
 
   parsed(name: string, copyIn: CopyInPlan | null, control: ControlStatement | null = null): void {
@@ -42,6 +62,7 @@ export class StatementNames {
   }
 
   bound(portal: string, statement: string): void {
+    this.spentCopyPortals.delete(portal);
     const plan = this.copyStatements.get(statement);
     if (plan) this.copyPortals.set(portal, plan);
     else this.copyPortals.delete(portal);
@@ -57,6 +78,7 @@ export class StatementNames {
   }
 
   closedPortal(name: string): void {
+    this.spentCopyPortals.delete(name);
     this.copyPortals.delete(name);
     this.controlPortals.delete(name);
   }
@@ -69,13 +91,28 @@ export class StatementNames {
     return this.controlPortals.get(name);
   }
 
-  /** The COPY FROM STDIN plan an Execute of `portal` would run, if any. */
-  copyPlanOfPortal(portal: string): CopyInPlan | undefined {
-    return this.copyPortals.get(portal);
+  /** The COPY FROM STDIN plan an Execute of `portal` runs, if any; the portal is spent by it. */
+  executeCopyPortal(portal: string): CopyInPlan | undefined {
+    const plan = this.copyPortals.get(portal);
+    if (plan) {
+      this.copyPortals.delete(portal);
+      this.spentCopyPortals.add(portal);
+    }
+    return plan;
+  }
+
+  isSpentCopyPortal(portal: string): boolean {
+    return this.spentCopyPortals.has(portal);
+  }
+
+  /** The engine's transaction ended, and every portal with it. */
+  transactionEnded(): void {
+    this.copyPortals.clear();
+    this.spentCopyPortals.clear();
   }
 
   /** Engine names of the client's statements, for deallocation when it leaves. */
   engineStatementNames(): string[] {
-    return [...this.statements].map((name) => this.prefix + name);
+    return [...this.statements].map((name) => this.engineName(name));
   }
 }

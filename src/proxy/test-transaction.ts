@@ -3,7 +3,7 @@
 // it; what a real server would answer is built here.
 
 import { commandComplete, errorResponse, noticeResponse } from '../protocol/backend-writer.js';
-import { leadingTokens, splitStatements } from '../protocol/sql-lexer.js';
+import { leadingTokens, type SqlDialect, STANDARD_DIALECT, splitStatements } from '../protocol/sql-lexer.js';
 
 /** The savepoint standing for a client's own transaction. */
 export const CLIENT_TRANSACTION = 'pglite_oxide_client_tx';
@@ -70,8 +70,11 @@ function chained(sql: string, start: number, end: number): boolean {
 }
 
 /** The statements of a simple Query, or null when none of them is transaction control. */
-export function statementsWithControl(sql: string): Statement[] | null {
-  const ranges = splitStatements(sql);
+export function statementsWithControl(
+  sql: string,
+  dialect: SqlDialect = STANDARD_DIALECT,
+): Statement[] | null {
+  const ranges = splitStatements(sql, dialect);
   const statements = ranges.map(([start, end]) => ({
     sql: sql.slice(start, end),
     control: transactionControlOf(sql, start, end),

@@ -5,6 +5,8 @@ import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { ClusterCorruptedError, EngineStartError } from '../errors.js';
 import { assertUsableCluster } from '../install/install.js';
 import type { PglitePaths } from '../install/paths.js';
+import { quoteIdent } from '../protocol/sql-quote.js';
+import { guardEngine } from './engine-guards.js';
 import { settingsFromEnv } from './env.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
@@ -63,7 +65,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     fsBundle(path.join(spec.paths.shareDir, 'pglite.data')),
   ]);
   const initdb = path.join(binDir, 'initdb.wasm');
-  return PGlite.create({
+  const engine = await PGlite.create({
     dataDir: spec.paths.pgdata,
     fs: new WireAwareNodeFS(spec.paths.pgdata),
     pgliteWasmModule,
@@ -74,6 +76,8 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     database,
     startParams: startParams(spec.env, spec.settings),
   });
+  guardEngine(engine);
+  return engine;
 }
 
 /** The on-disk filesystem, plus the hook the proxy's fast wire path needs (see raw-wire.ts). */
@@ -105,8 +109,4 @@ function startFailure(paths: PglitePaths, error: unknown): ClusterCorruptedError
       cause: error,
     },
   );
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }

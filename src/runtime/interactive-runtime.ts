@@ -7,7 +7,7 @@ import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
-import { execWire } from './raw-wire.js';
+import { EngineUnwoundError, execWire } from './raw-wire.js';
 
 export interface RuntimeOptions {
   /** Overrides of standardEnv(paths): PGUSER, PGDATABASE, TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
@@ -180,7 +180,7 @@ export class InteractiveRuntime {
 
 /** Emscripten reports exit() as a thrown ExitStatus; a trap is a WebAssembly.RuntimeError. */
 function isEngineDeath(error: unknown): boolean {
-  if (error instanceof WebAssembly.RuntimeError) return true;
+  if (error instanceof WebAssembly.RuntimeError || error instanceof EngineUnwoundError) return true;
   return (
     typeof error === 'object' &&
     error !== null &&

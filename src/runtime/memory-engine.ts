@@ -5,6 +5,7 @@ import { EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { type EngineSettings, startParams } from './engine.js';
+import { guardEngine } from './engine-guards.js';
 import {
   dropSnapshot,
   type EngineSnapshot,
@@ -82,8 +83,9 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     fsBundle(path.join(paths.shareDir, 'pglite.data')),
   ]);
   const exitCode = process.exitCode;
+  let engine: PGlite;
   try {
-    return await PGlite.create({
+    engine = await PGlite.create({
       fs: new ClusterMemoryFS(image),
       pgliteWasmModule,
       fsBundle: bundle,
@@ -100,6 +102,8 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     // A failed start calls exit() inside the engine, which must not become the host's exit code.
     process.exitCode = exitCode;
   }
+  guardEngine(engine);
+  return engine;
 }
 
 /** How a reset was made: restoring the snapshot (~10 ms) or starting a new engine (~0.3 s). */

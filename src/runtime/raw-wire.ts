@@ -67,6 +67,20 @@ export function hasFastWire(engine: PGlite): boolean {
 
 const LONGJMP_STATUS = 100;
 
+/** Something other than a PostgreSQL ERROR unwound the engine's stack: the engine must be replaced. */
+export class EngineUnwoundError extends Error {
+  constructor(cause: unknown) {
+    super(`the engine's stack was unwound by ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = 'EngineUnwoundError';
+  }
+}
+
+function isExit(error: unknown): boolean {
+  return (error as { name?: string })?.name === 'ExitStatus';
+}
+
 class RawWire {
   private input: Uint8Array = new Uint8Array(0);
   private readAt = 0;
@@ -108,20 +122,28 @@ class RawWire {
     this.outputBytes = 0;
     const exitCode = process.exitCode;
     module._pgl_set_rw_cbs(this.read, this.write);
+    let unwound = false;
     try {
       while (this.readAt < bytes.length || module._pq_buffer_remaining_data() > 0) {
         try {
           module._PostgresMainLoopOnce();
         } catch (error) {
-          // An ERROR unwinds to the main loop with this status. Like PGlite, anything else is
-          // left to surface from the calls below (a dead engine throws its ExitStatus there).
-          if ((error as { status?: number })?.status === LONGJMP_STATUS) module._PostgresMainLongJmp();
+          // An ERROR unwinds to the main loop with this status. Anything else (an exit, a trap, a
+          // JavaScript exception from inside) went around PostgreSQL's error recovery: the session
+          // is not safe to call again, unlike in PGlite's own loop, which carries on.
+          if ((error as { status?: number })?.status !== LONGJMP_STATUS) {
+            unwound = true;
+            throw isExit(error) ? error : new EngineUnwoundError(error);
+          }
+          module._PostgresMainLongJmp();
         }
       }
     } finally {
       try {
-        module._PostgresSendReadyForQueryIfNecessary();
-        module._pgl_pq_flush();
+        if (!unwound) {
+          module._PostgresSendReadyForQueryIfNecessary();
+          module._pgl_pq_flush();
+        }
       } finally {
         module._pgl_set_rw_cbs(this.pglite.read, this.pglite.write);
         process.exitCode = exitCode;

@@ -103,6 +103,15 @@ export class RawClient {
     return found!;
   }
 
+  /** Waits until everything received so far satisfies `condition`, then takes all of it. */
+  async untilAll(condition: (messages: Message[]) => boolean, timeoutMs = 10_000): Promise<Message[]> {
+    await this.until(() => {
+      this.drain();
+      return condition(this.messages);
+    }, timeoutMs);
+    return this.messages.splice(0);
+  }
+
   end(): void {
     this.socket.end(serialize.end());
   }
