@@ -157,38 +157,40 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 export const stepSequence = fc.array(step, { minLength: 1, maxLength: 10 });
 
 export function frames(steps: readonly Step[]): Buffer[] {
-  return steps.map((s) => {
-    switch (s.type) {
-      case 'query':
-        return serialize.query(s.sql);
-      case 'parse':
-        return serialize.parse({ name: s.name, text: s.sql });
-      case 'bind':
-        return serialize.bind({ portal: s.portal, statement: s.statement, values: s.values });
-      case 'describe':
-        return serialize.describe({ type: s.target, name: s.name });
-      case 'close':
-        return serialize.close({ type: s.target, name: s.name });
-      case 'execute':
-        return serialize.execute({ portal: s.portal, rows: s.rows });
-      case 'flush':
-        return serialize.flush();
-      case 'sync':
-        return serialize.sync();
-      case 'copyDone':
-        return serialize.copyDone();
-      case 'copyData':
-        return serialize.copyData(Buffer.from(s.data));
-      case 'copyFail':
-        return serialize.copyFail(s.reason);
-      case 'copyIn':
-        return Buffer.concat([
-          ...(s.extended
-            ? [serialize.parse({ text: COPY_IN }), serialize.bind({}), serialize.execute({})]
-            : [serialize.query(COPY_IN)]),
-          ...s.data.map((data) => serialize.copyData(Buffer.from(data))),
-          s.end === 'done' ? serialize.copyDone() : serialize.copyFail('stopped'),
-        ]);
-    }
-  });
+  return steps.map(frameOf);
+}
+
+function frameOf(s: Step): Buffer {
+  switch (s.type) {
+    case 'query':
+      return serialize.query(s.sql);
+    case 'parse':
+      return serialize.parse({ name: s.name, text: s.sql });
+    case 'bind':
+      return serialize.bind({ portal: s.portal, statement: s.statement, values: s.values });
+    case 'describe':
+      return serialize.describe({ type: s.target, name: s.name });
+    case 'close':
+      return serialize.close({ type: s.target, name: s.name });
+    case 'execute':
+      return serialize.execute({ portal: s.portal, rows: s.rows });
+    case 'flush':
+      return serialize.flush();
+    case 'sync':
+      return serialize.sync();
+    case 'copyDone':
+      return serialize.copyDone();
+    case 'copyData':
+      return serialize.copyData(Buffer.from(s.data));
+    case 'copyFail':
+      return serialize.copyFail(s.reason);
+    case 'copyIn':
+      return Buffer.concat([
+        ...(s.extended
+          ? [serialize.parse({ text: COPY_IN }), serialize.bind({}), serialize.execute({})]
+          : [serialize.query(COPY_IN)]),
+        ...s.data.map((data) => serialize.copyData(Buffer.from(data))),
+        s.end === 'done' ? serialize.copyDone() : serialize.copyFail('stopped'),
+      ]);
+  }
 }
