@@ -1029,7 +1029,10 @@ export class ClientSession implements NotificationTarget {
         statements: this.names.engineStatementNames(),
         unlisten: others.length === 0 ? 'all' : channels.filter((channel) => !hub.isListened(channel)),
         deallocate: others.length === 0 ? 'all' : [...this.sqlPrepared],
-        keepSettings: new Set(others.flatMap((other) => [...other.changedSettings])),
+        keepSettings:
+          others.length === 0 ? 'none' : new Set(others.flatMap((other) => [...other.changedSettings])),
+        settings: [...this.changedSettings],
+        engineUser: this.host.user,
       });
       this.routeOnly(await this.host.gate.exec(frames));
     } finally {

@@ -9,8 +9,15 @@ export interface LeftBehind {
   unlisten: string[] | 'all';
   /** SQL-level prepared statements the client made; 'all' when no other client is connected. */
   deallocate: string[] | 'all';
-  /** Settings (lower-case names) other connected clients changed: those are left as they are. */
-  keepSettings: ReadonlySet<string>;
+  /**
+   * Settings (lower-case names) other connected clients changed, which are left as they are; 'none'
+   * when no other client is connected, and everything is reset.
+   */
+  keepSettings: ReadonlySet<string> | 'none';
+  /** Settings (lower-case names) the client changed by SET: custom ones do not show in pg_settings. */
+  settings: readonly string[];
+  /** The engine's own user: the session's authorization goes back to it. */
+  engineUser: string;
 }
 
 /**
@@ -27,9 +34,21 @@ export function cleanupFrames(left: LeftBehind): Buffer {
   else statements.push(...left.unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`));
   if (left.deallocate === 'all') statements.push('DEALLOCATE ALL');
   else statements.push(...left.deallocate.map((name) => `DEALLOCATE ${quoteIdent(name)}`));
-  if (!left.keepSettings.has('session_authorization')) statements.push('RESET SESSION AUTHORIZATION');
-  if (!left.keepSettings.has('role')) statements.push('RESET ROLE');
-  statements.push(resetSessionSettings(left.keepSettings));
+  const keep = left.keepSettings === 'none' ? new Set<string>() : left.keepSettings;
+  // The engine starts its session without a session_authorization setting to go back to, so
+  // RESET SESSION AUTHORIZATION does nothing there: the user is named.
+  if (!keep.has('session_authorization'))
+    statements.push(`SET SESSION AUTHORIZATION ${quoteIdent(left.engineUser)}`);
+  if (!keep.has('role')) statements.push('RESET ROLE');
+  if (left.keepSettings === 'none') {
+    statements.push('RESET ALL');
+  } else {
+    for (const name of left.settings) {
+      if (keep.has(name) || name === 'role' || name === 'session_authorization') continue;
+      statements.push(`RESET ${name.split('.').map(quoteIdent).join('.')}`);
+    }
+    statements.push(resetSessionSettings(keep));
+  }
   for (const sql of statements) frames.push(serialize.query(sql));
   return Buffer.concat(frames);
 }
