@@ -41,7 +41,11 @@ function program(): Command {
       0,
     )
     .option('--socket-dir <dir>', 'serve a Unix socket <dir>/.s.PGSQL.<port> instead of TCP')
-    .option('--password <password>', 'require this password (needed off loopback)')
+    .option(
+      '--password-file <file>',
+      'require the password in this file (needed off loopback); or set PGLITE_OXIDE_PASSWORD',
+    )
+    .option('--password <password>', 'the same, on the command line (visible to other users in ps)')
     .addOption(migrations())
     .addOption(seed())
     .action(serveCommand);

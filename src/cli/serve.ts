@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../errors.js';
 import { installAndInitIn } from '../install/install.js';
 import { type ProxyHandle, startProxy } from '../proxy/server.js';
@@ -11,6 +12,27 @@ interface ServeFlags extends TemplateFlags {
   port: number;
   socketDir?: string;
   password?: string;
+  passwordFile?: string;
+}
+
+/** The password from --password-file, PGLITE_OXIDE_PASSWORD or --password (in that order). */
+async function servedPassword(flags: ServeFlags): Promise<string | undefined> {
+  if (flags.passwordFile) {
+    const text = await readFile(flags.passwordFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new InvalidInputError(`Cannot read the password file ${flags.passwordFile}: ${error.message}`);
+    });
+    const password = text.replace(/\r?\n$/, '');
+    if (!password) throw new InvalidInputError(`The password file ${flags.passwordFile} is empty.`);
+    return password;
+  }
+  return process.env.PGLITE_OXIDE_PASSWORD || flags.password;
+}
+
+/** The connection string with its password masked, for printing. */
+function withoutPassword(connectionString: string): string {
+  const url = new URL(connectionString);
+  if (url.password) url.password = '***';
+  return url.toString();
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
@@ -20,7 +42,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     // A Unix socket is named after a port too: libpq looks for .s.PGSQL.5432 unless told.
     port: flags.socketDir !== undefined && flags.port === 0 ? 5432 : flags.port,
     socketDir: flags.socketDir,
-    password: flags.password,
+    password: await servedPassword(flags),
     onWarning: (message: string) => console.error(`pglite-oxide: ${message}`),
   };
   let proxy: ProxyHandle;
@@ -42,10 +64,13 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     proxy = database.proxy;
     closeEngine = () => database.close();
   }
-  console.log(proxy.connectionString);
-  console.error(
-    `pglite-oxide: serving ${flags.data ?? 'a throwaway database'}; try: psql "${proxy.connectionString}"`,
-  );
+  // The password is never printed: stdout may be a CI log.
+  const printable = withoutPassword(proxy.connectionString);
+  console.log(printable);
+  console.error(`pglite-oxide: serving ${flags.data ?? 'a throwaway database'}; try: psql "${printable}"`);
+  if (printable !== proxy.connectionString) {
+    console.error('pglite-oxide: the password (shown as ***) is the one you gave');
+  }
   console.error('pglite-oxide: Ctrl+C stops');
   await new Promise<void>((resolve) => {
     onShutdown(async () => {

@@ -29,37 +29,54 @@ export interface FrontendMessage {
 
 /**
  * Cuts a client's byte stream into messages. Views returned point into buffers that are never
- * written again, so they stay valid after later pushes.
+ * written again, so they stay valid after later pushes. Chunks are joined only once the message
+ * they belong to is whole, so a large message costs one copy, however many chunks carry it.
  */
 export class FrontendReader {
   private buffer: Buffer = Buffer.alloc(0);
   private offset = 0;
+  /** Chunks received after `buffer`, not yet joined to it. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
-  constructor(private readonly limits: FrontendLimits = DEFAULT_FRONTEND_LIMITS) {}
+  private maxMessageBytes: number;
+
+  /**
+   * Until `authenticated()`, typed messages (a password, a SASL response) are held to the
+   * startup limit: a client that has not logged in cannot make the server buffer much.
+   */
+  constructor(private readonly limits: FrontendLimits = DEFAULT_FRONTEND_LIMITS) {
+    this.maxMessageBytes = Math.min(limits.maxStartupBytes, limits.maxMessageBytes);
+  }
+
+  /** The client logged in: typed messages may now be as large as `maxMessageBytes`. */
+  authenticated(): void {
+    this.maxMessageBytes = this.limits.maxMessageBytes;
+  }
 
   push(chunk: Buffer): void {
-    if (this.offset >= this.buffer.length) {
+    if (this.offset >= this.buffer.length && this.pending.length === 0) {
       this.buffer = chunk;
+      this.offset = 0;
     } else {
-      this.buffer = Buffer.concat([this.buffer.subarray(this.offset), chunk]);
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
     }
-    this.offset = 0;
   }
 
   /** Bytes received and not yet returned as a message. */
   get buffered(): number {
-    return this.buffer.length - this.offset;
+    return this.buffer.length - this.offset + this.pendingBytes;
   }
 
   /** The next untyped startup packet (int32 length, then the body), or null if incomplete. */
   nextStartup(): Buffer | null {
-    const available = this.buffer.length - this.offset;
-    if (available < 4) return null;
+    if (!this.contiguous(4)) return null;
     const length = this.buffer.readInt32BE(this.offset);
     if (length < 8 || length > this.limits.maxStartupBytes) {
       throw new ProtocolViolationError(`invalid length of startup packet (${length})`);
     }
-    if (available < length) return null;
+    if (!this.contiguous(length)) return null;
     const packet = this.buffer.subarray(this.offset + 4, this.offset + length);
     this.offset += length;
     return packet;
@@ -67,26 +84,40 @@ export class FrontendReader {
 
   /** The next typed message, or null if it has not fully arrived. */
   next(): FrontendMessage | null {
-    const available = this.buffer.length - this.offset;
-    if (available < 5) return null;
+    if (!this.contiguous(5)) return null;
     const start = this.offset;
     const type = this.buffer[start]!;
     const length = this.buffer.readInt32BE(start + 1);
     if (length < 4) throw new ProtocolViolationError(`invalid message length ${length}`);
-    const limit = SMALL_TYPES.has(type) ? SMALL_MESSAGE_LIMIT : this.limits.maxMessageBytes;
+    const limit = SMALL_TYPES.has(type)
+      ? Math.min(SMALL_MESSAGE_LIMIT, this.maxMessageBytes)
+      : this.maxMessageBytes;
     if (length > limit) {
       throw new ProtocolViolationError(
         `message of type '${printable(type)}' is ${length} bytes, over the limit of ${limit}`,
       );
     }
-    if (available < length + 1) return null;
-    const end = start + 1 + length;
+    if (!this.contiguous(length + 1)) return null;
+    const from = this.offset;
+    const end = from + 1 + length;
     this.offset = end;
     return {
       type,
-      frame: this.buffer.subarray(start, end),
-      body: this.buffer.subarray(start + 5, end),
+      frame: this.buffer.subarray(from, end),
+      body: this.buffer.subarray(from + 5, end),
     };
+  }
+
+  /** Whether `bytes` are available; joins the pending chunks into one buffer when they are. */
+  private contiguous(bytes: number): boolean {
+    const inBuffer = this.buffer.length - this.offset;
+    if (inBuffer >= bytes) return true;
+    if (inBuffer + this.pendingBytes < bytes) return false;
+    this.buffer = Buffer.concat([this.buffer.subarray(this.offset), ...this.pending]);
+    this.offset = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return true;
   }
 }
 

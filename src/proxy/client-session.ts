@@ -74,7 +74,8 @@ import {
   UNDO_AUTOCOMMIT,
 } from './test-transaction.js';
 
-type Phase = 'startup' | 'auth' | 'ready' | 'closed';
+/** 'refused': a wrong password, answered after a delay; nothing more is read. */
+type Phase = 'startup' | 'auth' | 'refused' | 'ready' | 'closed';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
@@ -162,6 +163,11 @@ export class ClientSession implements NotificationTarget {
     return this.phase === 'ready';
   }
 
+  /** Connected and not yet logged in. */
+  get starting(): boolean {
+    return this.phase === 'startup' || this.phase === 'auth' || this.phase === 'refused';
+  }
+
   /** The engine must stay with this client until its transaction, batch or COPY ends. */
   get pinned(): boolean {
     return this.status !== 'I' || this.engineBatchOpen || this.copy !== null;
@@ -216,7 +222,7 @@ export class ClientSession implements NotificationTarget {
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
-      while (this.phase !== 'closed') {
+      while (this.phase !== 'closed' && this.phase !== 'refused') {
         if (this.phase === 'startup') {
           const packet = this.reader.nextStartup();
           if (!packet) break;
@@ -296,7 +302,13 @@ export class ClientSession implements NotificationTarget {
     const step = this.auth.step(message.body);
     if ('failed' in step) {
       this.host.warn(`client ${this.id}: password authentication failed: ${step.failed}`);
-      void this.fatal('28P01', `password authentication failed for user "${this.user}"`);
+      // Answered late, so guessing passwords is slow (as PostgreSQL's auth_delay does).
+      this.phase = 'refused';
+      this.socket.pause();
+      setTimeout(
+        () => void this.fatal('28P01', `password authentication failed for user "${this.user}"`),
+        this.host.limits.authFailureDelayMs,
+      ).unref();
       return undefined;
     }
     if (step.reply) this.write(step.reply);
@@ -325,7 +337,12 @@ export class ClientSession implements NotificationTarget {
       );
       return;
     }
+    if (!this.host.roomForClient()) {
+      void this.fatal('53300', 'sorry, too many clients already');
+      return;
+    }
     clearTimeout(this.startupTimer);
+    this.reader.authenticated();
     const parts: Buffer[] = [AUTHENTICATION_OK];
     for (const [name, value] of this.host.settings) {
       parts.push(parameterStatus(name, name === 'application_name' ? this.applicationName : value));

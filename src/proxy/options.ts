@@ -29,13 +29,20 @@ export interface ProxyOptions {
   queueTimeoutMs?: number;
   /** How long a client may hold the engine idle in a transaction before 25P03 and disconnect. Default 30 s. */
   idleInTransactionTimeoutMs?: number;
-  /** How long a new connection has to finish startup and authentication. Default 10 s. */
+  /** How long a new connection has to finish startup and authentication. Default 5 s. */
   startupTimeoutMs?: number;
+  /**
+   * Connections still in startup or authentication, at most. They do not take the places of
+   * logged-in clients; past this many, the one waiting longest is closed. Default 32.
+   */
+  maxStartupConnections?: number;
+  /** How long a wrong password waits before it is answered with 28P01. Default 500 ms. */
+  authFailureDelayMs?: number;
   /** The largest frontend message accepted (Query, Bind, CopyData, ...). Default 256 MiB. */
   maxMessageBytes?: number;
   /** The most COPY FROM STDIN data accepted in one COPY. Default 1 GiB. */
   maxCopyInBytes?: number;
-  /** Connections above this many are refused with 53300. Default 100. */
+  /** Logged-in clients above this many are refused with 53300. Default 100. */
   maxConnections?: number;
   /**
    * Serve clients for isolation 'transaction': between `beginTest()` and `endTest()` of the handle,
@@ -51,6 +58,8 @@ export interface ResolvedLimits {
   queueTimeoutMs: number;
   idleInTransactionTimeoutMs: number;
   startupTimeoutMs: number;
+  maxStartupConnections: number;
+  authFailureDelayMs: number;
   maxMessageBytes: number;
   maxCopyInBytes: number;
   maxConnections: number;
@@ -60,14 +69,19 @@ export function resolveLimits(options: ProxyOptions): ResolvedLimits {
   const limits: ResolvedLimits = {
     queueTimeoutMs: options.queueTimeoutMs ?? 60_000,
     idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs ?? 30_000,
-    startupTimeoutMs: options.startupTimeoutMs ?? 10_000,
+    startupTimeoutMs: options.startupTimeoutMs ?? 5_000,
+    maxStartupConnections: options.maxStartupConnections ?? 32,
+    authFailureDelayMs: options.authFailureDelayMs ?? 500,
     maxMessageBytes: options.maxMessageBytes ?? 256 * 1024 * 1024,
     maxCopyInBytes: options.maxCopyInBytes ?? 1024 * 1024 * 1024,
     maxConnections: options.maxConnections ?? 100,
   };
   for (const [name, value] of Object.entries(limits)) {
-    if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-      throw new InvalidInputError(`startProxy: ${name} must be a positive number, got ${value}.`);
+    const minimum = name === 'authFailureDelayMs' ? 0 : Number.MIN_VALUE;
+    if (typeof value !== 'number' || Number.isNaN(value) || value < minimum) {
+      throw new InvalidInputError(
+        `startProxy: ${name} must be a ${minimum === 0 ? 'non-negative' : 'positive'} number, got ${value}.`,
+      );
     }
   }
   return limits;

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { serialize } from 'pg-protocol';
 import { InvalidInputError, ProxyStartError } from '../errors.js';
 import { scanBackend } from '../protocol/backend-scanner.js';
-import { errorResponse } from '../protocol/backend-writer.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { PasswordAuthenticator } from './auth.js';
@@ -287,14 +286,21 @@ class ProxyServer implements SessionHost {
       socket.destroy();
       return;
     }
-    if (this.sessions.size >= this.limits.maxConnections) {
-      socket.on('error', () => {});
-      socket.end(
-        errorResponse({ severity: 'FATAL', code: '53300', message: 'sorry, too many clients already' }),
+    const starting = [...this.sessions].filter((session) => session.starting);
+    if (starting.length >= this.limits.maxStartupConnections) {
+      // Silent connections must not keep clients out: the one waiting longest makes room.
+      this.warn(
+        `client ${starting[0]!.id}: closed to make room for a new connection (maxStartupConnections)`,
       );
-      return;
+      void starting[0]!.fatal('53300', 'too many connections are starting up; this one waited longest');
     }
     this.sessions.add(new ClientSession(socket, this, this.nextId++));
+  }
+
+  roomForClient(): boolean {
+    let ready = 0;
+    for (const session of this.sessions) if (session.ready) ready++;
+    return ready < this.limits.maxConnections;
   }
 
   private async shutdown(): Promise<void> {
@@ -347,6 +353,12 @@ async function prepareSocketDir(dir: string): Promise<void> {
   }
   const stat = await fs.stat(dir);
   if (!stat.isDirectory()) throw new ProxyStartError(`The socket directory ${dir} is not a directory.`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new ProxyStartError(
+      `The socket directory ${dir} belongs to another user (uid ${stat.uid}), who could replace the socket; use a directory of your own, or a missing one the proxy creates.`,
+    );
+  }
   if ((stat.mode & 0o002) !== 0) {
     throw new ProxyStartError(
       `The socket directory ${dir} is world-writable; use a private directory (0700), or a missing one the proxy creates.`,

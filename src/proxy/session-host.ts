@@ -23,6 +23,8 @@ export interface SessionHost {
   cancel(processId: number, secretKey: number): void;
   /** A call into the engine failed: the engine session, and every client's state in it, is gone. */
   engineFailed(error: unknown, by: ClientSession): void;
+  /** Whether one more client may log in (maxConnections). */
+  roomForClient(): boolean;
   /** Clients past startup, other than `except`. */
   otherClients(except: ClientSession): ClientSession[];
   sessionLeft(session: ClientSession): void;
