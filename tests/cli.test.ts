@@ -34,7 +34,7 @@ afterEach(() => {
 /** Starts `serve`, and resolves with the connection URL it prints first. */
 async function serve(
   args: string[],
-): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null> }> {
+): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null>; stderr: () => string }> {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   servers.add(child);
   child.once('exit', () => servers.delete(child));
@@ -52,7 +52,7 @@ async function serve(
     });
     void exit.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
   });
-  return { child, url, exit };
+  return { child, url, exit, stderr: () => stderr };
 }
 
 describe('the pglite-oxide command', () => {
@@ -148,6 +148,21 @@ describe('the pglite-oxide command', () => {
     expect(stdout.trim()).toBe('7');
     served.child.kill('SIGINT');
     expect(await served.exit).toBe(0);
+  });
+
+  it('takes the password from a file, and prints the URL without it', async () => {
+    const file = path.join(await tempRoot('pglite-oxide-cli-password-'), 'password');
+    await fs.writeFile(file, 'file pw\n', { mode: 0o600 });
+    const served = await serve(['--password-file', file]);
+    expect(served.url).toMatch(/^postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/template1$/);
+    const url = served.url.replace('***', encodeURIComponent('file pw'));
+    expect(await queryRows(url, 'SELECT 6 * 7 AS n')).toEqual([{ n: 42 }]);
+    await expect(queryRows(served.url.replace('***', 'wrong'), 'SELECT 1')).rejects.toMatchObject({
+      code: '28P01',
+    });
+    served.child.kill('SIGINT');
+    expect(await served.exit).toBe(0);
+    expect(served.stderr()).not.toContain('file pw');
   });
 
   it('prebuilds the caches with init, and refuses a dump of a directory without a database', async () => {

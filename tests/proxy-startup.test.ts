@@ -192,7 +192,8 @@ describe('proxy startup', () => {
       await client.end();
       // The first 32 were the longest waiting when the later ones came.
       const evicted = await Promise.all(silent.slice(0, 32).map((raw) => raw.untilClosed()));
-      for (const messages of evicted) expect(messages.at(-1)).toMatchObject({ severity: 'FATAL', code: '53300' });
+      for (const messages of evicted)
+        expect(messages.at(-1)).toMatchObject({ severity: 'FATAL', code: '53300' });
     } finally {
       for (const raw of silent) raw.socket.destroy();
       await proxy.close();
