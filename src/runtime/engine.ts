@@ -7,6 +7,7 @@ import { assertUsableCluster } from '../install/install.js';
 import type { PglitePaths } from '../install/paths.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import { guardEngine } from './engine-guards.js';
+import { EngineInterrupts } from './engine-interrupts.js';
 import { settingsFromEnv } from './env.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
@@ -27,6 +28,8 @@ export interface EngineSpec {
   env: Record<string, string>;
   settings: EngineSettings;
   wasmPath: string;
+  /** Shared control of the engine's interrupts, for a canceller on another thread. */
+  interruptControl?: Int32Array;
 }
 
 /** Opens the engine on an existing cluster; creates the environment's database if it is missing. */
@@ -67,7 +70,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
   const initdb = path.join(binDir, 'initdb.wasm');
   const engine = await PGlite.create({
     dataDir: spec.paths.pgdata,
-    fs: new WireAwareNodeFS(spec.paths.pgdata),
+    fs: new WireAwareNodeFS(spec.paths.pgdata, new EngineInterrupts(spec.interruptControl)),
     pgliteWasmModule,
     // Handing over the installed initdb module keeps the engine from reading its own copy.
     initdbWasmModule: existsSync(initdb) ? await compiledModule(initdb) : undefined,
@@ -80,12 +83,19 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
   return engine;
 }
 
-/** The on-disk filesystem, plus the hook the proxy's fast wire path needs (see raw-wire.ts). */
+/** The on-disk filesystem, plus the hooks of the fast wire path and of interrupts. */
 class WireAwareNodeFS extends NodeFS {
+  constructor(
+    dataDir: string,
+    private readonly interrupts: EngineInterrupts,
+  ) {
+    super(dataDir);
+  }
+
   override async init(pg: PGlite, options: Parameters<NodeFS['init']>[1]) {
     const { emscriptenOpts } = await super.init(pg, options);
     const preRun = [...(emscriptenOpts.preRun ?? []), rememberWireCallbacks];
-    return { emscriptenOpts: { ...emscriptenOpts, preRun } };
+    return { emscriptenOpts: this.interrupts.wrapOptions({ ...emscriptenOpts, preRun }) };
   }
 }
 

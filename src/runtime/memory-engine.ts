@@ -6,6 +6,7 @@ import { PglitePaths } from '../install/paths.js';
 import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { type EngineSettings, startParams } from './engine.js';
 import { guardEngine } from './engine-guards.js';
+import { EngineInterrupts } from './engine-interrupts.js';
 import {
   dropSnapshot,
   type EngineSnapshot,
@@ -27,6 +28,8 @@ export interface MemoryEngineOptions {
   env?: Record<string, string>;
   /** Server settings (`-c name=value`) over the defaults (shared_buffers=16MB). */
   settings?: EngineSettings;
+  /** Shared control of the engine's interrupts, for a canceller on another thread. */
+  interruptControl?: Int32Array;
 }
 
 /** Where the engine expects its data directory inside its own filesystem. */
@@ -41,7 +44,10 @@ interface GuestFS {
 
 /** PGlite's in-memory filesystem, filled with a cluster before Postgres starts. */
 class ClusterMemoryFS extends MemoryFS {
-  constructor(private readonly image: ClusterImage) {
+  constructor(
+    private readonly image: ClusterImage,
+    private readonly interrupts: EngineInterrupts,
+  ) {
     super();
   }
 
@@ -60,7 +66,7 @@ class ClusterMemoryFS extends MemoryFS {
       }
     };
     const preRun = [...(emscriptenOpts.preRun ?? []), fillDataDir, rememberWireCallbacks];
-    return { emscriptenOpts: { ...emscriptenOpts, preRun } };
+    return { emscriptenOpts: this.interrupts.wrapOptions({ ...emscriptenOpts, preRun }) };
   }
 }
 
@@ -86,7 +92,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
   let engine: PGlite;
   try {
     engine = await PGlite.create({
-      fs: new ClusterMemoryFS(image),
+      fs: new ClusterMemoryFS(image, new EngineInterrupts(options.interruptControl)),
       pgliteWasmModule,
       fsBundle: bundle,
       username: env.PGUSER,

@@ -5,6 +5,7 @@
 // It relies on private parts of the engine module, which tests/engine-internals.test.ts watches;
 // when they are missing it falls back to execProtocolRawSync.
 import type { PGlite } from '@electric-sql/pglite';
+import { EngineInterrupts } from './engine-interrupts.js';
 
 /** The parts of the engine's Emscripten module this relies on. */
 interface WireModule {
@@ -88,11 +89,13 @@ class RawWire {
   private outputBytes = 0;
   private readonly read: number;
   private readonly write: number;
+  private readonly interrupts: EngineInterrupts | undefined;
 
   private constructor(
     private readonly module: WireModule,
     private readonly pglite: { read: number; write: number },
   ) {
+    this.interrupts = EngineInterrupts.of(module);
     this.read = module.addFunction((pointer, length) => {
       const count = Math.min(length, this.input.length - this.readAt);
       this.module.HEAPU8.set(this.input.subarray(this.readAt, this.readAt + count), pointer);
@@ -122,6 +125,7 @@ class RawWire {
     this.outputBytes = 0;
     const exitCode = process.exitCode;
     module._pgl_set_rw_cbs(this.read, this.write);
+    this.interrupts?.beginCall();
     let unwound = false;
     try {
       while (this.readAt < bytes.length || module._pq_buffer_remaining_data() > 0) {
@@ -145,6 +149,7 @@ class RawWire {
           module._pgl_pq_flush();
         }
       } finally {
+        this.interrupts?.endCall();
         module._pgl_set_rw_cbs(this.pglite.read, this.pglite.write);
         process.exitCode = exitCode;
         this.input = new Uint8Array(0);

@@ -1,0 +1,164 @@
+// PostgreSQL stops a running statement from a signal handler: a cancel sets QueryCancelPending
+// and InterruptPending, a timeout is SIGALRM. The engine has neither signals nor timers, and its
+// memory is not shared with other threads. But it calls JavaScript (clock reads, file I/O) while
+// it sleeps, waits or spills to disk; at those calls this module delivers what a signal would:
+// a cancel requested from any thread (through a SharedArrayBuffer), and the engine's own alarm
+// once its deadline has passed (statement_timeout). A statement that computes without calling
+// out (a large cross join in memory) cannot be reached this way; the caller must replace the
+// engine to stop it. Private engine parts: tests/engine-internals.test.ts watches them.
+import { EngineInternalsChangedError } from '../errors.js';
+
+type Imports = Record<string, unknown>;
+type InstantiateWasm = (
+  imports: Record<string, Imports>,
+  done: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
+) => unknown;
+
+interface InterruptibleModule {
+  HEAP32: Int32Array;
+  HEAPU32: Uint32Array;
+  _InterruptPending: number;
+  _QueryCancelPending: number;
+  _MyLatch: number;
+}
+
+/** Slots of the shared control array. */
+const CANCEL = 0;
+const RUNNING = 1;
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+const IDLE_ALARM_DEFER_MS = 1;
+const interruptsOfModule = new WeakMap<object, EngineInterrupts>();
+
+export class EngineInterrupts {
+  /** [CANCEL]: the call to cancel; [RUNNING]: the call running now. Shared with other threads. */
+  readonly control: Int32Array;
+  private module: InterruptibleModule | null = null;
+  private deliverAlarm: ((which: number, now: number) => void) | null = null;
+  private alarmAt = NO_DEADLINE;
+  private alarmWhich = 0;
+  private inCall = false;
+
+  constructor(control: Int32Array = new Int32Array(new SharedArrayBuffer(8))) {
+    this.control = control;
+  }
+
+  /** The interrupts of an engine module, once it has started with them. */
+  static of(module: object): EngineInterrupts | undefined {
+    return interruptsOfModule.get(module);
+  }
+
+  /** Emscripten options that route the engine's imports through this object. */
+  wrapOptions<T extends { instantiateWasm?: unknown; preRun?: unknown }>(options: T): T {
+    const instantiate = options.instantiateWasm as InstantiateWasm | undefined;
+    if (typeof instantiate !== 'function')
+      throw new EngineInternalsChangedError("the engine's instantiateWasm hook");
+    const preRun = [
+      ...((options.preRun as Array<(module: object) => void>) ?? []),
+      (module: object) => this.attach(module),
+    ];
+    const instantiateWasm: InstantiateWasm = (imports, done) =>
+      instantiate(this.wrapImports(imports), (instance, module) => {
+        const timeout = instance.exports._emscripten_timeout;
+        if (typeof timeout !== 'function')
+          throw new EngineInternalsChangedError('the export _emscripten_timeout');
+        this.deliverAlarm = timeout as (which: number, now: number) => void;
+        done(instance, module);
+      });
+    return { ...options, instantiateWasm, preRun };
+  }
+
+  /**
+   * A new call into the engine starts. An alarm set in an earlier call stays set, as a real one
+   * would (PostgreSQL does not re-arm a timer that is due sooner), but one that came due between
+   * calls waits a moment more: the engine first turns off its idle timeouts as the command comes
+   * in, so it sees only the timeouts of the work at hand (statement_timeout) and never ends its
+   * session for idling (the proxy keeps clients' idle timeouts itself).
+   */
+  beginCall(): void {
+    Atomics.add(this.control, RUNNING, 1);
+    this.inCall = true;
+    if (this.alarmAt !== NO_DEADLINE)
+      this.alarmAt = Math.max(this.alarmAt, performance.now() + IDLE_ALARM_DEFER_MS);
+  }
+
+  /** The call ended: no alarm is delivered until the next one. */
+  endCall(): void {
+    this.inCall = false;
+  }
+
+  /** Asks the call running now, if any, to stop with 57014 (from any thread that has `control`). */
+  static cancelRunning(control: Int32Array): void {
+    Atomics.store(control, CANCEL, Atomics.load(control, RUNNING));
+  }
+
+  private attach(module: object): void {
+    const candidate = module as Partial<InterruptibleModule>;
+    for (const name of ['_InterruptPending', '_QueryCancelPending', '_MyLatch'] as const) {
+      if (typeof candidate[name] !== 'number') throw new EngineInternalsChangedError(`the symbol ${name}`);
+    }
+    this.module = candidate as InterruptibleModule;
+    interruptsOfModule.set(module, this);
+  }
+
+  private wrapImports(imports: Record<string, Imports>): Record<string, Imports> {
+    const wrapped = { ...imports };
+    for (const space of ['env', 'wasi_snapshot_preview1']) {
+      if (imports[space]) wrapped[space] = this.wrapSpace(imports[space]);
+    }
+    return wrapped;
+  }
+
+  private wrapSpace(space: Imports): Imports {
+    const cache = new Map<string, unknown>();
+    const setAlarm = (which: number, ms: number) => {
+      // Keeps the alarm here instead of in a JavaScript timer, which cannot fire while the engine runs.
+      this.alarmWhich = which;
+      this.alarmAt = ms > 0 ? performance.now() + ms : NO_DEADLINE;
+      return 0;
+    };
+    // The environment may resolve names lazily (the engine links extensions at run time).
+    return new Proxy(space, {
+      get: (target, name, receiver) => {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof name !== 'string' || typeof value !== 'function' || name.startsWith('invoke_'))
+          return value;
+        if (name === '_setitimer_js') return setAlarm;
+        let wrapper = cache.get(name);
+        if (!wrapper) {
+          const original = value as (...args: unknown[]) => unknown;
+          wrapper = (...args: unknown[]) => {
+            this.check();
+            return original(...args);
+          };
+          cache.set(name, wrapper);
+        }
+        return wrapper;
+      },
+    });
+  }
+
+  private check(): void {
+    const cancel = this.control[CANCEL]!;
+    if (cancel !== 0) {
+      Atomics.store(this.control, CANCEL, 0);
+      if (cancel === this.control[RUNNING]) this.raiseCancel();
+    }
+    if (this.alarmAt !== NO_DEADLINE && this.inCall) {
+      const now = performance.now();
+      if (now >= this.alarmAt) {
+        this.alarmAt = NO_DEADLINE;
+        this.deliverAlarm?.(this.alarmWhich, now);
+      }
+    }
+  }
+
+  /** What PostgreSQL's SIGINT handler does: flag the cancel and wake the latch a wait sleeps on. */
+  private raiseCancel(): void {
+    const module = this.module;
+    if (!module) return;
+    module.HEAP32[module._QueryCancelPending >> 2] = 1;
+    module.HEAP32[module._InterruptPending >> 2] = 1;
+    const latch = module.HEAPU32[module._MyLatch >> 2]!;
+    if (latch !== 0) module.HEAP32[latch >> 2] = 1;
+  }
+}
