@@ -15,6 +15,8 @@ export default defineConfig({
     cli: 'src/cli/main.ts',
     // Started by path as each hosted test database's worker thread.
     'host-worker': 'src/testing/host/host-worker.ts',
+    // Started by path as the thread of an engine that serve and run keep off their main thread.
+    'engine-thread': 'src/runtime/engine-thread.ts',
   },
   format: ['esm', 'cjs'],
   dts: {

@@ -76,6 +76,9 @@ export class EngineCrashedError extends PgliteOxideError {
   }
 }
 
+/** The engine was stopped on purpose (a statement that would not stop) and a new one started. */
+export class EngineReplacedError extends EngineCrashedError {}
+
 export class RuntimeClosedError extends PgliteOxideError {
   constructor() {
     super('RUNTIME_CLOSED', 'This runtime has been closed.');

@@ -1,9 +1,6 @@
-import type { PGlite } from '@electric-sql/pglite';
-import { PglitePaths } from '../install/paths.js';
 import type { ProxyOptions } from '../proxy/options.js';
-import { type ProxyHandle, startProxy } from '../proxy/server.js';
-import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
-import { openMemoryEngine } from '../runtime/memory-engine.js';
+import { startThreadedProxy, type ThreadedProxyHandle } from '../proxy/server.js';
+import { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { prepareTemplate } from '../template/prepare-template.js';
 
 export interface TemplateFlags {
@@ -12,7 +9,7 @@ export interface TemplateFlags {
 }
 
 export interface EphemeralDatabase {
-  proxy: ProxyHandle;
+  proxy: ThreadedProxyHandle;
   /** DATABASE_URL and the libpq PG* variables. */
   env: Record<string, string>;
   close(): Promise<void>;
@@ -28,32 +25,24 @@ export async function startEphemeralDatabase(
   listen: Omit<ProxyOptions, 'runtime' | 'paths'> = {},
 ): Promise<EphemeralDatabase> {
   const template = await prepareTemplate({ migrations: flags.migrations, seed: flags.seed });
-  let engine: PGlite | undefined;
-  const runtime = await InteractiveRuntime.start(new PglitePaths(template.runtimeRoot, template.pgdata), {
+  // The engine runs in a thread of its own: a long statement cannot hold up the server.
+  const engine = await ThreadedEngine.start({
+    kind: 'memory',
+    runtimeRoot: template.runtimeRoot,
+    pgdata: template.pgdata,
     env: template.env,
-    engineFactory: async () => {
-      engine = await openMemoryEngine({
-        templatePgdata: template.pgdata,
-        runtimeRoot: template.runtimeRoot,
-        env: template.env,
-        settings: template.settings,
-      });
-      return engine;
-    },
+    settings: template.settings,
   });
-  const proxy = await startProxy({ tcp: true, port: 0, ...listen, runtime, closeRuntime: true }).catch(
-    async (error) => {
-      await runtime.close();
-      throw error;
-    },
-  );
+  const proxy = await startThreadedProxy(engine, { tcp: true, port: 0, ...listen }).catch(async (error) => {
+    await engine.close();
+    throw error;
+  });
   return {
     proxy,
     env: proxy.env,
     async close() {
       await proxy.clientsGone(2_000);
       await proxy.close();
-      await engine?.close().catch(() => {});
     },
   };
 }

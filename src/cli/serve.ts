@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../errors.js';
 import { installAndInitIn } from '../install/install.js';
-import { type ProxyHandle, startProxy } from '../proxy/server.js';
-import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { startThreadedProxy, type ThreadedProxyHandle } from '../proxy/server.js';
+import { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { startEphemeralDatabase, type TemplateFlags } from './ephemeral.js';
 import { onShutdown } from './shutdown.js';
 
@@ -29,23 +29,23 @@ async function servedPassword(flags: ServeFlags): Promise<string | undefined> {
 }
 
 /** The connection string with its password masked, for printing. */
-function withoutPassword(connectionString: string): string {
-  const url = new URL(connectionString);
-  if (url.password) url.password = '***';
-  return url.toString();
+function withoutPassword(connectionString: string, password: string | undefined): string {
+  if (!password) return connectionString;
+  return connectionString.replace(`:${encodeURIComponent(password)}@`, ':***@');
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
+  const password = await servedPassword(flags);
   const listen = {
     tcp: flags.socketDir === undefined,
     host: flags.host,
     // A Unix socket is named after a port too: libpq looks for .s.PGSQL.5432 unless told.
     port: flags.socketDir !== undefined && flags.port === 0 ? 5432 : flags.port,
     socketDir: flags.socketDir,
-    password: await servedPassword(flags),
+    password,
     onWarning: (message: string) => console.error(`pglite-oxide: ${message}`),
   };
-  let proxy: ProxyHandle;
+  let proxy: ThreadedProxyHandle;
   let closeEngine: () => Promise<void>;
   if (flags.data) {
     if (flags.migrations || flags.seed) {
@@ -53,19 +53,24 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
         '--migrations and --seed make a fresh database; leave them out with --data.',
       );
     }
-    const runtime = await InteractiveRuntime.start(await installAndInitIn(flags.data));
-    proxy = await startProxy({ ...listen, runtime }).catch(async (error) => {
-      await runtime.close();
+    const paths = await installAndInitIn(flags.data);
+    const engine = await ThreadedEngine.start({
+      kind: 'disk',
+      runtimeRoot: paths.pgroot,
+      pgdata: paths.pgdata,
+    });
+    proxy = await startThreadedProxy(engine, listen).catch(async (error) => {
+      await engine.close();
       throw error;
     });
-    closeEngine = () => runtime.close();
+    closeEngine = () => engine.close();
   } else {
     const database = await startEphemeralDatabase(flags, listen);
     proxy = database.proxy;
     closeEngine = () => database.close();
   }
   // The password is never printed: stdout may be a CI log.
-  const printable = withoutPassword(proxy.connectionString);
+  const printable = withoutPassword(proxy.connectionString, password);
   console.log(printable);
   console.error(`pglite-oxide: serving ${flags.data ?? 'a throwaway database'}; try: psql "${printable}"`);
   if (printable !== proxy.connectionString) {

@@ -1,19 +1,24 @@
-import type { PGlite } from '@electric-sql/pglite';
-import { EngineInternalsChangedError } from '../errors.js';
+import { serialize } from 'pg-protocol';
+import { EngineCrashedError } from '../errors.js';
+import { scanBackend } from '../protocol/backend-scanner.js';
 import type { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 
-/** The engine's blob hooks behind `COPY ... FROM '/dev/blob'` (declared, not documented). */
-interface BlobHooks {
-  _handleBlob(blob?: Blob): Promise<void>;
-  _cleanupBlob(): Promise<void>;
-  _getWrittenBlob(): Promise<Blob | undefined>;
+/** The proxy's only way to the engine, wherever the engine runs. */
+export interface EngineGate {
+  /** Raw frontend messages in, the engine's raw answer out; synchronous when it can be. */
+  exec(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** Runs `bytes` with `blob` attached to the engine's /dev/blob device (a client's COPY data). */
+  execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array>;
+  /** Asks the statement running now to stop with 57014; false when it cannot be asked. */
+  cancelRunning(): boolean;
 }
 
 /**
- * The proxy's only way to the engine. Calls go through the runtime, so a call that kills the
- * engine rejects with EngineCrashedError and the runtime restarts it for the next call.
+ * An engine in this thread. Calls go through the runtime, so a call that kills the engine rejects
+ * with EngineCrashedError and the runtime restarts it for the next call. A statement runs on
+ * the thread that serves the clients: until it ends, nothing else is answered.
  */
-export class EngineGate {
+export class RuntimeGate implements EngineGate {
   constructor(readonly runtime: InteractiveRuntime) {}
 
   /** Synchronous when the engine is free, which is the usual case between clients' units. */
@@ -21,33 +26,33 @@ export class EngineGate {
     return this.runtime.execWireNow(bytes) ?? this.runtime.execInteractive(bytes);
   }
 
-  /** Runs `bytes` with `blob` attached to the engine's /dev/blob device (a client's COPY data). */
-  async execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
-    const hooks = blobHooks(await this.runtime.pglite());
-    await hooks._handleBlob(blob);
-    try {
-      return await this.runtime.execInteractive(bytes);
-    } finally {
-      await hooks._cleanupBlob();
-      await hooks._getWrittenBlob();
-    }
+  execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
+    return this.runtime.execWithBlob(bytes, blob);
   }
 
-  /** Current values of the settings Postgres reports to clients in ParameterStatus. */
-  async reportedSettings(): Promise<Map<string, string>> {
-    const engine = await this.runtime.pglite();
-    const names = REPORTED_SETTINGS.map((name) => `current_setting('${name}', true)`).join(', ');
-    const result = await engine.query<Record<string, string | null>>(`SELECT ${names}`, [], {
-      rowMode: 'array',
-    });
-    const row = (result.rows[0] ?? []) as unknown as Array<string | null>;
-    const settings = new Map<string, string>();
-    REPORTED_SETTINGS.forEach((name, index) => {
-      const value = row[index];
-      if (value !== null && value !== undefined) settings.set(name, value);
-    });
-    return settings;
+  cancelRunning(): boolean {
+    // This thread is busy while a statement runs: nothing here can ask it to stop.
+    return false;
   }
+}
+
+/** Current values of the settings Postgres reports to clients in ParameterStatus. */
+export async function reportedSettings(gate: EngineGate): Promise<Map<string, string>> {
+  const pairs = REPORTED_SETTINGS.map((name) => `'${name}', current_setting('${name}', true)`).join(', ');
+  const output = await gate.exec(serialize.query(`SELECT json_build_object(${pairs})::text`));
+  const summary = scanBackend(output);
+  if (summary.errors > 0 || summary.firstValue === null) {
+    throw new EngineCrashedError(
+      `the engine did not report its settings (SQLSTATE ${summary.firstErrorCode})`,
+    );
+  }
+  const settings = new Map<string, string>();
+  for (const [name, value] of Object.entries(
+    JSON.parse(summary.firstValue) as Record<string, string | null>,
+  )) {
+    if (value !== null) settings.set(name, value);
+  }
+  return settings;
 }
 
 /** The settings a PostgreSQL 17 server reports (GUC_REPORT), under their canonical names. */
@@ -67,15 +72,3 @@ export const REPORTED_SETTINGS = [
   'in_hot_standby',
   'scram_iterations',
 ] as const;
-
-export function blobHooks(engine: PGlite): BlobHooks {
-  const candidate = engine as unknown as Partial<BlobHooks>;
-  if (
-    typeof candidate._handleBlob !== 'function' ||
-    typeof candidate._cleanupBlob !== 'function' ||
-    typeof candidate._getWrittenBlob !== 'function'
-  ) {
-    throw new EngineInternalsChangedError('the /dev/blob hooks (_handleBlob, _cleanupBlob, _getWrittenBlob)');
-  }
-  return candidate as BlobHooks;
-}

@@ -38,6 +38,11 @@ export interface ProxyOptions {
   maxStartupConnections?: number;
   /** How long a wrong password waits before it is answered with 28P01. Default 500 ms. */
   authFailureDelayMs?: number;
+  /**
+   * With an engine in its own thread (serve, run): how long a statement may run on after a
+   * CancelRequest before its engine is replaced. Default 5 s.
+   */
+  cancelGraceMs?: number;
   /** The largest frontend message accepted (Query, Bind, CopyData, ...). Default 256 MiB. */
   maxMessageBytes?: number;
   /** The most COPY FROM STDIN data accepted in one COPY. Default 1 GiB. */
@@ -60,6 +65,7 @@ export interface ResolvedLimits {
   startupTimeoutMs: number;
   maxStartupConnections: number;
   authFailureDelayMs: number;
+  cancelGraceMs: number;
   maxMessageBytes: number;
   maxCopyInBytes: number;
   maxConnections: number;
@@ -72,6 +78,7 @@ export function resolveLimits(options: ProxyOptions): ResolvedLimits {
     startupTimeoutMs: options.startupTimeoutMs ?? 5_000,
     maxStartupConnections: options.maxStartupConnections ?? 32,
     authFailureDelayMs: options.authFailureDelayMs ?? 500,
+    cancelGraceMs: options.cancelGraceMs ?? 5_000,
     maxMessageBytes: options.maxMessageBytes ?? 256 * 1024 * 1024,
     maxCopyInBytes: options.maxCopyInBytes ?? 1024 * 1024 * 1024,
     maxConnections: options.maxConnections ?? 100,

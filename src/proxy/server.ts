@@ -3,13 +3,14 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { serialize } from 'pg-protocol';
-import { InvalidInputError, ProxyStartError } from '../errors.js';
+import { EngineReplacedError, InvalidInputError, ProxyStartError } from '../errors.js';
 import { scanBackend } from '../protocol/backend-scanner.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { PasswordAuthenticator } from './auth.js';
 import { ClientSession } from './client-session.js';
-import { EngineGate } from './engine-gate.js';
+import { type EngineGate, RuntimeGate, reportedSettings } from './engine-gate.js';
 import { EngineScheduler, EngineWaitError } from './engine-scheduler.js';
 import { NotificationHub } from './notifications.js';
 import { type ProxyOptions, type ResolvedLimits, resolveLimits, resolveListen } from './options.js';
@@ -75,7 +76,53 @@ export async function startProxy(options: ProxyOptions = {}): Promise<ProxyHandl
     runtime = await defaultRuntime();
     ownsRuntime = options.closeRuntime ?? false;
   }
-  const server = new ProxyServer(runtime, ownsRuntime, limits, options);
+  const served: ServedEngine = {
+    gate: new RuntimeGate(runtime),
+    env: runtime.env,
+    close: ownsRuntime ? () => runtime.close() : null,
+  };
+  const handle = await serve(served, listen, limits, options);
+  return { ...handle, runtime };
+}
+
+/** A proxy over an engine in a thread of its own, such as `serve` and `run` start. */
+export type ThreadedProxyHandle = Omit<ProxyHandle, 'runtime'>;
+
+/**
+ * Serves an engine that runs in a thread of its own: a long statement holds only the clients that
+ * wait for the engine, CancelRequest and statement_timeout stop it, and closing the proxy stops
+ * it (and closes the engine) within a second.
+ */
+export function startThreadedProxy(
+  engine: ThreadedEngine,
+  options: Omit<ProxyOptions, 'runtime' | 'paths' | 'runtimeOptions' | 'closeRuntime'> = {},
+): Promise<ThreadedProxyHandle> {
+  const served: ServedEngine = {
+    gate: engine,
+    env: engine.env,
+    close: () => engine.close(),
+    threaded: engine,
+  };
+  return serve(served, resolveListen(options), resolveLimits(options), options);
+}
+
+/** The engine a proxy serves, and what the proxy may do with it. */
+interface ServedEngine {
+  gate: EngineGate;
+  env: Record<string, string>;
+  /** Closes the engine when the proxy closes; null when the proxy does not own it. */
+  close: (() => Promise<void>) | null;
+  /** An engine in its own thread, which can be replaced when a statement will not stop. */
+  threaded?: ThreadedEngine;
+}
+
+async function serve(
+  engine: ServedEngine,
+  listen: ReturnType<typeof resolveListen>,
+  limits: ResolvedLimits,
+  options: ProxyOptions,
+): Promise<ThreadedProxyHandle> {
+  const server = new ProxyServer(engine, limits, options);
   try {
     await server.start(listen, options.socketDir);
   } catch (error) {
@@ -107,14 +154,13 @@ class ProxyServer implements SessionHost {
   private socketNumber = 0;
 
   constructor(
-    readonly runtime: InteractiveRuntime,
-    private readonly ownsRuntime: boolean,
+    private readonly engine: ServedEngine,
     readonly limits: ResolvedLimits,
     private readonly options: ProxyOptions,
   ) {
-    this.gate = new EngineGate(runtime);
-    this.user = runtime.env.PGUSER ?? 'postgres';
-    this.database = runtime.env.PGDATABASE ?? 'template1';
+    this.gate = engine.gate;
+    this.user = engine.env.PGUSER ?? 'postgres';
+    this.database = engine.env.PGDATABASE ?? 'template1';
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;
@@ -127,7 +173,7 @@ class ProxyServer implements SessionHost {
     listen: { tcp: boolean; host: string; port: number | undefined },
     socketDir: string | undefined,
   ): Promise<void> {
-    this.settings = await this.gate.reportedSettings();
+    this.settings = await reportedSettings(this.gate);
     if (listen.tcp) {
       const server = this.createListener();
       await listenOn(server, { host: listen.host, port: listen.port ?? 0 });
@@ -148,7 +194,7 @@ class ProxyServer implements SessionHost {
     }
   }
 
-  handle(): ProxyHandle {
+  handle(): ThreadedProxyHandle {
     const server = this;
     const tcp = this.tcpPort !== 0;
     const user = encodeURIComponent(this.user);
@@ -166,7 +212,6 @@ class ProxyServer implements SessionHost {
       socketDir: this.socketDir,
       user: this.user,
       database: this.database,
-      runtime: this.runtime,
       get clientCount() {
         return server.sessions.size;
       },
@@ -242,17 +287,37 @@ class ProxyServer implements SessionHost {
 
   cancel(processId: number, secretKey: number): void {
     for (const session of this.sessions) {
-      if (session.processId === processId && session.secretKey === secretKey) session.cancelWait();
+      if (session.processId !== processId || session.secretKey !== secretKey) continue;
+      if (this.scheduler.holder === session) this.cancelRunning();
+      else session.cancelWait();
     }
+  }
+
+  /**
+   * Asks the engine to stop the statement running now. One that computes without ever calling
+   * out cannot hear it: when it still runs after cancelGraceMs, its thread is ended and a new
+   * engine started (the clients are told the session was lost).
+   */
+  private cancelRunning(): void {
+    const threaded = this.engine.threaded;
+    if (!this.gate.cancelRunning() || !threaded?.busy) return;
+    const call = threaded.callNumber;
+    setTimeout(() => {
+      if (!threaded.busy || threaded.callNumber !== call || this.closing) return;
+      this.warn(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms: the engine is replaced`);
+      void threaded.replace(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms`);
+    }, this.limits.cancelGraceMs).unref();
   }
 
   engineFailed(error: unknown, by: ClientSession): void {
     const reason = error instanceof Error ? error.message : String(error);
     this.warn(`client ${by.id}: the engine failed: ${reason}`);
     // Every client's transaction, statements and settings lived in that engine session.
-    for (const session of this.sessions) {
-      void session.abandon('XX000', `the engine session was lost: ${reason}`);
-    }
+    const [code, message] =
+      error instanceof EngineReplacedError
+        ? ['57P01', `terminating connection: ${reason}`]
+        : ['XX000', `the engine session was lost: ${reason}`];
+    for (const session of this.sessions) void session.abandon(code, message);
   }
 
   otherClients(except: ClientSession): ClientSession[] {
@@ -308,18 +373,20 @@ class ProxyServer implements SessionHost {
       (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
     );
     const sessions = [...this.sessions];
+    const closeEngine = this.engine.close;
+    // An engine in a thread of its own is stopped at once: a statement running now cannot hold
+    // the shutdown up.
+    const engineStopping = closeEngine && this.engine.threaded ? closeEngine() : null;
     // A closing engine needs no cleanup; a shared one is left as the clients found it.
     const leaving = sessions.map((session) =>
-      this.ownsRuntime
-        ? session.abandon('57P01', SHUTDOWN_MESSAGE)
-        : session.fatal('57P01', SHUTDOWN_MESSAGE),
+      closeEngine ? session.abandon('57P01', SHUTDOWN_MESSAGE) : session.fatal('57P01', SHUTDOWN_MESSAGE),
     );
     await withTimeout(Promise.all(leaving), 5_000);
     for (const socket of this.sockets) socket.destroy();
     this.scheduler.close(new EngineWaitError('57P01', SHUTDOWN_MESSAGE));
     await withTimeout(Promise.all(stopped), 2_000);
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
-    if (this.ownsRuntime) await this.runtime.close();
+    if (closeEngine) await (engineStopping ?? closeEngine());
   }
 }
 

@@ -4,6 +4,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { EngineCrashedError, RuntimeClosedError } from '../errors.js';
 import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
+import { blobHooks } from './blob-hooks.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
@@ -21,6 +22,8 @@ export interface RuntimeOptions {
    * one that starts an in-memory engine from a template.
    */
   engineFactory?: (spec: EngineSpec) => Promise<PGlite>;
+  /** Shared control of the engine's interrupts, for a canceller on another thread. */
+  interruptControl?: Int32Array;
 }
 
 /**
@@ -34,6 +37,7 @@ export class InteractiveRuntime {
   readonly settings: EngineSettings;
   readonly wasmPath: string;
   private readonly engineFactory: (spec: EngineSpec) => Promise<PGlite>;
+  private readonly interruptControl: Int32Array | undefined;
   private engine: PGlite | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Calls made through the queue that have not finished yet. */
@@ -47,6 +51,7 @@ export class InteractiveRuntime {
     this.settings = { ...options.settings };
     this.wasmPath = path.resolve(options.wasmPath ?? path.join(paths.binDir, 'pglite.wasm'));
     this.engineFactory = options.engineFactory ?? openEngine;
+    this.interruptControl = options.interruptControl;
   }
 
   /** Starts an engine on an installed root (see installAndInitIn) and returns it ready for queries. */
@@ -76,6 +81,20 @@ export class InteractiveRuntime {
     } catch (error) {
       throw this.engineFailure(error, exitCode);
     }
+  }
+
+  /** Runs raw frontend messages with `blob` attached to the engine's /dev/blob device. */
+  execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
+    return this.exclusive(async (engine) => {
+      const hooks = blobHooks(engine);
+      await hooks._handleBlob(blob);
+      try {
+        return execWire(engine, bytes);
+      } finally {
+        await hooks._cleanupBlob();
+        await hooks._getWrittenBlob();
+      }
+    });
   }
 
   /** Queues input for the next interactiveOne(), REPL style. */
@@ -150,6 +169,7 @@ export class InteractiveRuntime {
         env: this.env,
         settings: this.settings,
         wasmPath: this.wasmPath,
+        interruptControl: this.interruptControl,
       });
       const engine = this.engine;
       const exitCode = process.exitCode;

@@ -1,21 +1,11 @@
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EngineHostError } from '../../errors.js';
+import { entryBeside, startWorker } from '../../runtime/worker-thread.js';
 import type { HostWorkerData } from './host-worker.js';
 import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
 
-// From the built package this module sits in dist/ next to host-worker.js; from source (this
-// package's own tests) next to host-worker.ts, which the worker loads through tsx.
-const fromSource = import.meta.url.endsWith('.ts');
-const workerEntry = new URL(fromSource ? './host-worker.ts' : './host-worker.js', import.meta.url).href;
-// A small inline loader, so that a worker from source can register tsx before its entry loads.
-const WORKER_LOADER = `
-const { workerData } = require('node:worker_threads');
-(async () => {
-  if (workerData.fromSource) (await import('tsx/esm/api')).register();
-  await import(workerData.entry);
-})().catch((error) => { process.nextTick(() => { throw error; }); });
-`;
+const workerEntry = entryBeside(import.meta.url, 'host-worker');
 
 /** A database the host runs in a worker thread of its own; the host decides who leases it. */
 export class HostedDatabase {
@@ -25,13 +15,7 @@ export class HostedDatabase {
   private exited = false;
 
   constructor(data: HostWorkerData) {
-    this.worker = new Worker(WORKER_LOADER, {
-      eval: true,
-      workerData: { ...data, entry: workerEntry, fromSource },
-      // Never the parent's flags (e.g. --input-type from an eval'd script).
-      execArgv: [],
-      name: `pglite-oxide ${path.basename(data.template.pgdata)}`,
-    });
+    this.worker = startWorker(workerEntry, data, `pglite-oxide ${path.basename(data.template.pgdata)}`);
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (message: WorkerToMain) => {

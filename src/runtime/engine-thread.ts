@@ -1,0 +1,97 @@
+// The engine in a worker thread of its own, so that a long statement holds only the clients that
+// wait for the engine: the thread that accepts connections, answers handshakes and
+// CancelRequest, and handles signals stays free. Wire calls come through the shared channel;
+// the rest (COPY data, close) as messages.
+import { parentPort, workerData } from 'node:worker_threads';
+import { EngineCrashedError } from '../errors.js';
+import { PglitePaths } from '../install/paths.js';
+import { InteractiveRuntime } from './interactive-runtime.js';
+import { openMemoryEngine } from './memory-engine.js';
+import type { EngineThreadData, FromEngineThread, ToEngineThread } from './threaded-engine.js';
+import { adoptCompiledModule } from './wasm-modules.js';
+import { IDLE, REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
+
+/** How long the thread keeps looking for the next request before it sleeps. */
+const IDLE_SPIN_MS = 0.2;
+
+const data = workerData as EngineThreadData;
+if (!parentPort) throw new Error('the engine thread must run in a worker thread');
+const port = parentPort;
+const send = (message: FromEngineThread) => port.postMessage(message);
+const channel = new WireChannel(data.channel);
+
+async function start(): Promise<InteractiveRuntime> {
+  const { spec } = data;
+  const paths = new PglitePaths(spec.runtimeRoot, spec.pgdata);
+  adoptCompiledModule(`${paths.binDir}/pglite.wasm`, data.pgliteWasm);
+  if (spec.kind === 'disk') {
+    return InteractiveRuntime.start(paths, {
+      env: spec.env,
+      settings: spec.settings,
+      interruptControl: data.interrupts,
+    });
+  }
+  return InteractiveRuntime.start(paths, {
+    env: spec.env,
+    settings: spec.settings,
+    engineFactory: () =>
+      openMemoryEngine({
+        templatePgdata: spec.pgdata,
+        runtimeRoot: spec.runtimeRoot,
+        env: spec.env,
+        settings: spec.settings,
+        interruptControl: data.interrupts,
+      }),
+  });
+}
+
+async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
+  for (;;) {
+    let state = channel.spinWhile(IDLE, IDLE_SPIN_MS);
+    if (state !== REQUEST) state = await channel.changeFrom(state);
+    if (state !== REQUEST) continue;
+    try {
+      const bytes = channel.take();
+      const output = runtime.execWireNow(bytes) ?? (await runtime.execInteractive(bytes));
+      if (channel.fits(output)) {
+        channel.put(output, REPLY);
+      } else {
+        send({ type: 'reply', bytes: output });
+        channel.signal(REPLY_POSTED);
+      }
+    } catch (error) {
+      channel.fail({ message: describe(error), crashed: error instanceof EngineCrashedError });
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const runtime = await start();
+  port.on('message', (message: ToEngineThread) => {
+    if (message.type === 'exec') {
+      const blob = message.blob;
+      const call = blob
+        ? runtime.execWithBlob(message.bytes, new Blob([blob as Uint8Array<ArrayBuffer>]))
+        : runtime.execInteractive(message.bytes);
+      call.then(
+        (bytes) => send({ type: 'execReply', id: message.id, bytes }),
+        (error: unknown) =>
+          send({
+            type: 'execReply',
+            id: message.id,
+            error: { message: describe(error), crashed: error instanceof EngineCrashedError },
+          }),
+      );
+    } else if (message.type === 'close') {
+      void runtime.close().finally(() => port.close());
+    }
+  });
+  send({ type: 'ready' });
+  await serveCalls(runtime);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+main().catch((error: unknown) => send({ type: 'failed', reason: describe(error) }));

@@ -1,0 +1,301 @@
+import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
+import { PglitePaths } from '../install/paths.js';
+import type { EngineSettings } from './engine.js';
+import { EngineInterrupts } from './engine-interrupts.js';
+import { standardEnv } from './env.js';
+import { compiledModule } from './wasm-modules.js';
+import { type CallFailure, FAILED, IDLE, REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
+import { entryBeside, startWorker } from './worker-thread.js';
+
+/** Which engine the thread opens: a cluster on disk, or an in-memory copy of a template. */
+export interface EngineThreadSpec {
+  kind: 'disk' | 'memory';
+  runtimeRoot: string;
+  /** The data directory (disk), or the template cluster the memory engine starts from. */
+  pgdata: string;
+  env?: Record<string, string>;
+  settings?: EngineSettings;
+}
+
+export interface EngineThreadData {
+  spec: EngineThreadSpec;
+  channel: SharedArrayBuffer;
+  interrupts: Int32Array;
+  pgliteWasm: WebAssembly.Module;
+}
+
+export type ToEngineThread =
+  /** A wire call as a message; with `blob`, attached to the engine's /dev/blob device. */
+  { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array } | { type: 'close' };
+
+export type FromEngineThread =
+  | { type: 'ready' }
+  | { type: 'failed'; reason: string }
+  | { type: 'reply'; bytes: Uint8Array }
+  | { type: 'execReply'; id: number; bytes?: Uint8Array; error?: CallFailure };
+
+/** How long a caller spins for a reply before it waits asynchronously (a short query's time). */
+const REPLY_SPIN_MS = 0.25;
+/** How long a stop waits for the running statement to end after asking it to, before ending the thread. */
+const STOP_GRACE_MS = 500;
+
+const engineThreadEntry = entryBeside(import.meta.url, 'engine-thread');
+
+/**
+ * An engine in a worker thread of its own. Wire calls are synchronous when the engine answers
+ * within a short query's time, and asynchronous otherwise, so that a long statement never holds
+ * the calling thread. A running statement can be asked to stop (57014), and when it does not
+ * (it computes without ever calling out), the thread can be ended and a new engine started:
+ * for a cluster on disk everything committed survives; an in-memory engine starts over from
+ * its template.
+ */
+export class ThreadedEngine {
+  readonly env: Record<string, string>;
+  private worker!: Worker;
+  private channel!: WireChannel;
+  private readonly interrupts = new Int32Array(new SharedArrayBuffer(8));
+  /** Settles when every call made so far has; the engine takes one call at a time. */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** Calls made while another was in flight, not started yet. */
+  private waiting = 0;
+  private callInFlight = false;
+  private callsStarted = 0;
+  private replacing = false;
+  private postedReply: ((bytes: Uint8Array) => void) | null = null;
+  private readonly messageCalls = new Map<
+    number,
+    { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void }
+  >();
+  private nextMessageCall = 1;
+  private threadLost: ((error: Error) => void) | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly spec: EngineThreadSpec,
+    private readonly pgliteWasm: WebAssembly.Module,
+  ) {
+    this.env = { ...standardEnv(), ...spec.env };
+  }
+
+  static async start(spec: EngineThreadSpec): Promise<ThreadedEngine> {
+    const paths = new PglitePaths(spec.runtimeRoot, spec.pgdata);
+    const engine = new ThreadedEngine(spec, await compiledModule(path.join(paths.binDir, 'pglite.wasm')));
+    await engine.startThread();
+    return engine;
+  }
+
+  /** Synchronous when the engine answers within a short query's time. */
+  exec(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new RuntimeClosedError());
+    return this.schedule(() => (this.channel.fits(bytes) ? this.call(bytes) : this.post(bytes)));
+  }
+
+  /** Runs `bytes` with `blob` attached to the engine's /dev/blob device. */
+  async execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
+    if (this.closed) throw new RuntimeClosedError();
+    const data = new Uint8Array(await blob.arrayBuffer());
+    return this.schedule(() => this.post(bytes, data));
+  }
+
+  /** Asks the statement running now to stop with 57014 (it stops at its next call out). */
+  cancelRunning(): boolean {
+    EngineInterrupts.cancelRunning(this.interrupts);
+    return true;
+  }
+
+  /** Whether a call is running in the engine now. */
+  get busy(): boolean {
+    return this.callInFlight;
+  }
+
+  /** Counts the calls started; tells one long call from two in a row. */
+  get callNumber(): number {
+    return this.callsStarted;
+  }
+
+  /**
+   * Ends the engine's thread and starts a new engine: the way to stop a statement that does not
+   * stop when asked. Calls in flight fail with EngineCrashedError.
+   */
+  async replace(reason: string): Promise<void> {
+    const kept =
+      this.spec.kind === 'disk'
+        ? 'everything committed is kept'
+        : 'this throwaway database starts over from its template';
+    const replacing = (async () => {
+      await this.endThread(new EngineReplacedError(`${reason}, so the engine was replaced (${kept})`));
+      await this.startThread();
+    })();
+    // Calls made meanwhile go to the new engine.
+    this.replacing = true;
+    this.tail = replacing.catch(() => {});
+    try {
+      await replacing;
+    } finally {
+      this.replacing = false;
+    }
+  }
+
+  /** Asks a running statement to stop, gives it a moment, then ends the thread. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.callInFlight) {
+      this.cancelRunning();
+      await Promise.race([this.tail, delay(STOP_GRACE_MS)]);
+    }
+    if (this.callInFlight) {
+      await this.endThread(new EngineCrashedError('The engine was stopped: the server shut down.'));
+      return;
+    }
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ type: 'close' } satisfies ToEngineThread);
+    const timer = setTimeout(() => void this.worker.terminate(), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Runs `call` now when the engine is free, else after the calls made before it. */
+  private schedule(call: () => Uint8Array | Promise<Uint8Array>): Uint8Array | Promise<Uint8Array> {
+    if (!this.callInFlight && this.waiting === 0 && !this.replacing) return this.track(call());
+    this.waiting++;
+    const run = this.tail.then(() => {
+      this.waiting--;
+      return call();
+    });
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private track(result: Uint8Array | Promise<Uint8Array>): Uint8Array | Promise<Uint8Array> {
+    if (result instanceof Promise) this.tail = result.catch(() => {});
+    return result;
+  }
+
+  /** A wire call through shared memory: answered at once when the engine is quick. */
+  private call(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    this.callInFlight = true;
+    this.callsStarted++;
+    this.channel.put(bytes, REQUEST);
+    const state = this.channel.spinWhile(REQUEST, REPLY_SPIN_MS);
+    return state === REQUEST ? this.awaitReply() : this.reply(state);
+  }
+
+  /** A call as a message: for requests larger than the shared buffer, and COPY data. */
+  private post(bytes: Uint8Array, blob?: Uint8Array): Promise<Uint8Array> {
+    this.callInFlight = true;
+    this.callsStarted++;
+    const id = this.nextMessageCall++;
+    const reply = new Promise<Uint8Array>((resolve, reject) => {
+      this.messageCalls.set(id, {
+        resolve: (bytes) => resolve(this.finish(bytes)),
+        reject: (error) => {
+          this.finish(null);
+          reject(error);
+        },
+      });
+    });
+    this.worker.postMessage({ type: 'exec', id, bytes, blob } satisfies ToEngineThread);
+    return reply;
+  }
+
+  private async awaitReply(): Promise<Uint8Array> {
+    const lost = new Promise<never>((_, reject) => {
+      this.threadLost = reject;
+    });
+    const state = await Promise.race([this.channel.changeFrom(REQUEST), lost]);
+    const reply = this.reply(state);
+    return reply instanceof Promise ? Promise.race([reply, lost]) : reply;
+  }
+
+  private reply(state: number): Uint8Array | Promise<Uint8Array> {
+    if (state === REPLY) return this.finish(this.channel.take());
+    if (state === FAILED) {
+      const failure = this.channel.failure();
+      this.finish(null);
+      throw failedCall(failure);
+    }
+    if (state === REPLY_POSTED) {
+      return new Promise<Uint8Array>((resolve) => {
+        this.postedReply = (bytes) => resolve(this.finish(bytes)!);
+      });
+    }
+    throw new EngineCrashedError(`The engine thread answered with an unknown state ${state}.`);
+  }
+
+  private finish<T extends Uint8Array | null>(bytes: T): T {
+    this.channel.signal(IDLE);
+    this.callInFlight = false;
+    this.threadLost = null;
+    return bytes;
+  }
+
+  private async startThread(): Promise<void> {
+    this.channel = new WireChannel();
+    Atomics.store(this.interrupts, 0, 0);
+    const data: EngineThreadData = {
+      spec: this.spec,
+      channel: this.channel.buffer,
+      interrupts: this.interrupts,
+      pgliteWasm: this.pgliteWasm,
+    };
+    const worker = startWorker(
+      engineThreadEntry,
+      data,
+      `pglite-oxide engine ${path.basename(this.spec.pgdata)}`,
+    );
+    this.worker = worker;
+    worker.unref();
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (message: FromEngineThread) => {
+        if (message.type === 'ready') resolve();
+        else if (message.type === 'failed')
+          reject(new EngineStartError(`The engine could not start: ${message.reason}`));
+        else if (message.type === 'reply') this.postedReply?.(message.bytes);
+        else if (message.type === 'execReply') this.settleMessageCall(message);
+      });
+      worker.once('error', (error) => {
+        reject(new EngineStartError(`The engine thread failed: ${error.message}`));
+        if (this.worker === worker)
+          this.failInFlight(new EngineCrashedError(`The engine thread failed: ${error.message}`));
+      });
+      worker.once('exit', (code) => {
+        reject(new EngineStartError(`The engine thread exited (code ${code}) before it was ready.`));
+        if (this.worker === worker)
+          this.failInFlight(new EngineCrashedError(`The engine thread exited (code ${code}).`));
+      });
+    });
+  }
+
+  private settleMessageCall(message: Extract<FromEngineThread, { type: 'execReply' }>): void {
+    const call = this.messageCalls.get(message.id);
+    if (!call) return;
+    this.messageCalls.delete(message.id);
+    if (message.error) call.reject(failedCall(message.error));
+    else call.resolve(message.bytes!);
+  }
+
+  private async endThread(error: Error): Promise<void> {
+    const worker = this.worker;
+    this.failInFlight(error);
+    await worker.terminate();
+  }
+
+  private failInFlight(error: Error): void {
+    this.threadLost?.(error);
+    this.threadLost = null;
+    this.callInFlight = false;
+    for (const call of this.messageCalls.values()) call.reject(error);
+    this.messageCalls.clear();
+  }
+}
+
+function failedCall(failure: CallFailure): Error {
+  return failure.crashed ? new EngineCrashedError(failure.message) : new Error(failure.message);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
