@@ -1,6 +1,12 @@
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { prepareTemplate } from 'pglite-oxide';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startThreadedProxy, type ThreadedProxyHandle } from '../src/proxy/server.js';
+import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
+import { RawClient } from './helpers/raw-client.js';
+import { freshCacheDir } from './helpers/temp-root.js';
 
 // A statement must not hold the engine longer than its client allows.
 
@@ -56,3 +62,117 @@ describe('statement_timeout', () => {
     expect(served.warnings.filter((warning) => warning.includes('engine failed'))).toEqual([]);
   });
 });
+
+describe('an engine in a thread of its own (serve, run)', () => {
+  let engine: ThreadedEngine;
+  let proxy: ThreadedProxyHandle;
+  const warnings: string[] = [];
+
+  beforeAll(async () => {
+    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+    engine = await ThreadedEngine.start({
+      kind: 'memory',
+      runtimeRoot: template.runtimeRoot,
+      pgdata: template.pgdata,
+      env: template.env,
+      settings: template.settings,
+    });
+    proxy = await startThreadedProxy(engine, {
+      cancelGraceMs: 500,
+      onWarning: (message) => warnings.push(message),
+    });
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+  });
+
+  async function connected(): Promise<pg.Client> {
+    const c = new pg.Client(proxy.connectionString);
+    c.on('error', () => {});
+    await c.connect();
+    return c;
+  }
+
+  /** Sends CancelRequest for `c`, as libpq's PQcancel does. */
+  async function cancel(c: pg.Client): Promise<void> {
+    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+    const raw = await RawClient.connect(proxy.port);
+    raw.send(serialize.cancel(processID, secretKey));
+    await raw.untilClosed();
+  }
+
+  it('answers new connections and other work while a statement runs', async () => {
+    const sleeper = await connected();
+    try {
+      let sleeping = true;
+      const slept = sleeper.query('SELECT pg_sleep(300)').finally(() => {
+        sleeping = false;
+      });
+      slept.catch(() => {});
+      const other = await connected();
+      // The other client logs in and is queued behind the statement, not the server behind it.
+      const queued = other.query('SELECT 1 AS one');
+      expect(sleeping).toBe(true);
+      await cancel(sleeper);
+      await expect(slept).rejects.toMatchObject({
+        code: '57014',
+        message: 'canceling statement due to user request',
+      });
+      expect((await queued).rows).toEqual([{ one: 1 }]);
+      expect((await sleeper.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+      await other.end();
+    } finally {
+      await sleeper.end();
+    }
+  });
+
+  it('replaces the engine when a cancelled statement computes on, and tells every client why', async () => {
+    const computer = await connected();
+    const bystander = await connected();
+    const bystanderLost = new Promise<Error>((resolve) => bystander.once('error', resolve));
+    await computer.query('CREATE TABLE before_replace (x int)');
+    const computing = computer.query(
+      'SELECT count(*) FROM generate_series(1, 20000) a, generate_series(1, 20000) b',
+    );
+    computing.catch(() => {});
+    // Asked once the statement runs: the query above is the engine's call now.
+    await waitUntil(() => engine.busy);
+    await cancel(computer);
+    await expect(computing).rejects.toMatchObject({ code: '57P01' });
+    expect((await bystanderLost).message).toContain(
+      'the engine was replaced (this throwaway database starts over',
+    );
+    expect(warnings.some((warning) => warning.includes('the engine is replaced'))).toBe(true);
+    const after = await connected();
+    try {
+      await expect(after.query('SELECT * FROM before_replace')).rejects.toMatchObject({ code: '42P01' });
+      expect((await after.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
+    } finally {
+      await after.end();
+      await computer.end().catch(() => {});
+      await bystander.end().catch(() => {});
+    }
+  });
+
+  it('stops a running statement when the proxy closes', async () => {
+    const own = await ThreadedEngine.start({
+      kind: 'memory',
+      runtimeRoot: (await prepareTemplate({ cacheDir: await freshCacheDir() })).runtimeRoot,
+      pgdata: (await prepareTemplate({ cacheDir: await freshCacheDir() })).pgdata,
+    });
+    const closing = await startThreadedProxy(own);
+    const c = new pg.Client(closing.connectionString);
+    c.on('error', () => {});
+    await c.connect();
+    const running = c.query('SELECT count(*) FROM generate_series(1, 20000) a, generate_series(1, 20000) b');
+    running.catch(() => {});
+    await waitUntil(() => own.busy);
+    await closing.close();
+    await expect(running).rejects.toMatchObject({ code: '57P01' });
+  });
+});
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}

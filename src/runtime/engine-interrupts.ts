@@ -37,9 +37,16 @@ export class EngineInterrupts {
   private alarmAt = NO_DEADLINE;
   private alarmWhich = 0;
   private inCall = false;
+  private readonly countsCalls: boolean;
 
-  constructor(control: Int32Array = new Int32Array(new SharedArrayBuffer(8))) {
-    this.control = control;
+  /**
+   * With `control` from a caller on another thread, that caller numbers the calls (it writes the
+   * number of each call into [RUNNING] before making it, see markCall), so that a cancel asked
+   * for a call the engine has not begun yet still reaches it. Without, the engine counts them.
+   */
+  constructor(control?: Int32Array) {
+    this.countsCalls = control === undefined;
+    this.control = control ?? new Int32Array(new SharedArrayBuffer(8));
   }
 
   /** The interrupts of an engine module, once it has started with them. */
@@ -75,7 +82,7 @@ export class EngineInterrupts {
    * session for idling (the proxy keeps clients' idle timeouts itself).
    */
   beginCall(): void {
-    Atomics.add(this.control, RUNNING, 1);
+    if (this.countsCalls) Atomics.add(this.control, RUNNING, 1);
     this.inCall = true;
     if (this.alarmAt !== NO_DEADLINE)
       this.alarmAt = Math.max(this.alarmAt, performance.now() + IDLE_ALARM_DEFER_MS);
@@ -89,6 +96,11 @@ export class EngineInterrupts {
   /** Asks the call running now, if any, to stop with 57014 (from any thread that has `control`). */
   static cancelRunning(control: Int32Array): void {
     Atomics.store(control, CANCEL, Atomics.load(control, RUNNING));
+  }
+
+  /** The caller that numbers calls: `call` is the one it makes next. */
+  static markCall(control: Int32Array, call: number): void {
+    Atomics.store(control, RUNNING, call);
   }
 
   private attach(module: object): void {

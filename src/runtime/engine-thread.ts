@@ -9,10 +9,12 @@ import { InteractiveRuntime } from './interactive-runtime.js';
 import { openMemoryEngine } from './memory-engine.js';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './threaded-engine.js';
 import { adoptCompiledModule } from './wasm-modules.js';
-import { IDLE, REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
+import { REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
 
 /** How long the thread keeps looking for the next request before it sleeps. */
 const IDLE_SPIN_MS = 0.2;
+/** How long it sleeps at a time before it looks at its messages. */
+const SLEEP_SLICE_MS = 20;
 
 const data = workerData as EngineThreadData;
 if (!parentPort) throw new Error('the engine thread must run in a worker thread');
@@ -47,9 +49,7 @@ async function start(): Promise<InteractiveRuntime> {
 
 async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
   for (;;) {
-    let state = channel.spinWhile(IDLE, IDLE_SPIN_MS);
-    if (state !== REQUEST) state = await channel.changeFrom(state);
-    if (state !== REQUEST) continue;
+    await nextRequest();
     try {
       const bytes = channel.take();
       const output = runtime.execWireNow(bytes) ?? (await runtime.execInteractive(bytes));
@@ -62,6 +62,19 @@ async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
     } catch (error) {
       channel.fail({ message: describe(error), crashed: error instanceof EngineCrashedError });
     }
+    if (channel.callerAsleep()) send({ type: 'wake' });
+  }
+}
+
+/** Waits for the next request: spins a little, then sleeps; messages are handled between sleeps. */
+async function nextRequest(): Promise<void> {
+  let state = channel.spinWhile(channel.state, IDLE_SPIN_MS);
+  while (state !== REQUEST) {
+    const before = state;
+    state = channel.sleepWhile(before, SLEEP_SLICE_MS);
+    // Only a sleep that ran its course yields to the event loop: a request may follow a change at once.
+    if (state === before)
+      state = await new Promise<number>((resolve) => setImmediate(() => resolve(channel.state)));
   }
 }
 

@@ -34,6 +34,8 @@ export type FromEngineThread =
   | { type: 'ready' }
   | { type: 'failed'; reason: string }
   | { type: 'reply'; bytes: Uint8Array }
+  /** A reply is in the channel, for a caller that was waiting asynchronously. */
+  | { type: 'wake' }
   | { type: 'execReply'; id: number; bytes?: Uint8Array; error?: CallFailure };
 
 /** How long a caller spins for a reply before it waits asynchronously (a short query's time). */
@@ -64,6 +66,7 @@ export class ThreadedEngine {
   private callsStarted = 0;
   private replacing = false;
   private postedReply: ((bytes: Uint8Array) => void) | null = null;
+  private wake: (() => void) | null = null;
   private readonly messageCalls = new Map<
     number,
     { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void }
@@ -174,10 +177,16 @@ export class ThreadedEngine {
     return result;
   }
 
-  /** A wire call through shared memory: answered at once when the engine is quick. */
-  private call(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  /** Numbers the call, so that a cancel reaches it even before the engine thread picks it up. */
+  private begin(): void {
     this.callInFlight = true;
     this.callsStarted++;
+    EngineInterrupts.markCall(this.interrupts, this.callsStarted);
+  }
+
+  /** A wire call through shared memory: answered at once when the engine is quick. */
+  private call(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    this.begin();
     this.channel.put(bytes, REQUEST);
     const state = this.channel.spinWhile(REQUEST, REPLY_SPIN_MS);
     return state === REQUEST ? this.awaitReply() : this.reply(state);
@@ -185,8 +194,7 @@ export class ThreadedEngine {
 
   /** A call as a message: for requests larger than the shared buffer, and COPY data. */
   private post(bytes: Uint8Array, blob?: Uint8Array): Promise<Uint8Array> {
-    this.callInFlight = true;
-    this.callsStarted++;
+    this.begin();
     const id = this.nextMessageCall++;
     const reply = new Promise<Uint8Array>((resolve, reject) => {
       this.messageCalls.set(id, {
@@ -205,7 +213,12 @@ export class ThreadedEngine {
     const lost = new Promise<never>((_, reject) => {
       this.threadLost = reject;
     });
-    const state = await Promise.race([this.channel.changeFrom(REQUEST), lost]);
+    const woken = () =>
+      new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    const state = await Promise.race([this.channel.changeFrom(REQUEST, woken), lost]);
+    this.wake = null;
     const reply = this.reply(state);
     return reply instanceof Promise ? Promise.race([reply, lost]) : reply;
   }
@@ -254,6 +267,7 @@ export class ThreadedEngine {
         else if (message.type === 'failed')
           reject(new EngineStartError(`The engine could not start: ${message.reason}`));
         else if (message.type === 'reply') this.postedReply?.(message.bytes);
+        else if (message.type === 'wake') this.wake?.();
         else if (message.type === 'execReply') this.settleMessageCall(message);
       });
       worker.once('error', (error) => {

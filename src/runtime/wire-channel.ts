@@ -1,7 +1,8 @@
 // The engine thread's wire calls travel through shared memory: a request is written into it and
 // the other side, which spins briefly before it sleeps, sees it within a microsecond; a message
 // between threads costs ~50 µs here, as much as a short query. Requests and replies larger than
-// the buffer travel as messages instead.
+// the buffer travel as messages instead. Atomics.waitAsync alone does not always wake an idle
+// event loop in Node 20, so a side that sleeps asynchronously is also woken by a message.
 
 /** States of a call, in header slot STATE. */
 export const IDLE = 0;
@@ -14,7 +15,9 @@ export const FAILED = 4;
 
 const STATE = 0;
 const LENGTH = 1;
-const HEADER_BYTES = 8;
+/** Set while the calling side waits for the reply asynchronously: it wants a message too. */
+const CALLER_ASLEEP = 2;
+const HEADER_BYTES = 16;
 /** Shared buffer for requests and replies; larger ones travel as messages. */
 export const CHANNEL_BYTES = 4 * 1024 * 1024;
 
@@ -29,7 +32,7 @@ export class WireChannel {
   private readonly data: Uint8Array;
 
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(HEADER_BYTES + CHANNEL_BYTES)) {
-    this.header = new Int32Array(buffer, 0, 2);
+    this.header = new Int32Array(buffer, 0, 3);
     this.data = new Uint8Array(buffer, HEADER_BYTES);
   }
 
@@ -71,14 +74,32 @@ export class WireChannel {
     }
   }
 
-  /** Resolves once the state is no longer `from` (at once if it already is not). */
-  async changeFrom(from: number): Promise<number> {
+  /**
+   * The caller's side: resolves once the state is no longer `from`, woken by the state itself or
+   * by `woken` (the engine thread's message after a reply to a caller that was asleep).
+   */
+  async changeFrom(from: number, woken: () => Promise<void>): Promise<number> {
     for (;;) {
-      const wait = waitAsync(this.header, STATE, from);
-      if (wait.async) await wait.value;
+      Atomics.store(this.header, CALLER_ASLEEP, 1);
       const state = this.state;
-      if (state !== from) return state;
+      if (state !== from) {
+        Atomics.store(this.header, CALLER_ASLEEP, 0);
+        return state;
+      }
+      const wait = waitAsync(this.header, STATE, from);
+      if (wait.async) await Promise.race([wait.value, woken()]);
     }
+  }
+
+  /** The engine thread's side, after a reply: whether the caller sleeps and needs a message. */
+  callerAsleep(): boolean {
+    return Atomics.exchange(this.header, CALLER_ASLEEP, 0) === 1;
+  }
+
+  /** The engine thread's side: blocks up to `ms` while the state is `from`; returns the state then. */
+  sleepWhile(from: number, ms: number): number {
+    Atomics.wait(this.header, STATE, from, ms);
+    return this.state;
   }
 
   fail(failure: CallFailure): void {
