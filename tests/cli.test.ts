@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { queryRows } from './helpers/pg-query.js';
 import { tempRoot } from './helpers/temp-root.js';
@@ -148,6 +149,26 @@ describe('the pglite-oxide command', () => {
     expect(stdout.trim()).toBe('7');
     served.child.kill('SIGINT');
     expect(await served.exit).toBe(0);
+  });
+
+  it('stops on SIGINT while a statement runs, keeping what was committed', async () => {
+    const root = path.join(await tempRoot('pglite-oxide-cli-busy-'), 'db');
+    const first = await serve(['--data', root]);
+    await queryRows(first.url, "CREATE TABLE kept (note text); INSERT INTO kept VALUES ('committed')");
+    const client = new pg.Client(first.url);
+    client.on('error', () => {});
+    await client.connect();
+    const running = client.query(
+      'SELECT count(*) FROM generate_series(1, 30000) a, generate_series(1, 30000) b',
+    );
+    running.catch(() => {});
+    first.child.kill('SIGINT');
+    expect(await first.exit).toBe(0);
+    await expect(running).rejects.toMatchObject({ code: '57P01' });
+    const second = await serve(['--data', root]);
+    expect(await queryRows(second.url, 'SELECT note FROM kept')).toEqual([{ note: 'committed' }]);
+    second.child.kill('SIGTERM');
+    expect(await second.exit).toBe(0);
   });
 
   it('takes the password from a file, and prints the URL without it', async () => {
