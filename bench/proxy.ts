@@ -16,6 +16,8 @@ import { promisify } from 'node:util';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
+import { startThreadedProxy } from '../src/proxy/server.js';
+import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { freePort, NATIVE_BIN, startNativePostgres } from './native-postgres.js';
 import { type CannedReplies, startNodeFloor } from './node-floor.js';
 
@@ -242,6 +244,23 @@ async function main(): Promise<void> {
     },
   });
 
+  // As serve and run run it: the engine in a thread of its own, so a long statement holds no one else.
+  const threadedRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-bench-'));
+  const threadedPaths = await installAndInitIn(threadedRoot);
+  const threadedEngine = await ThreadedEngine.start({
+    kind: 'disk',
+    runtimeRoot: threadedPaths.pgroot,
+    pgdata: threadedPaths.pgdata,
+  });
+  const threadedProxy = await startThreadedProxy(threadedEngine, { port: 0 });
+  servers.push({
+    name: 'proxy, engine thread',
+    url: threadedProxy.connectionString,
+    kinds: allCases,
+    pgbench: true,
+    stop: () => threadedProxy.close(),
+  });
+
   const socketRuntime = await newRuntime();
   const socketPort = await freePort();
   const socketServer = new PGLiteSocketServer({
@@ -290,7 +309,7 @@ async function main(): Promise<void> {
   ];
 
   const width = 38;
-  const cell = 22;
+  const cell = 23;
   console.log(''.padEnd(width) + columns.map(([name]) => name.padStart(cell)).join(''));
   for (const [kind, label] of CASES) {
     console.log(
@@ -305,6 +324,19 @@ async function main(): Promise<void> {
   console.log('');
   if (typeof ours === 'number' && typeof floorSelect === 'number') {
     console.log(`proxy vs Node floor, SELECT 1:    ${(ours / floorSelect).toFixed(2)}x`);
+  }
+  const threaded = columns.find(([name]) => name === 'proxy, engine thread')?.[1];
+  for (const [kind, label] of [
+    ['select1', 'SELECT 1'],
+    ['param', 'SELECT $1'],
+  ] as const) {
+    const inline = columns.find(([name]) => name === 'pglite-oxide proxy')?.[1].get(kind);
+    const hop = threaded?.get(kind);
+    if (typeof inline === 'number' && typeof hop === 'number') {
+      console.log(
+        `engine thread vs same thread, ${label}: ${(hop / inline).toFixed(2)}x (${(1e6 / hop - 1e6 / inline).toFixed(1)} µs a round trip)`,
+      );
+    }
   }
   if (typeof ours === 'number' && typeof socket === 'number') {
     console.log(`proxy vs pglite-socket, SELECT 1: ${(ours / socket).toFixed(2)}x (goal >= 2.5x)`);

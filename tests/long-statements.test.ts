@@ -1,12 +1,12 @@
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
-import { prepareTemplate } from 'pglite-oxide';
+import { installAndInitIn, prepareTemplate } from 'pglite-oxide';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startThreadedProxy, type ThreadedProxyHandle } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { RawClient } from './helpers/raw-client.js';
-import { freshCacheDir } from './helpers/temp-root.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
 
 // A statement must not hold the engine longer than its client allows.
 
@@ -176,3 +176,33 @@ describe('an engine in a thread of its own (serve, run)', () => {
 async function waitUntil(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
+
+describe('engine memory (serve --data)', () => {
+  it('restarts an engine that grew, once no client is connected, keeping its data', async () => {
+    const paths = await installAndInitIn(await tempRoot());
+    const engine = await ThreadedEngine.start({
+      kind: 'disk',
+      runtimeRoot: paths.pgroot,
+      pgdata: paths.pgdata,
+    });
+    const warnings: string[] = [];
+    const proxy = await startThreadedProxy(engine, {
+      engineMemoryLimitMiB: 1,
+      onWarning: (message) => warnings.push(message),
+    });
+    try {
+      const c = new pg.Client(proxy.connectionString);
+      await c.connect();
+      await c.query("CREATE TABLE grown AS SELECT repeat('x', 1000) AS body FROM generate_series(1, 1000)");
+      await c.end();
+      expect(engine.memoryMiB).toBeGreaterThan(1);
+      await waitUntil(() => warnings.some((warning) => warning.includes('to give the memory back')));
+      const after = new pg.Client(proxy.connectionString);
+      await after.connect();
+      expect((await after.query('SELECT count(*)::int AS n FROM grown')).rows).toEqual([{ n: 1000 }]);
+      await after.end();
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -417,7 +417,7 @@ export class ClientSession implements NotificationTarget {
     this.names.closedPortal('');
     const effects = statementEffects(message.body.toString('utf8', 0, sqlEnd), this.dialect);
     const frames = [message.frame];
-    if (effects?.refusal) return this.refuse(effects.refusal, false);
+    if (effects?.refusal) return this.refuse(effects.refusal);
     if (this.host.testTransactionOpen) {
       const statements = statementsWithControl(message.body.toString('utf8', 0, sqlEnd), this.dialect);
       if (statements) return this.runUnderTestTransaction(statements);
@@ -578,7 +578,7 @@ export class ClientSession implements NotificationTarget {
       // They are answered at the Sync, in order, as a unit of their own.
       if (!withSync) return undefined;
       this.controlSteps = [];
-      if (frames.length > 1) return this.refuse(replies.mixedControl, false);
+      if (frames.length > 1) return this.refuse(replies.mixedControl);
       return this.runUnderTestTransaction(controlSteps);
     }
     if (plan && copyAt >= 0) return this.startCopy(plan, true, frames.slice(0, copyAt));
@@ -586,7 +586,7 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** Answers a unit the engine must not see with an error, as Postgres would for that statement. */
-  private async refuse(fields: Pick<ErrorFields, 'code' | 'message'>, _partOfBatch: boolean): Promise<void> {
+  private async refuse(fields: Pick<ErrorFields, 'code' | 'message'>): Promise<void> {
     this.write(errorResponse({ severity: 'ERROR', ...fields }));
     if (this.engineBatchOpen) return this.runUnit([SYNC_FRAME], null, true);
     this.write(readyForQuery(this.status));

@@ -43,6 +43,12 @@ export interface ProxyOptions {
    * CancelRequest before its engine is replaced. Default 5 s.
    */
   cancelGraceMs?: number;
+  /**
+   * With an engine in its own thread on a data directory (serve --data): when the last client
+   * leaves and the engine's memory is above this many MiB, the engine restarts to give it back.
+   * Default 512.
+   */
+  engineMemoryLimitMiB?: number;
   /** The largest frontend message accepted (Query, Bind, CopyData, ...). Default 256 MiB. */
   maxMessageBytes?: number;
   /** The most COPY FROM STDIN data accepted in one COPY. Default 1 GiB. */
@@ -66,6 +72,7 @@ export interface ResolvedLimits {
   maxStartupConnections: number;
   authFailureDelayMs: number;
   cancelGraceMs: number;
+  engineMemoryLimitMiB: number;
   maxMessageBytes: number;
   maxCopyInBytes: number;
   maxConnections: number;
@@ -79,6 +86,7 @@ export function resolveLimits(options: ProxyOptions): ResolvedLimits {
     maxStartupConnections: options.maxStartupConnections ?? 32,
     authFailureDelayMs: options.authFailureDelayMs ?? 500,
     cancelGraceMs: options.cancelGraceMs ?? 5_000,
+    engineMemoryLimitMiB: options.engineMemoryLimitMiB ?? 512,
     maxMessageBytes: options.maxMessageBytes ?? 256 * 1024 * 1024,
     maxCopyInBytes: options.maxCopyInBytes ?? 1024 * 1024 * 1024,
     maxConnections: options.maxConnections ?? 100,

@@ -147,6 +147,7 @@ class ProxyServer implements SessionHost {
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
   private closing: Promise<void> | null = null;
+  private restarting: Promise<void> | null = null;
   private tcpHost = '';
   private tcpPort = 0;
   private socketPath: string | undefined;
@@ -326,6 +327,25 @@ class ProxyServer implements SessionHost {
 
   sessionLeft(session: ClientSession): void {
     this.sessions.delete(session);
+    if (this.sessions.size === 0) this.giveMemoryBack();
+  }
+
+  /**
+   * WebAssembly memory never shrinks: after a big operation the engine keeps its peak. An engine
+   * on a data directory loses nothing by a restart, so it restarts once no client is connected.
+   */
+  private giveMemoryBack(): void {
+    const threaded = this.engine.threaded;
+    if (!threaded?.onDisk || this.closing || this.restarting) return;
+    const memory = threaded.memoryMiB;
+    if (memory <= this.limits.engineMemoryLimitMiB) return;
+    this.warn(`the engine holds ${memory} MiB after a big operation; restarting it to give the memory back`);
+    this.restarting = threaded
+      .restart()
+      .catch((error: unknown) => this.warn(`the engine restart failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.restarting = null;
+      });
   }
 
   warn(message: string): void {

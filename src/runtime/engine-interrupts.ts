@@ -25,6 +25,9 @@ interface InterruptibleModule {
 /** Slots of the shared control array. */
 const CANCEL = 0;
 const RUNNING = 1;
+/** The engine's memory after its last call, in MiB (WebAssembly memory only grows). */
+const MEMORY_MIB = 2;
+export const CONTROL_SLOTS = 3;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 const IDLE_ALARM_DEFER_MS = 1;
 const interruptsOfModule = new WeakMap<object, EngineInterrupts>();
@@ -46,7 +49,7 @@ export class EngineInterrupts {
    */
   constructor(control?: Int32Array) {
     this.countsCalls = control === undefined;
-    this.control = control ?? new Int32Array(new SharedArrayBuffer(8));
+    this.control = control ?? new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
   }
 
   /** The interrupts of an engine module, once it has started with them. */
@@ -91,6 +94,13 @@ export class EngineInterrupts {
   /** The call ended: no alarm is delivered until the next one. */
   endCall(): void {
     this.inCall = false;
+    const memory = this.module?.HEAP32.buffer.byteLength;
+    if (memory !== undefined) Atomics.store(this.control, MEMORY_MIB, Math.ceil(memory / 1024 / 1024));
+  }
+
+  /** The engine's memory after its last call, in MiB, as the engine's thread reported it. */
+  static memoryMiB(control: Int32Array): number {
+    return Atomics.load(control, MEMORY_MIB);
   }
 
   /** Asks the call running now, if any, to stop with 57014 (from any thread that has `control`). */

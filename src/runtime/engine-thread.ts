@@ -47,9 +47,13 @@ async function start(): Promise<InteractiveRuntime> {
   });
 }
 
+/** Set by a close: the call loop ends, so the thread can exit once the engine is closed. */
+let closing = false;
+
 async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
   for (;;) {
     await nextRequest();
+    if (closing) return;
     try {
       const bytes = channel.take();
       const output = runtime.execWireNow(bytes) ?? (await runtime.execInteractive(bytes));
@@ -69,7 +73,7 @@ async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
 /** Waits for the next request: spins a little, then sleeps; messages are handled between sleeps. */
 async function nextRequest(): Promise<void> {
   let state = channel.spinWhile(channel.state, IDLE_SPIN_MS);
-  while (state !== REQUEST) {
+  while (state !== REQUEST && !closing) {
     const before = state;
     state = channel.sleepWhile(before, SLEEP_SLICE_MS);
     // Only a sleep that ran its course yields to the event loop: a request may follow a change at once.
@@ -96,6 +100,7 @@ async function main(): Promise<void> {
           }),
       );
     } else if (message.type === 'close') {
+      closing = true;
       void runtime.close().finally(() => port.close());
     }
   });

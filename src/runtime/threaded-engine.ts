@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import type { EngineSettings } from './engine.js';
-import { EngineInterrupts } from './engine-interrupts.js';
+import { CONTROL_SLOTS, EngineInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { compiledModule } from './wasm-modules.js';
 import { type CallFailure, FAILED, IDLE, REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
@@ -57,7 +57,7 @@ export class ThreadedEngine {
   readonly env: Record<string, string>;
   private worker!: Worker;
   private channel!: WireChannel;
-  private readonly interrupts = new Int32Array(new SharedArrayBuffer(8));
+  private readonly interrupts = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
   /** Settles when every call made so far has; the engine takes one call at a time. */
   private tail: Promise<unknown> = Promise.resolve();
   /** Calls made while another was in flight, not started yet. */
@@ -113,6 +113,35 @@ export class ThreadedEngine {
     return this.callInFlight;
   }
 
+  /** The engine's memory, in MiB: WebAssembly memory grows with big operations and never shrinks. */
+  get memoryMiB(): number {
+    return EngineInterrupts.memoryMiB(this.interrupts);
+  }
+
+  /** Whether the engine keeps its data on disk, where a restart loses nothing committed. */
+  get onDisk(): boolean {
+    return this.spec.kind === 'disk';
+  }
+
+  /**
+   * Closes the engine and opens it again on its data directory: the way to give back the memory
+   * a big operation grew (WebAssembly memory never shrinks). Only between clients' work.
+   */
+  async restart(): Promise<void> {
+    const restarting = (async () => {
+      await this.tail;
+      await this.closeThread();
+      await this.startThread();
+    })();
+    this.replacing = true;
+    this.tail = restarting.catch(() => {});
+    try {
+      await restarting;
+    } finally {
+      this.replacing = false;
+    }
+  }
+
   /** Counts the calls started; tells one long call from two in a row. */
   get callNumber(): number {
     return this.callsStarted;
@@ -153,9 +182,15 @@ export class ThreadedEngine {
       await this.endThread(new EngineCrashedError('The engine was stopped: the server shut down.'));
       return;
     }
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage({ type: 'close' } satisfies ToEngineThread);
-    const timer = setTimeout(() => void this.worker.terminate(), 5_000);
+    await this.closeThread();
+  }
+
+  /** Closes the engine in its thread (a clean shutdown of PostgreSQL), then the thread. */
+  private async closeThread(): Promise<void> {
+    const worker = this.worker;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'close' } satisfies ToEngineThread);
+    const timer = setTimeout(() => void worker.terminate(), 5_000);
     await exited;
     clearTimeout(timer);
   }

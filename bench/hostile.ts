@@ -1,0 +1,178 @@
+/**
+ * What hostile or careless clients cost the others, with the anchor each figure compares to in
+ * the same run:
+ * - a 100 MB statement through the proxy vs the same bytes made by repeat() in the engine, and
+ *   another client's SELECT 1 meanwhile;
+ * - a long statement (pg_sleep) vs another client's login and query, engine in this thread vs in
+ *   a thread of its own (as serve and run have it);
+ * - silent connections vs a real login; wrong passwords per second;
+ * - SIGINT to `pglite-oxide serve` in the middle of a statement, to exit.
+ *
+ *   npm run bench:hostile
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
+import { startThreadedProxy } from '../src/proxy/server.js';
+import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
+
+const MB = 1024 * 1024;
+
+async function newRoot(): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-bench-'));
+}
+
+async function connect(url: string, options: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, ...options });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/** Round trips of SELECT 1 by another client until `until` settles: the slowest, in ms. */
+async function bystander(url: string, until: Promise<unknown>): Promise<number> {
+  const client = await connect(url);
+  let done = false;
+  void until.finally(() => {
+    done = true;
+  });
+  let slowest = 0;
+  while (!done) {
+    const started = performance.now();
+    await client.query('SELECT 1');
+    slowest = Math.max(slowest, performance.now() - started);
+  }
+  await client.end();
+  return slowest;
+}
+
+async function bigStatement(url: string): Promise<void> {
+  const client = await connect(url);
+  await client.query('CREATE TABLE big (body text)');
+  for (const size of [10, 100]) {
+    const literal = 'x'.repeat(size * MB);
+    let started = performance.now();
+    const sent = client.query(`INSERT INTO big VALUES ('${literal}')`);
+    const slowest = await bystander(url, sent);
+    await sent;
+    const proxyMs = performance.now() - started;
+    started = performance.now();
+    await client.query(`INSERT INTO big VALUES (repeat('x', ${size * MB}))`);
+    const repeatMs = performance.now() - started;
+    console.log(
+      `${size} MB INSERT literal: ${proxyMs.toFixed(0)} ms through the proxy, ${repeatMs.toFixed(0)} ms with repeat() in the engine (${(proxyMs / repeatMs).toFixed(2)}x); another client's slowest SELECT 1 meanwhile ${slowest.toFixed(1)} ms`,
+    );
+  }
+  await client.end();
+}
+
+async function longStatement(name: string, url: string): Promise<void> {
+  const sleeper = await connect(url);
+  const sleeping = sleeper.query('SELECT pg_sleep(2)');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = performance.now();
+  const other = await connect(url);
+  const loginMs = performance.now() - started;
+  await sleeping;
+  const queryMs = performance.now() - started;
+  await Promise.all([other.end(), sleeper.end()]);
+  console.log(
+    `${name}: during a 2 s pg_sleep, another client logged in after ${loginMs.toFixed(1)} ms (its query waits for the engine: ${queryMs.toFixed(0)} ms)`,
+  );
+}
+
+async function silentFlood(url: string, port: number): Promise<void> {
+  const silent = await Promise.all(
+    Array.from(
+      { length: 100 },
+      () =>
+        new Promise<net.Socket>((resolve) => {
+          const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+          socket.on('error', () => {});
+        }),
+    ),
+  );
+  const started = performance.now();
+  const client = await connect(url);
+  await client.query('SELECT 1');
+  console.log(
+    `100 silent connections open: a real client logged in and queried in ${(performance.now() - started).toFixed(1)} ms`,
+  );
+  await client.end();
+  for (const socket of silent) socket.destroy();
+}
+
+async function passwordGuesses(runtime: InteractiveRuntime): Promise<void> {
+  const proxy = await startProxy({ runtime, port: 0, password: 'right' });
+  const end = performance.now() + 3_000;
+  let guesses = 0;
+  // As an attacker would: many connections at once.
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (performance.now() < end) {
+        const client = new pg.Client({
+          host: '127.0.0.1',
+          port: proxy.port,
+          user: 'postgres',
+          database: 'template1',
+          password: 'wrong',
+        });
+        await client.connect().catch(() => {});
+        guesses++;
+      }
+    }),
+  );
+  console.log(`wrong passwords, 32 connections at once: ${(guesses / 3).toFixed(0)} guesses/s`);
+  await proxy.close();
+}
+
+async function stopMidStatement(): Promise<void> {
+  const cli = path.resolve('dist/cli.js');
+  const root = path.join(await newRoot(), 'db');
+  const child: ChildProcess = spawn(process.execPath, [cli, 'serve', '--data', root], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const url = await new Promise<string>((resolve) => {
+    child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString().split('\n')[0]!.trim()));
+  });
+  const client = await connect(url);
+  void client
+    .query('SELECT count(*) FROM generate_series(1, 30000) a, generate_series(1, 30000) b')
+    .catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const started = performance.now();
+  child.kill('SIGINT');
+  await exited;
+  console.log(
+    `pglite-oxide serve --data, SIGINT during a statement that computes for minutes: exited in ${(performance.now() - started).toFixed(0)} ms`,
+  );
+}
+
+async function main(): Promise<void> {
+  console.log(`pglite-oxide hostile-client bench: ${os.cpus().length} CPUs, Node ${process.version}\n`);
+  const runtime = await InteractiveRuntime.start(await installAndInitIn(await newRoot()));
+  const proxy = await startProxy({ runtime, port: 0, maxMessageBytes: 512 * MB });
+  await bigStatement(proxy.connectionString);
+  await longStatement('engine in this thread', proxy.connectionString);
+  const paths = await installAndInitIn(await newRoot());
+  const engine = await ThreadedEngine.start({
+    kind: 'disk',
+    runtimeRoot: paths.pgroot,
+    pgdata: paths.pgdata,
+  });
+  const threaded = await startThreadedProxy(engine, { port: 0 });
+  await longStatement('engine in its own thread (serve, run)', threaded.connectionString);
+  await threaded.close();
+  await silentFlood(proxy.connectionString, proxy.port);
+  await proxy.close();
+  await passwordGuesses(runtime);
+  await runtime.close();
+  await stopMidStatement();
+}
+
+await main();
