@@ -72,7 +72,9 @@ async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
 
 /** Waits for the next request: spins a little, then sleeps; messages are handled between sleeps. */
 async function nextRequest(): Promise<void> {
-  let state = channel.spinWhile(channel.state, IDLE_SPIN_MS);
+  // The caller takes the reply and sends the next request within a round trip: keep looking
+  // until a request comes, not just until the reply is taken.
+  let state = channel.spinUntil(REQUEST, IDLE_SPIN_MS);
   while (state !== REQUEST && !closing) {
     const before = state;
     state = channel.sleepWhile(before, SLEEP_SLICE_MS);

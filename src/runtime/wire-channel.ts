@@ -74,6 +74,16 @@ export class WireChannel {
     }
   }
 
+  /** Spins up to `spinMs` until the state is `to`; returns the state then. */
+  spinUntil(to: number, spinMs: number): number {
+    const deadline = performance.now() + spinMs;
+    for (let round = 0; ; round++) {
+      const state = this.state;
+      if (state === to) return state;
+      if ((round & 1023) === 1023 && performance.now() > deadline) return state;
+    }
+  }
+
   /**
    * The caller's side: resolves once the state is no longer `from`, woken by the state itself or
    * by `woken` (the engine thread's message after a reply to a caller that was asleep).
