@@ -10,17 +10,24 @@
  *
  *   npm run bench:hostile
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
 import { startThreadedProxy } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 
 const MB = 1024 * 1024;
+const run = promisify(execFile);
+const require = createRequire(import.meta.url);
 
 async function newRoot(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-bench-'));
@@ -70,18 +77,30 @@ async function bigStatement(url: string): Promise<void> {
   await client.end();
 }
 
-async function longStatement(name: string, url: string): Promise<void> {
-  const sleeper = await connect(url);
-  const sleeping = sleeper.query('SELECT pg_sleep(2)');
-  await new Promise((resolve) => setTimeout(resolve, 100));
+/** A client in a process of its own: waits `delayMs`, then logs in and runs SELECT 1; prints its own timings. */
+const LATE_CLIENT = `
+const pg = require(process.env.PG_PATH);
+setTimeout(async () => {
   const started = performance.now();
-  const other = await connect(url);
-  const loginMs = performance.now() - started;
-  await sleeping;
-  const queryMs = performance.now() - started;
-  await Promise.all([other.end(), sleeper.end()]);
+  const client = new pg.Client(process.env.URL);
+  await client.connect();
+  const login = performance.now() - started;
+  await client.query('SELECT 1');
+  process.stdout.write(JSON.stringify({ login, query: performance.now() - started }));
+  await client.end();
+}, Number(process.env.DELAY_MS));
+`;
+
+async function longStatement(name: string, url: string): Promise<void> {
+  const late = run(process.execPath, ['-e', LATE_CLIENT], {
+    env: { ...process.env, PG_PATH: require.resolve('pg'), URL: url, DELAY_MS: '300' },
+  });
+  const sleeper = await connect(url);
+  await sleeper.query('SELECT pg_sleep(2)');
+  const { login, query } = JSON.parse((await late).stdout) as { login: number; query: number };
+  await sleeper.end();
   console.log(
-    `${name}: during a 2 s pg_sleep, another client logged in after ${loginMs.toFixed(1)} ms (its query waits for the engine: ${queryMs.toFixed(0)} ms)`,
+    `${name}: during a 2 s pg_sleep, another client (own process) logged in after ${login.toFixed(1)} ms; its SELECT 1 waited for the engine: ${query.toFixed(0)} ms`,
   );
 }
 
@@ -165,8 +184,30 @@ async function main(): Promise<void> {
     runtimeRoot: paths.pgroot,
     pgdata: paths.pgdata,
   });
-  const threaded = await startThreadedProxy(engine, { port: 0 });
+  const threaded = await startThreadedProxy(engine, { port: 0, maxMessageBytes: 512 * MB });
   await longStatement('engine in its own thread (serve, run)', threaded.connectionString);
+  const before = engine.memoryMiB;
+  const copier = await connect(threaded.connectionString);
+  await copier.query('CREATE TABLE copied (body text)');
+  // As psql's \copy sends it: 200 MB of rows through COPY FROM STDIN.
+  const row = `${'y'.repeat(999)}\n`;
+  await pipeline(
+    Readable.from(
+      (function* () {
+        for (let i = 0; i < 200; i++) yield row.repeat(1024);
+      })(),
+    ),
+    copier.query(copyFrom('COPY copied FROM STDIN')),
+  );
+  await copier.end();
+  const grown = engine.memoryMiB;
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const probe = await connect(threaded.connectionString);
+  await probe.query('SELECT count(*) FROM copied');
+  await probe.end();
+  console.log(
+    `engine memory (serve --data): ${before} MiB, ${grown} MiB after a 200 MB COPY FROM STDIN, ${engine.memoryMiB} MiB after the last client left (restart above 512 MiB; process RSS ${(process.memoryUsage().rss / MB).toFixed(0)} MiB)`,
+  );
   await threaded.close();
   await silentFlood(proxy.connectionString, proxy.port);
   await proxy.close();

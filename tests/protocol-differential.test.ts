@@ -99,6 +99,20 @@ describe('the proxy answers like PostgreSQL', () => {
     ]);
   });
 
+  it('a portal whose COPY already ran is refused, and inside a transaction block that aborts it', async () => {
+    await expectSameReplies([
+      { type: 'copyIn', extended: true, data: ['1\n'], end: 'done' },
+      { type: 'execute', portal: '', rows: 0 },
+      { type: 'sync' },
+    ]);
+    await expectSameReplies([
+      { type: 'query', sql: 'BEGIN' },
+      { type: 'copyIn', extended: true, data: [], end: 'done' },
+      { type: 'execute', portal: '', rows: 0 },
+      { type: 'copyIn', extended: false, data: [], end: 'fail' },
+    ]);
+  });
+
   it(`random message sequences (${RUNS} runs, seed ${SEED})`, {
     timeout: 60_000 + RUNS * 1_000,
   }, async () => {

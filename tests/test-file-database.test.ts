@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import pg from 'pg';
 import {
   checkIsolation,
   InvalidInputError,
@@ -53,6 +54,25 @@ describe('per-test isolation around a leased database', () => {
     await database.beforeTest();
     expect(await query(database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 1 }]);
     await database.afterTest({ failed: false, label: 'after' });
+    await database.close();
+  });
+
+  it('cancels a statement a test left running (a timed-out test), and the next test starts', async () => {
+    const database = await open('transaction');
+    await database.beforeTest();
+    const client = new pg.Client(database.connectionString);
+    client.on('error', () => {});
+    await client.connect();
+    const leftRunning = client.query('SELECT pg_sleep(300)');
+    leftRunning.catch(() => {});
+    // The test ends (its timeout) with the statement still running: the database's thread is
+    // busy with it, and the next test's control waits behind it until the host cancels it.
+    await database.afterTest({ failed: false, label: 'timed out' });
+    await database.beforeTest();
+    await expect(leftRunning).rejects.toMatchObject({ code: '57014' });
+    expect(await query(database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 1 }]);
+    await database.afterTest({ failed: false, label: 'next' });
+    await client.end();
     await database.close();
   });
 

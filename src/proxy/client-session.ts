@@ -53,7 +53,7 @@ import { type FrontendMessage, FrontendReader, printable } from '../protocol/fro
 import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import type { AuthExchange } from './auth.js';
-import { CopyInCollector, copyColumnsProbe, copyFailureFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
+import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { EngineWaitError } from './engine-scheduler.js';
 import type { NotificationTarget } from './notifications.js';
 import { cleanupFrames } from './session-cleanup.js';
@@ -430,15 +430,18 @@ export class ClientSession implements NotificationTarget {
   private refuseSpentPortal(message: FrontendMessage): Promise<void> | undefined {
     if (this.batch.length > 0) return this.thenAgain(this.runBatch(false), message);
     const portal = decodeExecute(message.body).portal;
-    this.write(
-      errorResponse(
-        this.status === 'E'
-          ? { severity: 'ERROR', code: '25P02', message: ABORTED_TRANSACTION }
-          : { severity: 'ERROR', code: '55000', message: `portal "${portal}" cannot be run` },
-      ),
-    );
-    this.discardUntilSync = true;
-    return undefined;
+    return this.failInEngine(`portal "${portal}" cannot be run`, '55000');
+  }
+
+  /** An error found by the proxy inside an extended batch, raised by the engine so it aborts as Postgres would. */
+  private async failInEngine(message: string, code: string): Promise<void> {
+    let taken = this.takeEngine(false);
+    if (taken instanceof Promise) taken = await taken;
+    if (!taken) return;
+    if (this.host.testTransactionOpen && !(await this.openAutocommit())) return;
+    const output = await this.engineCall(Buffer.concat(errorFrames(message, true, code)));
+    if (!output || !this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)) return;
+    this.releaseOrIdle();
   }
 
   /** Handles `message` again once `pending` work is done. */
@@ -858,7 +861,7 @@ export class ClientSession implements NotificationTarget {
     const copy = this.copy!;
     this.copy = null;
     const output = failure
-      ? await this.engineCall(Buffer.concat(copyFailureFrames(failure.message, copy.extended, failure.code)))
+      ? await this.engineCall(Buffer.concat(errorFrames(failure.message, copy.extended, failure.code)))
       : await this.engineCall(Buffer.concat(copy.loadFrames()), copy.blob());
     if (!output) return;
     const summary = copy.extended
@@ -1058,7 +1061,6 @@ export class ClientSession implements NotificationTarget {
   }
 }
 
-const ABORTED_TRANSACTION = 'current transaction is aborted, commands ignored until end of transaction block';
 const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
 /** Replies to the column probe of a COPY that the client did not ask for; its error passes. */
 const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43]);

@@ -40,10 +40,11 @@ export class CopyInCollector {
 }
 
 /**
- * Frames that make the engine fail with `code` and `message`, the way Postgres fails a COPY the
- * client aborted (57014) or broke, so the transaction state that follows is the engine's own.
+ * Frames that make the engine fail with `code` and `message`, for an error the proxy finds itself
+ * (a COPY the client aborted, a portal that already ran), so the transaction state that follows
+ * is the engine's own (an aborted transaction block, and 25P02 for anything in one).
  */
-export function copyFailureFrames(message: string, extended: boolean, code: string): Buffer[] {
+export function errorFrames(message: string, extended: boolean, code: string): Buffer[] {
   const body = `BEGIN RAISE EXCEPTION USING ERRCODE = '${code}', MESSAGE = ${dollarQuote(message)}; END`;
   return statementFrames(`DO ${dollarQuote(body)}`, extended);
 }

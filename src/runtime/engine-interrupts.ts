@@ -32,6 +32,25 @@ const NO_DEADLINE = Number.POSITIVE_INFINITY;
 const IDLE_ALARM_DEFER_MS = 1;
 const interruptsOfModule = new WeakMap<object, EngineInterrupts>();
 
+/** An engine's interrupts shared with another thread, which may cancel what it runs. */
+export interface SharedInterrupts {
+  control: Int32Array;
+  /**
+   * The other thread numbers the calls it makes (markCall before each), so that a cancel asked
+   * for a call the engine has not begun yet still reaches it. Otherwise the engine counts them,
+   * and a cancel reaches whatever call runs when it is asked.
+   */
+  numberedByCaller: boolean;
+}
+
+export function shareInterrupts(numberedByCaller: boolean): SharedInterrupts {
+  return { control: newControl(), numberedByCaller };
+}
+
+function newControl(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+}
+
 export class EngineInterrupts {
   /** [CANCEL]: the call to cancel; [RUNNING]: the call running now. Shared with other threads. */
   readonly control: Int32Array;
@@ -42,14 +61,9 @@ export class EngineInterrupts {
   private inCall = false;
   private readonly countsCalls: boolean;
 
-  /**
-   * With `control` from a caller on another thread, that caller numbers the calls (it writes the
-   * number of each call into [RUNNING] before making it, see markCall), so that a cancel asked
-   * for a call the engine has not begun yet still reaches it. Without, the engine counts them.
-   */
-  constructor(control?: Int32Array) {
-    this.countsCalls = control === undefined;
-    this.control = control ?? new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+  constructor(shared?: SharedInterrupts) {
+    this.countsCalls = !shared?.numberedByCaller;
+    this.control = shared?.control ?? newControl();
   }
 
   /** The interrupts of an engine module, once it has started with them. */

@@ -30,7 +30,7 @@ async function start(): Promise<InteractiveRuntime> {
     return InteractiveRuntime.start(paths, {
       env: spec.env,
       settings: spec.settings,
-      interruptControl: data.interrupts,
+      interrupts: { control: data.interrupts, numberedByCaller: true },
     });
   }
   return InteractiveRuntime.start(paths, {
@@ -42,7 +42,7 @@ async function start(): Promise<InteractiveRuntime> {
         runtimeRoot: spec.runtimeRoot,
         env: spec.env,
         settings: spec.settings,
-        interruptControl: data.interrupts,
+        interrupts: { control: data.interrupts, numberedByCaller: true },
       }),
   });
 }

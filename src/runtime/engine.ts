@@ -7,7 +7,7 @@ import { assertUsableCluster } from '../install/install.js';
 import type { PglitePaths } from '../install/paths.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import { guardEngine } from './engine-guards.js';
-import { EngineInterrupts } from './engine-interrupts.js';
+import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import { settingsFromEnv } from './env.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
@@ -29,7 +29,7 @@ export interface EngineSpec {
   settings: EngineSettings;
   wasmPath: string;
   /** Shared control of the engine's interrupts, for a canceller on another thread. */
-  interruptControl?: Int32Array;
+  interrupts?: SharedInterrupts;
 }
 
 /** Opens the engine on an existing cluster; creates the environment's database if it is missing. */
@@ -70,7 +70,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
   const initdb = path.join(binDir, 'initdb.wasm');
   const engine = await PGlite.create({
     dataDir: spec.paths.pgdata,
-    fs: new WireAwareNodeFS(spec.paths.pgdata, new EngineInterrupts(spec.interruptControl)),
+    fs: new WireAwareNodeFS(spec.paths.pgdata, new EngineInterrupts(spec.interrupts)),
     pgliteWasmModule,
     // Handing over the installed initdb module keeps the engine from reading its own copy.
     initdbWasmModule: existsSync(initdb) ? await compiledModule(initdb) : undefined,

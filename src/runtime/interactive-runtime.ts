@@ -6,6 +6,7 @@ import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
+import type { SharedInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
 import { EngineUnwoundError, execWire } from './raw-wire.js';
@@ -23,7 +24,7 @@ export interface RuntimeOptions {
    */
   engineFactory?: (spec: EngineSpec) => Promise<PGlite>;
   /** Shared control of the engine's interrupts, for a canceller on another thread. */
-  interruptControl?: Int32Array;
+  interrupts?: SharedInterrupts;
 }
 
 /**
@@ -37,7 +38,7 @@ export class InteractiveRuntime {
   readonly settings: EngineSettings;
   readonly wasmPath: string;
   private readonly engineFactory: (spec: EngineSpec) => Promise<PGlite>;
-  private readonly interruptControl: Int32Array | undefined;
+  private readonly interrupts: SharedInterrupts | undefined;
   private engine: PGlite | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Calls made through the queue that have not finished yet. */
@@ -51,7 +52,7 @@ export class InteractiveRuntime {
     this.settings = { ...options.settings };
     this.wasmPath = path.resolve(options.wasmPath ?? path.join(paths.binDir, 'pglite.wasm'));
     this.engineFactory = options.engineFactory ?? openEngine;
-    this.interruptControl = options.interruptControl;
+    this.interrupts = options.interrupts;
   }
 
   /** Starts an engine on an installed root (see installAndInitIn) and returns it ready for queries. */
@@ -169,7 +170,7 @@ export class InteractiveRuntime {
         env: this.env,
         settings: this.settings,
         wasmPath: this.wasmPath,
-        interruptControl: this.interruptControl,
+        interrupts: this.interrupts,
       });
       const engine = this.engine;
       const exitCode = process.exitCode;

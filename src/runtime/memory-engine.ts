@@ -6,7 +6,7 @@ import { PglitePaths } from '../install/paths.js';
 import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { type EngineSettings, startParams } from './engine.js';
 import { guardEngine } from './engine-guards.js';
-import { EngineInterrupts } from './engine-interrupts.js';
+import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import {
   dropSnapshot,
   type EngineSnapshot,
@@ -29,7 +29,7 @@ export interface MemoryEngineOptions {
   /** Server settings (`-c name=value`) over the defaults (shared_buffers=16MB). */
   settings?: EngineSettings;
   /** Shared control of the engine's interrupts, for a canceller on another thread. */
-  interruptControl?: Int32Array;
+  interrupts?: SharedInterrupts;
 }
 
 /** Where the engine expects its data directory inside its own filesystem. */
@@ -92,7 +92,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
   let engine: PGlite;
   try {
     engine = await PGlite.create({
-      fs: new ClusterMemoryFS(image, new EngineInterrupts(options.interruptControl)),
+      fs: new ClusterMemoryFS(image, new EngineInterrupts(options.interrupts)),
       pgliteWasmModule,
       fsBundle: bundle,
       username: env.PGUSER,

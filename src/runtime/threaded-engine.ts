@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import type { EngineSettings } from './engine.js';
-import { CONTROL_SLOTS, EngineInterrupts } from './engine-interrupts.js';
+import { EngineInterrupts, shareInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { compiledModule } from './wasm-modules.js';
 import { type CallFailure, FAILED, IDLE, REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
@@ -57,7 +57,7 @@ export class ThreadedEngine {
   readonly env: Record<string, string>;
   private worker!: Worker;
   private channel!: WireChannel;
-  private readonly interrupts = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+  private readonly interrupts = shareInterrupts(true).control;
   /** Settles when every call made so far has; the engine takes one call at a time. */
   private tail: Promise<unknown> = Promise.resolve();
   /** Calls made while another was in flight, not started yet. */

@@ -1,6 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { PglitePaths } from '../install/paths.js';
 import { type ProxyHandle, startProxy } from '../proxy/server.js';
+import type { SharedInterrupts } from '../runtime/engine-interrupts.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { createResettableEngine, type ResetReport } from '../runtime/memory-engine.js';
 import type { Template } from '../template/prepare-template.js';
@@ -25,6 +26,8 @@ export interface SuiteDatabaseOptions {
    * test in an outer transaction, and clients' own transactions become savepoints inside it.
    */
   testTransactions?: boolean;
+  /** Lets another thread cancel the statement the engine runs (the engine host's main thread). */
+  interrupts?: SharedInterrupts;
 }
 
 export async function startSuiteDatabase(
@@ -38,6 +41,7 @@ export async function startSuiteDatabase(
     runtimeRoot: template.runtimeRoot,
     env: template.env,
     settings: template.settings,
+    interrupts: options.interrupts,
   });
   const paths = new PglitePaths(template.runtimeRoot, template.pgdata);
   const runtime = await InteractiveRuntime.start(paths, {

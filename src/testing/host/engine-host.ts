@@ -125,6 +125,7 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
   const control = await serveControl(async (op, args, connection) => {
     if (op === 'lease') return lease(connection);
     if (op === 'release') return release(Number(args.leaseId));
+    if (op === 'cancel') return leases.get(Number(args.leaseId))?.cancelRunning();
     throw new EngineHostError(`unknown engine host call '${op}'`);
   });
   // The first test files find their databases ready, instead of starting them while the runner

@@ -14,6 +14,8 @@ import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.
 export interface HostWorkerData {
   template: Template;
   pgliteWasm: WebAssembly.Module;
+  /** Shared with the host's main thread, which cancels a statement that outlives its test. */
+  interrupts: Int32Array;
 }
 
 const data = workerData as HostWorkerData;
@@ -28,7 +30,10 @@ async function main(): Promise<void> {
     data.pgliteWasm,
   );
   // Every hosted database can serve isolation 'transaction': each test file chooses its own.
-  const suite = await startSuiteDatabase(template, { testTransactions: true });
+  const suite = await startSuiteDatabase(template, {
+    testTransactions: true,
+    interrupts: { control: data.interrupts, numberedByCaller: false },
+  });
   let testOpen = false;
   const control = await serveControl(async (op, args) => {
     switch (op) {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { EngineHostError } from '../../errors.js';
+import { EngineInterrupts, shareInterrupts } from '../../runtime/engine-interrupts.js';
 import { entryBeside, startWorker } from '../../runtime/worker-thread.js';
 import type { HostWorkerData } from './host-worker.js';
 import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
@@ -14,8 +15,14 @@ export class HostedDatabase {
   private recycled: ((ok: boolean) => void) | null = null;
   private exited = false;
 
-  constructor(data: HostWorkerData) {
-    this.worker = startWorker(workerEntry, data, `pglite-oxide ${path.basename(data.template.pgdata)}`);
+  private readonly interrupts = shareInterrupts(false);
+
+  constructor(data: Omit<HostWorkerData, 'interrupts'>) {
+    this.worker = startWorker(
+      workerEntry,
+      { ...data, interrupts: this.interrupts.control } satisfies HostWorkerData,
+      `pglite-oxide ${path.basename(data.template.pgdata)}`,
+    );
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (message: WorkerToMain) => {
@@ -38,6 +45,14 @@ export class HostedDatabase {
       });
     });
     this.ready.catch(() => {});
+  }
+
+  /**
+   * Asks the statement the database's engine runs now to stop with 57014: one a test left running
+   * holds the database's thread, and with it the test file's next control call.
+   */
+  cancelRunning(): void {
+    EngineInterrupts.cancelRunning(this.interrupts.control);
   }
 
   /** Puts the database back to the template state; false when it cannot be reused. */

@@ -21,6 +21,9 @@ export interface LeasedDatabase {
   release(): Promise<void>;
 }
 
+/** How long test control waits for a statement left running before the host cancels it. */
+const LEFT_STATEMENT_GRACE_MS = 1_000;
+
 /** Leases a database from the engine host at `hostAddress` (see `startEngineHost`). */
 export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase> {
   const host = await ControlClient.connect(hostAddress);
@@ -34,11 +37,23 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
     throw error;
   }
   let released: Promise<void> | undefined;
+  /**
+   * Test control waits behind a statement the test left running (a test that timed out in the
+   * middle of one). When it waits long, the host cancels that statement, which then ends with
+   * 57014 for the client that ran it, and the next test starts.
+   */
+  const testControl = (op: string, args?: Record<string, unknown>): Promise<void> => {
+    const timer = setTimeout(
+      () => void host.call('cancel', { leaseId: reply.leaseId }).catch(() => {}),
+      LEFT_STATEMENT_GRACE_MS,
+    );
+    return control.call<void>(op, args).finally(() => clearTimeout(timer));
+  };
   return {
     connectionString: reply.info.connectionString,
     env: reply.info.env,
-    beginTest: () => control.call('beginTest'),
-    endTest: (outcome = 'rollback') => control.call('endTest', { outcome }),
+    beginTest: () => testControl('beginTest'),
+    endTest: (outcome = 'rollback') => testControl('endTest', { outcome }),
     reset: () => control.call<ResetReport>('reset'),
     async execInteractive(input) {
       const args =
