@@ -649,7 +649,7 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** One call into the engine; null when the engine failed (every client is told). */
-  private engineCall(bytes: Uint8Array, blob?: Blob): Uint8Array | null | Promise<Uint8Array | null> {
+  private engineCall(bytes: Uint8Array, blob?: Uint8Array): Uint8Array | null | Promise<Uint8Array | null> {
     this.usedEngine = true;
     try {
       const output = blob ? this.host.gate.execWithBlob(bytes, blob) : this.host.gate.exec(bytes);
@@ -862,7 +862,7 @@ export class ClientSession implements NotificationTarget {
     this.copy = null;
     const output = failure
       ? await this.engineCall(Buffer.concat(errorFrames(failure.message, copy.extended, failure.code)))
-      : await this.engineCall(Buffer.concat(copy.loadFrames()), copy.blob());
+      : await this.engineCall(Buffer.concat(copy.loadFrames()), copy.data());
     if (!output) return;
     const summary = copy.extended
       ? this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)

@@ -7,8 +7,8 @@ import type { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 export interface EngineGate {
   /** Raw frontend messages in, the engine's raw answer out; synchronous when it can be. */
   exec(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>;
-  /** Runs `bytes` with `blob` attached to the engine's /dev/blob device (a client's COPY data). */
-  execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array>;
+  /** Runs `bytes` with `data` attached to the engine's /dev/blob device (a client's COPY data). */
+  execWithBlob(bytes: Uint8Array, data: Uint8Array): Promise<Uint8Array>;
   /** Asks the statement running now to stop with 57014; false when it cannot be asked. */
   cancelRunning(): boolean;
 }
@@ -26,8 +26,8 @@ export class RuntimeGate implements EngineGate {
     return this.runtime.execWireNow(bytes) ?? this.runtime.execInteractive(bytes);
   }
 
-  execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
-    return this.runtime.execWithBlob(bytes, blob);
+  execWithBlob(bytes: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+    return this.runtime.execWithBlob(bytes, new Blob([data as Uint8Array<ArrayBuffer>]));
   }
 
   cancelRunning(): boolean {

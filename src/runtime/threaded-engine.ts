@@ -95,10 +95,9 @@ export class ThreadedEngine {
     return this.schedule(() => (this.channel.fits(bytes) ? this.call(bytes) : this.post(bytes)));
   }
 
-  /** Runs `bytes` with `blob` attached to the engine's /dev/blob device. */
-  async execWithBlob(bytes: Uint8Array, blob: Blob): Promise<Uint8Array> {
+  /** Runs `bytes` with `data` attached to the engine's /dev/blob device (moved, not copied, when it can be). */
+  async execWithBlob(bytes: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
     if (this.closed) throw new RuntimeClosedError();
-    const data = new Uint8Array(await blob.arrayBuffer());
     return this.schedule(() => this.post(bytes, data));
   }
 
@@ -240,7 +239,12 @@ export class ThreadedEngine {
         },
       });
     });
-    this.worker.postMessage({ type: 'exec', id, bytes, blob } satisfies ToEngineThread);
+    // A buffer of its own moves to the engine's thread; a slice of a shared one is copied.
+    const movable = blob && blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength;
+    this.worker.postMessage(
+      { type: 'exec', id, bytes, blob } satisfies ToEngineThread,
+      movable ? [blob.buffer as ArrayBuffer] : [],
+    );
     return reply;
   }
 
