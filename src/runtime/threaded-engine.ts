@@ -126,19 +126,12 @@ export class ThreadedEngine {
    * Closes the engine and opens it again on its data directory: the way to give back the memory
    * a big operation grew (WebAssembly memory never shrinks). Only between clients' work.
    */
-  async restart(): Promise<void> {
-    const restarting = (async () => {
-      await this.tail;
+  restart(): Promise<void> {
+    const after = this.tail;
+    return this.swapThread(async () => {
+      await after;
       await this.closeThread();
-      await this.startThread();
-    })();
-    this.replacing = true;
-    this.tail = restarting.catch(() => {});
-    try {
-      await restarting;
-    } finally {
-      this.replacing = false;
-    }
+    });
   }
 
   /** Counts the calls started; tells one long call from two in a row. */
@@ -155,15 +148,21 @@ export class ThreadedEngine {
       this.spec.kind === 'disk'
         ? 'everything committed is kept'
         : 'this throwaway database starts over from its template';
-    const replacing = (async () => {
-      await this.endThread(new EngineReplacedError(`${reason}, so the engine was replaced (${kept})`));
+    await this.swapThread(() =>
+      this.endThread(new EngineReplacedError(`${reason}, so the engine was replaced (${kept})`)),
+    );
+  }
+
+  /** Ends the thread as `end` does and starts a new engine; calls made meanwhile go to the new one. */
+  private async swapThread(end: () => Promise<void>): Promise<void> {
+    const swapping = (async () => {
+      await end();
       await this.startThread();
     })();
-    // Calls made meanwhile go to the new engine.
     this.replacing = true;
-    this.tail = replacing.catch(() => {});
+    this.tail = swapping.catch(() => {});
     try {
-      await replacing;
+      await swapping;
     } finally {
       this.replacing = false;
     }
