@@ -63,6 +63,8 @@ async function loadPg(): Promise<typeof import('pg')> {
 }
 
 const databases = new WeakMap<PgliteFixture, TestFileDatabase>();
+/** What the test's pool fixture found left checked out, for the isolation fixture to report. */
+const leaks = new WeakMap<PgliteFixture, string>();
 
 /**
  * `test` with fixtures: `pglite` (the file's database), `db` (a connected pg client, released
@@ -93,17 +95,33 @@ export const test = baseTest.extend<{
       await database.beforeTest();
       await use(undefined);
       await afterTest(database, { task });
+      // Torn down after the test's other fixtures: the test is isolated first, then told.
+      const leak = leaks.get(pglite);
+      leaks.delete(pglite);
+      if (leak) throw new InvalidInputError(leak);
     },
     { auto: true },
   ],
   pool: async ({ pglite }, use) => {
     const { Pool } = await loadPg();
     const pool = new Pool({ connectionString: pglite.connectionString, max: 10 });
-    try {
-      await use(pool);
-    } finally {
-      await pool.end();
+    const checkedOut = trackCheckouts(pool);
+    // Vitest runs what follows use() whatever the test's outcome.
+    await use(pool);
+    // pool.end() waits for every checked-out client: one the test never released would hang the
+    // run. Such clients are closed (the server rolls back what they left open), and the test
+    // fails saying which.
+    const leaked = [...checkedOut.values()];
+    if (leaked.length > 0) {
+      leaks.set(pglite, leakMessage(leaked));
+      // Ending a client fails its query in flight; pool.query then releases its own client.
+      await withinMs(
+        Promise.all([...checkedOut.keys()].map((client) => client.end().catch(() => {}))),
+        2_000,
+      );
+      for (const client of checkedOut.keys()) client.release(true);
     }
+    await pool.end();
   },
   db: async ({ pool }, use) => {
     const client = await pool.connect();
@@ -114,6 +132,42 @@ export const test = baseTest.extend<{
     }
   },
 });
+
+/** The clients checked out of `pool` now, each with the last SQL it sent. */
+function trackCheckouts(pool: Pool): Map<PoolClient, string> {
+  const checkedOut = new Map<PoolClient, string>();
+  const watched = new WeakSet<PoolClient>();
+  pool.on('acquire', (client) => {
+    checkedOut.set(client, '');
+    if (watched.has(client)) return;
+    watched.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const [text] = args;
+      const sql = typeof text === 'string' ? text : (text as { text?: string } | undefined)?.text;
+      if (sql && checkedOut.has(client)) checkedOut.set(client, sql);
+      return query(...args);
+    };
+  });
+  pool.on('release', (_error, client) => checkedOut.delete(client));
+  return checkedOut;
+}
+
+async function withinMs(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+function leakMessage(lastQueries: string[]): string {
+  const count = lastQueries.length === 1 ? '1 client' : `${lastQueries.length} clients`;
+  const last = lastQueries.map((sql) => (sql ? `"${sql.slice(0, 80)}"` : 'none')).join(', ');
+  return (
+    `pglite-oxide: the test left ${count} checked out of the pool (last query: ${last}); ` +
+    'they were closed and what they left open rolled back. Release a client from pool.connect() ' +
+    'in a finally block: `try { ... } finally { client.release(); }`.'
+  );
+}
 
 /**
  * For describe-style suites: leases this file's database before its tests and gives it back

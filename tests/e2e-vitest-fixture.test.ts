@@ -18,6 +18,26 @@ test('a test that fails after writing', async ({ db }) => {
 });
 `;
 
+const LEAKING_TEST = `
+import { test } from 'pglite-oxide/vitest';
+import { expect } from 'vitest';
+
+test('a transaction on one client while the pool answers another query', { timeout: 3_000 }, async ({ pool }) => {
+  const c = await pool.connect();
+  await c.query('BEGIN');
+  await c.query("INSERT INTO accounts (email) VALUES ('d@d.d')");
+  const other = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
+  await c.query('COMMIT');
+  c.release();
+  expect(other.rows[0].n).toBe(0);
+});
+
+test('the next test starts clean', async ({ pool }) => {
+  const { rows } = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
+  expect(rows[0].n).toBe(0);
+});
+`;
+
 // The packed package, installed into a copy of fixtures/vitest-app, running that project's own
 // test command with its files in parallel: what a user's CI does.
 describe('fixtures/vitest-app with the packed package', () => {
@@ -66,6 +86,17 @@ describe('fixtures/vitest-app with the packed package', () => {
       await runtime.close();
     }
     await fs.rm(path.join(project, 'tests', 'failing.test.ts'));
+
+    // A test that leaves clients checked out of the pool (no finally): the run ends, the test
+    // fails saying what it left, and the next test starts clean.
+    await fs.writeFile(path.join(project, 'tests', 'leak.test.ts'), LEAKING_TEST);
+    const leaking = runSuite({}, 'tests/leak.test.ts');
+    expect(leaking.status, leaking.output).not.toBe(0);
+    expect(leaking.output).toMatch(
+      /left 2 clients checked out of the pool \(last query: "INSERT INTO accounts/,
+    );
+    expect(leaking.stdout, leaking.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/);
+    await fs.rm(path.join(project, 'tests', 'leak.test.ts'));
 
     await fs.appendFile(
       path.join(project, 'migrations', '010_orders.sql'),
