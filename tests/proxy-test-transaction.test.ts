@@ -195,6 +195,79 @@ describe('a proxy serving test transactions', () => {
     await served.proxy.beginTest();
     expect(((await scalar('SELECT now()')) as Date).getTime()).toBeGreaterThan(first.getTime());
   });
+  describe('several clients in one test', () => {
+    const connected = async (): Promise<pg.Client> => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      return client;
+    };
+
+    it("answers another client while one holds a transaction, inside it: it sees the transaction's rows", async () => {
+      const [a, b] = await Promise.all([connected(), connected()]);
+      try {
+        await a.query('BEGIN');
+        await a.query("INSERT INTO items (name) VALUES ('in a transaction')");
+        // PostgreSQL would answer 0 here; one engine has one transaction, and the other client runs in it.
+        const seen = await b.query("SELECT count(*)::int AS n FROM items WHERE name = 'in a transaction'");
+        expect(seen.rows).toEqual([{ n: 1 }]);
+        await b.query("INSERT INTO items (name) VALUES ('by the other client')");
+        await a.query('COMMIT');
+        expect(
+          await scalar(
+            "SELECT count(*)::int FROM items WHERE name LIKE '%client' OR name = 'in a transaction'",
+          ),
+        ).toBe(2);
+      } finally {
+        await Promise.all([a.end(), b.end()]);
+      }
+    });
+
+    it('a ROLLBACK of the first client undoes what the others did after its BEGIN; a failed statement of another undoes only itself', async () => {
+      const [a, b] = await Promise.all([connected(), connected()]);
+      try {
+        await a.query('BEGIN');
+        await b.query("INSERT INTO items (name) VALUES ('after the BEGIN')");
+        await expect(b.query("INSERT INTO items (name) VALUES ('seeded')")).rejects.toMatchObject({
+          code: '23505',
+        });
+        expect(
+          (await a.query("SELECT count(*)::int AS n FROM items WHERE name = 'after the BEGIN'")).rows,
+        ).toEqual([{ n: 1 }]);
+        await a.query('ROLLBACK');
+        expect(await scalar("SELECT count(*)::int FROM items WHERE name = 'after the BEGIN'")).toBe(0);
+      } finally {
+        await Promise.all([a.end(), b.end()]);
+      }
+    });
+
+    it('a second BEGIN waits for the first transaction to end; a failed transaction holds the others until its ROLLBACK', async () => {
+      const [a, b] = await Promise.all([connected(), connected()]);
+      try {
+        const order: string[] = [];
+        await a.query('BEGIN');
+        const second = b.query('BEGIN').then(() => order.push('b began'));
+        await a.query("INSERT INTO items (name) VALUES ('first transaction')");
+        order.push('a committing');
+        await a.query('COMMIT');
+        await second;
+        expect(order).toEqual(['a committing', 'b began']);
+        await b.query('COMMIT');
+
+        await a.query('BEGIN');
+        await expect(a.query('SELECT 1/0')).rejects.toMatchObject({ code: '22012' });
+        const waiting = b.query('SELECT 2 AS two').then((result) => {
+          order.push('b answered');
+          return result.rows;
+        });
+        order.push('a rolling back');
+        await a.query('ROLLBACK');
+        expect(await waiting).toEqual([{ two: 2 }]);
+        expect(order.slice(-2)).toEqual(['a rolling back', 'b answered']);
+      } finally {
+        await Promise.all([a.end(), b.end()]);
+      }
+    });
+  });
 });
 
 describe('test transactions on a proxy not serving them', () => {

@@ -168,9 +168,15 @@ export class ClientSession implements NotificationTarget {
     return this.phase === 'startup' || this.phase === 'auth' || this.phase === 'refused';
   }
 
-  /** The engine must stay with this client until its transaction, batch or COPY ends. */
+  /**
+   * The engine must stay with this client until its transaction, batch or COPY ends. Under a
+   * test's transaction, a client's own transaction is a savepoint in it, and other clients'
+   * statements may run inside it meanwhile, unless it failed (the engine's transaction is then
+   * aborted until the client rolls back).
+   */
   get pinned(): boolean {
-    return this.status !== 'I' || this.engineBatchOpen || this.copy !== null;
+    const shared = this.host.testTransactionOpen && this.ownTransaction && this.status === 'T';
+    return (this.status !== 'I' && !shared) || this.engineBatchOpen || this.copy !== null;
   }
 
   deliver(message: Buffer): void {
@@ -193,6 +199,7 @@ export class ClientSession implements NotificationTarget {
 
   /** The test's outer transaction ended: whatever this client had open inside it went with it. */
   testTransactionEnded(): void {
+    this.host.transactionSlot.release(this, false);
     this.ownTransaction = false;
     this.autocommitOpen = false;
     this.status = 'I';
@@ -923,7 +930,11 @@ export class ClientSession implements NotificationTarget {
    * client gets the replies and transaction status a server of its own would send.
    */
   private async runUnderTestTransaction(steps: Array<Statement | Uint8Array>): Promise<void> {
-    if (!(await this.takeEngine(true))) return;
+    if (!(await this.takeTransactionSlot(steps))) return;
+    if (!(await this.takeEngine(true))) {
+      this.releaseTransactionSlot();
+      return;
+    }
     const replyParts: Uint8Array[] = [];
     for (const step of steps) {
       if (step instanceof Uint8Array) {
@@ -936,7 +947,33 @@ export class ClientSession implements NotificationTarget {
     }
     replyParts.push(readyForQuery(this.status));
     this.write(Buffer.concat(replyParts));
+    this.releaseTransactionSlot();
     this.releaseOrIdle();
+  }
+
+  /**
+   * A BEGIN waits while another client of the test has a transaction of its own open: their
+   * savepoints would nest into each other. False when the wait ended without it (the client was told).
+   */
+  private async takeTransactionSlot(steps: Array<Statement | Uint8Array>): Promise<boolean> {
+    const begins = steps.some((step) => !(step instanceof Uint8Array) && step.control === 'begin');
+    if (!begins || !this.host.testTransactionOpen || this.ownTransaction) return true;
+    const wait = this.host.transactionSlot.acquire(this, this.host.limits.queueTimeoutMs);
+    if (!wait) return true;
+    try {
+      await wait;
+      return this.phase === 'ready';
+    } catch (error) {
+      if (!(error instanceof EngineWaitError)) throw error;
+      this.write(errorResponse({ severity: 'ERROR', code: error.sqlstate, message: error.message }));
+      this.write(readyForQuery(this.status));
+      return false;
+    }
+  }
+
+  /** The client has no transaction of its own open (any more): another client may BEGIN. */
+  private releaseTransactionSlot(): void {
+    if (!this.ownTransaction) this.host.transactionSlot.release(this, false);
   }
 
   /** One statement of such a Query; true when it failed (the rest is skipped), null when the engine did. */
@@ -1013,6 +1050,7 @@ export class ClientSession implements NotificationTarget {
     } finally {
       this.host.hub.unlisten(this);
       this.host.scheduler.forget(this, new EngineWaitError('08006', 'the client disconnected'));
+      this.host.transactionSlot.forget(this, new EngineWaitError('08006', 'the client disconnected'));
       if (!this.socket.destroyed) this.socket.destroySoon();
       this.host.sessionLeft(this);
     }

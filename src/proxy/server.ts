@@ -135,6 +135,7 @@ async function serve(
 class ProxyServer implements SessionHost {
   readonly gate: EngineGate;
   readonly scheduler = new EngineScheduler<ClientSession>();
+  readonly transactionSlot = new EngineScheduler<ClientSession>();
   readonly hub = new NotificationHub();
   settings = new Map<string, string>();
   readonly user: string;
@@ -404,6 +405,7 @@ class ProxyServer implements SessionHost {
     await withTimeout(Promise.all(leaving), 5_000);
     for (const socket of this.sockets) socket.destroy();
     this.scheduler.close(new EngineWaitError('57P01', SHUTDOWN_MESSAGE));
+    this.transactionSlot.close(new EngineWaitError('57P01', SHUTDOWN_MESSAGE));
     await withTimeout(Promise.all(stopped), 2_000);
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
     if (closeEngine) await (engineStopping ?? closeEngine());

@@ -10,6 +10,11 @@ export interface SessionHost {
   readonly limits: ResolvedLimits;
   readonly gate: EngineGate;
   readonly scheduler: EngineScheduler<ClientSession>;
+  /**
+   * Isolation 'transaction': which client has a transaction of its own open (a savepoint in the
+   * test's transaction). One at a time; other clients' statements run meanwhile, inside it.
+   */
+  readonly transactionSlot: EngineScheduler<ClientSession>;
   readonly hub: NotificationHub;
   /** ParameterStatus values sent to new clients; kept current from the engine's reports. */
   readonly settings: Map<string, string>;
