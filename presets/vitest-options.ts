@@ -16,6 +16,11 @@ export interface PgliteVitestOptions extends TemplateOptions {
   keepDir?: string;
   /** Most test databases alive at once. Default: CPU count + 1. */
   maxDatabases?: number;
+  /**
+   * How long a client waits for another client's transaction before 55P03 naming it. Default 3 s,
+   * under the test timeout, so a test fails saying why rather than on its own timeout.
+   */
+  queueTimeoutMs?: number;
 }
 
 export const PROVIDE_KEY = 'pglite-oxide';

@@ -67,12 +67,19 @@ describe('one engine session shared safely', () => {
     }
   });
 
-  it('gives a queued client 55P03 after queueTimeoutMs', async () => {
-    const [a, b] = await Promise.all([connect(), connect()]);
+  it('gives a queued client 55P03 after queueTimeoutMs, naming the client whose transaction it waited for', async () => {
+    const a = new pg.Client({ connectionString: url, application_name: 'order service' });
+    await a.connect();
+    const b = await connect();
     try {
       await a.query('BEGIN');
+      await a.query('SELECT 42 AS holding');
       const started = Date.now();
-      await expect(b.query('SELECT 1')).rejects.toMatchObject({ code: '55P03' });
+      const refused = await b.query('SELECT 1').catch((error: { code: string; message: string }) => error);
+      expect(refused).toMatchObject({ code: '55P03' });
+      expect((refused as { message: string }).message).toMatch(
+        /^waited \d+ ms \(queueTimeoutMs\) for client \d+ \(order service\), in a transaction for [\d.]+ s, its last statement "SELECT 42 AS holding": one engine runs one transaction at a time/,
+      );
       expect(Date.now() - started).toBeGreaterThanOrEqual(QUEUE_TIMEOUT_MS - 50);
       await a.query('COMMIT');
       expect((await b.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);

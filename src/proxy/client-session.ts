@@ -96,7 +96,7 @@ export class ClientSession implements NotificationTarget {
   private readonly reader: FrontendReader;
   private readonly names: StatementNames;
   /** This client's transaction status, as the engine last reported it to this client. */
-  private status: TransactionStatus = 'I';
+  private currentStatus: TransactionStatus = 'I';
   /** The engine holds extended messages of this client that no Sync has ended yet. */
   private engineBatchOpen = false;
   private batch: Buffer[] = [];
@@ -114,6 +114,10 @@ export class ClientSession implements NotificationTarget {
   private readonly sqlPrepared = new Set<string>();
   /** The client ran something on the engine, so it may have left state there. */
   private usedEngine = false;
+  /** The start of the client's last statement, for other clients' errors. */
+  private lastStatement = '';
+  /** When the client's transaction status last changed. */
+  private stateSince = Date.now();
   private auth: AuthExchange | null = null;
   private user = '';
   private applicationName = '';
@@ -161,6 +165,26 @@ export class ClientSession implements NotificationTarget {
 
   get ready(): boolean {
     return this.phase === 'ready';
+  }
+
+  private get status(): TransactionStatus {
+    return this.currentStatus;
+  }
+
+  private set status(status: TransactionStatus) {
+    if (status === this.currentStatus) return;
+    this.currentStatus = status;
+    this.stateSince = Date.now();
+  }
+
+  /** This client as another client's error names it: who, in which state, doing what. */
+  describe(): string {
+    const who = `client ${this.processId}${this.applicationName ? ` (${this.applicationName})` : ''}`;
+    const since = ((Date.now() - this.stateSince) / 1000).toFixed(1);
+    const state =
+      this.status === 'I' ? 'busy' : this.status === 'E' ? 'in a failed transaction' : 'in a transaction';
+    const last = this.lastStatement ? `, its last statement "${brief(this.lastStatement)}"` : '';
+    return `${who}, ${state} for ${since} s${last}`;
   }
 
   /** Connected and not yet logged in. */
@@ -422,11 +446,13 @@ export class ClientSession implements NotificationTarget {
     // A simple Query replaces the unnamed statement and portal.
     this.names.closedStatement('');
     this.names.closedPortal('');
-    const effects = statementEffects(message.body.toString('utf8', 0, sqlEnd), this.dialect);
+    const sql = message.body.toString('utf8', 0, sqlEnd);
+    this.lastStatement = message.body.toString('utf8', 0, Math.min(sqlEnd, STATEMENT_QUOTE_BYTES));
+    const effects = statementEffects(sql, this.dialect);
     const frames = [message.frame];
     if (effects?.refusal) return this.refuse(effects.refusal);
     if (this.host.testTransactionOpen) {
-      const statements = statementsWithControl(message.body.toString('utf8', 0, sqlEnd), this.dialect);
+      const statements = statementsWithControl(sql, this.dialect);
       if (statements) return this.runUnderTestTransaction(statements);
     }
     if (effects?.copyIn) return this.startCopy(effects.copyIn, false, []);
@@ -463,7 +489,13 @@ export class ClientSession implements NotificationTarget {
     let frame = message.frame;
     if (type === PARSE) {
       const parse = decodeParse(body);
-      const effects = statementEffects(body.toString('utf8', parse.sqlStart, parse.sqlEnd), this.dialect);
+      const sql = body.toString('utf8', parse.sqlStart, parse.sqlEnd);
+      this.lastStatement = body.toString(
+        'utf8',
+        parse.sqlStart,
+        Math.min(parse.sqlEnd, parse.sqlStart + STATEMENT_QUOTE_BYTES),
+      );
+      const effects = statementEffects(sql, this.dialect);
       // A refusal (several statements with a COPY FROM STDIN) is the engine's to make here: it
       // refuses several statements in one Parse.
       if (effects) this.batchEffects.push(effects);
@@ -1099,6 +1131,8 @@ export class ClientSession implements NotificationTarget {
   }
 }
 
+/** How much of a client's last statement is kept to quote in another client's error. */
+const STATEMENT_QUOTE_BYTES = 200;
 const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
 /** Replies to the column probe of a COPY that the client did not ask for; its error passes. */
 const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43]);
@@ -1108,6 +1142,12 @@ const SAVEPOINT_STATEMENTS = {
   release: 'RELEASE SAVEPOINT',
   'rollback-to': 'ROLLBACK TO SAVEPOINT',
 } as const;
+
+/** A statement as an error message quotes it: one line, 60 characters at most. */
+function brief(sql: string): string {
+  const line = sql.replace(/\s+/g, ' ').trim();
+  return line.length > 60 ? `${line.slice(0, 57)}...` : line;
+}
 
 function startupParameters(packet: Buffer): Map<string, string> {
   const params = new Map<string, string>();

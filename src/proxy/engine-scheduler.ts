@@ -22,6 +22,9 @@ interface Waiter<Client> {
  * wait first come, first served.
  */
 export class EngineScheduler<Client> {
+  /** `describeHolder` says who keeps a waiter out, for its timeout error. */
+  constructor(private readonly describeHolder: (holder: Client) => string = () => 'another client') {}
+
   private owner: Client | null = null;
   private readonly waiters: Waiter<Client>[] = [];
   private closedWith: EngineWaitError | null = null;
@@ -50,10 +53,11 @@ export class EngineScheduler<Client> {
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         waiter.timer = setTimeout(() => {
           this.drop(waiter);
+          const holder = this.owner === null ? 'another client' : this.describeHolder(this.owner);
           reject(
             new EngineWaitError(
               '55P03',
-              `waited ${timeoutMs} ms for the engine: another client kept a transaction open (queueTimeoutMs)`,
+              `waited ${timeoutMs} ms (queueTimeoutMs) for ${holder}: one engine runs one transaction at a time, so commit or roll back that transaction first`,
             ),
           );
         }, timeoutMs);

@@ -134,8 +134,8 @@ async function serve(
 
 class ProxyServer implements SessionHost {
   readonly gate: EngineGate;
-  readonly scheduler = new EngineScheduler<ClientSession>();
-  readonly transactionSlot = new EngineScheduler<ClientSession>();
+  readonly scheduler = new EngineScheduler<ClientSession>(describeHolder);
+  readonly transactionSlot = new EngineScheduler<ClientSession>(describeHolder);
   readonly hub = new NotificationHub();
   settings = new Map<string, string>();
   readonly user: string;
@@ -410,6 +410,11 @@ class ProxyServer implements SessionHost {
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
     if (closeEngine) await (engineStopping ?? closeEngine());
   }
+}
+
+/** Who holds the engine, as a waiting client's error names it. */
+function describeHolder(holder: ClientSession | typeof TEST_CONTROLLER): string {
+  return holder instanceof ClientSession ? holder.describe() : 'the test toolkit';
 }
 
 function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {

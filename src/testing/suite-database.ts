@@ -28,6 +28,8 @@ export interface SuiteDatabaseOptions {
   testTransactions?: boolean;
   /** Lets another thread cancel the statement the engine runs (the engine host's main thread). */
   interrupts?: SharedInterrupts;
+  /** See ProxyOptions.queueTimeoutMs. */
+  queueTimeoutMs?: number;
 }
 
 export async function startSuiteDatabase(
@@ -51,7 +53,13 @@ export async function startSuiteDatabase(
   });
   let proxy: ProxyHandle;
   try {
-    proxy = await startProxy({ runtime, tcp: true, port: 0, testTransactions: options.testTransactions });
+    proxy = await startProxy({
+      runtime,
+      tcp: true,
+      port: 0,
+      testTransactions: options.testTransactions,
+      queueTimeoutMs: options.queueTimeoutMs,
+    });
   } catch (error) {
     await runtime.close();
     await engine.close();

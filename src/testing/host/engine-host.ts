@@ -15,6 +15,8 @@ export interface EngineHostOptions {
   maxDatabases?: number;
   /** Databases kept started ahead of demand, so a test file's lease is immediate. Default: 1. */
   spare?: number;
+  /** The proxies' queue timeout (see ProxyOptions.queueTimeoutMs). */
+  queueTimeoutMs?: number;
 }
 
 /** A long-lived process's pool of test databases, leased to test files over a local socket. */
@@ -58,6 +60,7 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     const database = new HostedDatabase({
       template,
       pgliteWasm,
+      queueTimeoutMs: options.queueTimeoutMs,
     });
     all.add(database);
     starting++;

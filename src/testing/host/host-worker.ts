@@ -16,6 +16,7 @@ export interface HostWorkerData {
   pgliteWasm: WebAssembly.Module;
   /** Shared with the host's main thread, which cancels a statement that outlives its test. */
   interrupts: Int32Array;
+  queueTimeoutMs?: number;
 }
 
 const data = workerData as HostWorkerData;
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   const suite = await startSuiteDatabase(template, {
     testTransactions: true,
     interrupts: { control: data.interrupts, numberedByCaller: false },
+    queueTimeoutMs: data.queueTimeoutMs,
   });
   let testOpen = false;
   const control = await serveControl(async (op, args) => {
