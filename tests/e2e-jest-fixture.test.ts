@@ -19,6 +19,27 @@ test('a test that fails after writing', async () => {
 });
 `;
 
+const LEAKING_TEST = `
+import { Pool } from 'pg';
+
+const pool = new Pool({ connectionString: process.env.DATABASE_URL });
+
+test('a transaction on one client while the pool answers another query', async () => {
+  const c = await pool.connect();
+  await c.query('BEGIN');
+  await c.query("INSERT INTO accounts (email) VALUES ('d@d.d')");
+  // Another client runs inside the open transaction, so it sees its row (PostgreSQL would not).
+  const other = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
+  expect(other.rows[0].n).toBe(1);
+  // Neither COMMIT nor release: the client is left checked out, in its transaction.
+});
+
+test('the next test starts clean', async () => {
+  const { rows } = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
+  expect(rows[0].n).toBe(0);
+});
+`;
+
 // The packed package, installed into a copy of fixtures/jest-app (CJS through ts-jest, one ES
 // module file through @swc/jest), running that project's own jest command with two workers.
 describe('fixtures/jest-app with the packed package', () => {
@@ -58,6 +79,21 @@ describe('fixtures/jest-app with the packed package', () => {
     expect(failingOutput).toContain('npx pglite-oxide serve --data');
     const [kept] = keptRoots(failingOutput);
     expect(kept?.startsWith(keepDir), failingOutput).toBe(true);
+
+    // A test that leaves a client checked out of its own pool, in a transaction: another client
+    // is answered inside it, the next test starts clean, and the run ends.
+    await fs.writeFile(path.join(project, 'tests', 'leak.test.ts'), LEAKING_TEST);
+    const leaking = spawnSync('npx', ['jest', 'tests/leak.test.ts'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir }),
+      timeout: 240_000,
+    });
+    const leakingOutput = leaking.stdout + leaking.stderr;
+    // Ended on its own (spawnSync's timeout would set an error).
+    expect(leaking.error, leakingOutput).toBeUndefined();
+    expect(leakingOutput).toMatch(/Tests:\s+2 passed, 2 total/);
+    await fs.rm(path.join(project, 'tests', 'leak.test.ts'));
 
     const runtime = await InteractiveRuntime.start(await installAndInitIn(kept!));
     try {
