@@ -76,6 +76,25 @@ describe('per-test isolation around a leased database', () => {
     await database.close();
   });
 
+  it('replaces the database when a statement a test left running computes on, and the next test starts on it', async () => {
+    const database = await open('transaction');
+    await database.beforeTest();
+    await query(database, "INSERT INTO items (name) VALUES ('before the runaway')");
+    const client = new pg.Client(database.connectionString);
+    client.on('error', () => {});
+    await client.connect();
+    // No call out of the engine while it computes: a cancel cannot reach it.
+    const runaway = client.query('SELECT count(*) FROM pg_class a, pg_class b, pg_class c, pg_class d');
+    runaway.catch(() => {});
+    await database.afterTest({ failed: false, label: 'timed out' });
+    await database.beforeTest();
+    await expect(runaway).rejects.toThrow();
+    // The same address, a fresh database from the template.
+    expect(await query(database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 1 }]);
+    await database.afterTest({ failed: false, label: 'next' });
+    await database.close();
+  });
+
   it("keeps isolating a 'transaction' test that resets its database halfway", async () => {
     const database = await open('transaction');
     await database.beforeTest();

@@ -27,7 +27,9 @@ const CANCEL = 0;
 const RUNNING = 1;
 /** The engine's memory after its last call, in MiB (WebAssembly memory only grows). */
 const MEMORY_MIB = 2;
-export const CONTROL_SLOTS = 3;
+/** 1 while a call runs. */
+const BUSY = 3;
+export const CONTROL_SLOTS = 4;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 const IDLE_ALARM_DEFER_MS = 1;
 const interruptsOfModule = new WeakMap<object, EngineInterrupts>();
@@ -100,6 +102,7 @@ export class EngineInterrupts {
    */
   beginCall(): void {
     if (this.countsCalls) Atomics.add(this.control, RUNNING, 1);
+    Atomics.store(this.control, BUSY, 1);
     this.inCall = true;
     if (this.alarmAt !== NO_DEADLINE)
       this.alarmAt = Math.max(this.alarmAt, performance.now() + IDLE_ALARM_DEFER_MS);
@@ -108,6 +111,7 @@ export class EngineInterrupts {
   /** The call ended: no alarm is delivered until the next one. */
   endCall(): void {
     this.inCall = false;
+    Atomics.store(this.control, BUSY, 0);
     const memory = this.module?.HEAP32.buffer.byteLength;
     if (memory !== undefined) Atomics.store(this.control, MEMORY_MIB, Math.ceil(memory / 1024 / 1024));
   }
@@ -120,6 +124,11 @@ export class EngineInterrupts {
   /** Asks the call running now, if any, to stop with 57014 (from any thread that has `control`). */
   static cancelRunning(control: Int32Array): void {
     Atomics.store(control, CANCEL, Atomics.load(control, RUNNING));
+  }
+
+  /** The number of the call running now, or null when the engine is between calls. */
+  static runningCall(control: Int32Array): number | null {
+    return Atomics.load(control, BUSY) === 1 ? Atomics.load(control, RUNNING) : null;
   }
 
   /** The caller that numbers calls: `call` is the one it makes next. */
@@ -174,8 +183,9 @@ export class EngineInterrupts {
   }
 
   private check(): void {
+    // Only a call of ours is cancelled: never the engine's start or a call through PGlite's API.
     const cancel = this.control[CANCEL]!;
-    if (cancel !== 0) {
+    if (cancel !== 0 && this.inCall) {
       Atomics.store(this.control, CANCEL, 0);
       if (cancel === this.control[RUNNING]) this.raiseCancel();
     }

@@ -30,6 +30,8 @@ export interface SuiteDatabaseOptions {
   interrupts?: SharedInterrupts;
   /** See ProxyOptions.queueTimeoutMs. */
   queueTimeoutMs?: number;
+  /** The TCP port to serve on; a free one by default. */
+  port?: number;
 }
 
 export async function startSuiteDatabase(
@@ -56,7 +58,7 @@ export async function startSuiteDatabase(
     proxy = await startProxy({
       runtime,
       tcp: true,
-      port: 0,
+      port: options.port ?? 0,
       testTransactions: options.testTransactions,
       queueTimeoutMs: options.queueTimeoutMs,
     });

@@ -44,7 +44,7 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function serveControl(handler: ControlHandler): Promise<ControlServer> {
+export async function serveControl(handler: ControlHandler, listenPort = 0): Promise<ControlServer> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -63,7 +63,7 @@ export async function serveControl(handler: ControlHandler): Promise<ControlServ
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // Loopback only: whoever reaches this socket can run SQL on every hosted database.
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(listenPort, '127.0.0.1', () => resolve());
   });
   server.unref();
   const { port } = server.address() as net.AddressInfo;

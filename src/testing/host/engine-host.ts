@@ -31,6 +31,9 @@ export interface LeaseReply {
   info: HostedDatabaseInfo;
 }
 
+/** How long a cancelled statement may run on before its database is replaced. */
+const STATEMENT_STOP_GRACE_MS = 2_000;
+
 interface Waiter {
   resolve(database: HostedDatabase): void;
   reject(error: Error): void;
@@ -116,6 +119,24 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     topUp();
   }
 
+  /**
+   * A test file's control waits behind a statement its test left running: asks the statement to
+   * stop, and replaces the database when it does not (it computes without calling out).
+   */
+  async function rescue(leaseId: number): Promise<'idle' | 'cancelled' | 'replaced'> {
+    const database = leases.get(leaseId);
+    if (database?.replacing) {
+      await database.replacing;
+      return 'replaced';
+    }
+    const running = database?.cancelRunning() ?? null;
+    if (!database || running === null) return 'idle';
+    await new Promise((resolve) => setTimeout(resolve, STATEMENT_STOP_GRACE_MS));
+    if (!database.stillRunning(running)) return 'cancelled';
+    await database.replace();
+    return 'replaced';
+  }
+
   async function lease(connection: ControlConnection): Promise<LeaseReply> {
     const database = await acquire();
     const leaseId = nextLease++;
@@ -128,7 +149,7 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
   const control = await serveControl(async (op, args, connection) => {
     if (op === 'lease') return lease(connection);
     if (op === 'release') return release(Number(args.leaseId));
-    if (op === 'cancel') return leases.get(Number(args.leaseId))?.cancelRunning();
+    if (op === 'cancel') return rescue(Number(args.leaseId));
     throw new EngineHostError(`unknown engine host call '${op}'`);
   });
   // The first test files find their databases ready, instead of starting them while the runner

@@ -17,6 +17,8 @@ export interface HostWorkerData {
   /** Shared with the host's main thread, which cancels a statement that outlives its test. */
   interrupts: Int32Array;
   queueTimeoutMs?: number;
+  /** The ports of a database this one replaces, so that its test file's clients find it. */
+  ports?: { proxy: number; control: number };
 }
 
 const data = workerData as HostWorkerData;
@@ -35,6 +37,7 @@ async function main(): Promise<void> {
     testTransactions: true,
     interrupts: { control: data.interrupts, numberedByCaller: false },
     queueTimeoutMs: data.queueTimeoutMs,
+    port: data.ports?.proxy,
   });
   let testOpen = false;
   const control = await serveControl(async (op, args) => {
@@ -65,7 +68,7 @@ async function main(): Promise<void> {
       default:
         throw new Error(`unknown engine host call '${op}'`);
     }
-  });
+  }, data.ports?.control);
 
   /** Back to the template state for the next file, or false when it cannot be trusted to be. */
   async function recycle(): Promise<boolean> {

@@ -10,22 +10,27 @@ const workerEntry = entryBeside(import.meta.url, 'host-worker');
 
 /** A database the host runs in a worker thread of its own; the host decides who leases it. */
 export class HostedDatabase {
-  readonly ready: Promise<HostedDatabaseInfo>;
-  private readonly worker: Worker;
+  ready: Promise<HostedDatabaseInfo>;
+  private worker!: Worker;
   private recycled: ((ok: boolean) => void) | null = null;
   private exited = false;
-
   private readonly interrupts = shareInterrupts(false);
 
-  constructor(data: Omit<HostWorkerData, 'interrupts'>) {
-    this.worker = startWorker(
+  constructor(private readonly data: Omit<HostWorkerData, 'interrupts' | 'ports'>) {
+    this.ready = this.start();
+  }
+
+  private start(ports?: HostWorkerData['ports']): Promise<HostedDatabaseInfo> {
+    const worker = startWorker(
       workerEntry,
-      { ...data, interrupts: this.interrupts.control } satisfies HostWorkerData,
-      `pglite-oxide ${path.basename(data.template.pgdata)}`,
+      { ...this.data, interrupts: this.interrupts.control, ports } satisfies HostWorkerData,
+      `pglite-oxide ${path.basename(this.data.template.pgdata)}`,
     );
-    this.worker.unref();
-    this.ready = new Promise((resolve, reject) => {
-      this.worker.on('message', (message: WorkerToMain) => {
+    this.worker = worker;
+    this.exited = false;
+    worker.unref();
+    const ready = new Promise<HostedDatabaseInfo>((resolve, reject) => {
+      worker.on('message', (message: WorkerToMain) => {
         if (message.type === 'ready') resolve(message.info);
         else if (message.type === 'failed')
           reject(new EngineHostError(`a test database could not start: ${message.reason}`));
@@ -35,25 +40,57 @@ export class HostedDatabase {
           done?.(message.ok);
         }
       });
-      this.worker.once('error', (error) =>
+      worker.once('error', (error) =>
         reject(new EngineHostError(`a test database crashed: ${error.message}`)),
       );
-      this.worker.once('exit', (code) => {
+      worker.once('exit', (code) => {
+        if (this.worker !== worker) return;
         this.exited = true;
         this.recycled?.(false);
         reject(new EngineHostError(`a test database's thread exited (code ${code}) before it was ready`));
       });
     });
-    this.ready.catch(() => {});
+    ready.catch(() => {});
+    return ready;
   }
 
   /**
    * Asks the statement the database's engine runs now to stop with 57014: one a test left running
-   * holds the database's thread, and with it the test file's next control call.
+   * holds the database's thread, and with it the test file's next control call. Returns the
+   * number of the call asked to stop, or null when the engine was between calls.
    */
-  cancelRunning(): void {
-    EngineInterrupts.cancelRunning(this.interrupts.control);
+  cancelRunning(): number | null {
+    const running = EngineInterrupts.runningCall(this.interrupts.control);
+    if (running !== null) EngineInterrupts.cancelRunning(this.interrupts.control);
+    return running;
   }
+
+  /** Whether call `call` still runs. */
+  stillRunning(call: number): boolean {
+    return EngineInterrupts.runningCall(this.interrupts.control) === call;
+  }
+
+  /**
+   * Ends the database's thread, with the statement it could not stop, and starts a new database
+   * from the template on the same ports: the test file's clients reconnect to it as they are.
+   * Callers at the same time share one replacement.
+   */
+  replace(): Promise<void> {
+    this.replacing ??= (async () => {
+      const info = await this.ready;
+      const control = Number(info.control.slice(info.control.lastIndexOf(':') + 1));
+      const proxy = Number(new URL(info.connectionString).port);
+      await this.worker.terminate();
+      this.ready = this.start({ proxy, control });
+      await this.ready;
+    })().finally(() => {
+      this.replacing = null;
+    });
+    return this.replacing;
+  }
+
+  /** The replacement under way, if any. */
+  replacing: Promise<void> | null = null;
 
   /** Puts the database back to the template state; false when it cannot be reused. */
   recycle(): Promise<boolean> {

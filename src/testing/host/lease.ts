@@ -21,6 +21,9 @@ export interface LeasedDatabase {
   release(): Promise<void>;
 }
 
+/** A promise that never settles: a race entry that only one outcome resolves. */
+const NEVER = new Promise<never>(() => {});
+
 /** How long test control waits for a statement left running before the host cancels it. */
 const LEFT_STATEMENT_GRACE_MS = 1_000;
 
@@ -39,15 +42,63 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
   let released: Promise<void> | undefined;
   /**
    * Test control waits behind a statement the test left running (a test that timed out in the
-   * middle of one). When it waits long, the host cancels that statement, which then ends with
-   * 57014 for the client that ran it, and the next test starts.
+   * middle of one). When it waits long, the host asks that statement to stop (57014 for the
+   * client that ran it) and, when it does not, replaces the database with a fresh one from the
+   * template on the same ports; control then goes on with the new one.
    */
-  const testControl = (op: string, args?: Record<string, unknown>): Promise<void> => {
-    const timer = setTimeout(
-      () => void host.call('cancel', { leaseId: reply.leaseId }).catch(() => {}),
-      LEFT_STATEMENT_GRACE_MS,
+  // Calls made on one control connection all see its database replaced; one reconnects.
+  let generation = 0;
+  let reconnecting: Promise<void> | null = null;
+  const reconnect = (seen: number): Promise<void> => {
+    if (generation !== seen) return Promise.resolve();
+    reconnecting ??= (async () => {
+      control.close();
+      control = await ControlClient.connect(reply.info.control);
+      generation++;
+    })().finally(() => {
+      reconnecting = null;
+    });
+    return reconnecting;
+  };
+  // One rescue for all the calls that wait behind the same statement.
+  let rescuing: { generation: number; outcome: Promise<string> } | null = null;
+  const rescueFor = (seen: number): Promise<string> => {
+    if (rescuing?.generation !== seen) {
+      rescuing = {
+        generation: seen,
+        outcome: host.call<string>('cancel', { leaseId: reply.leaseId }).catch(() => 'failed'),
+      };
+    }
+    return rescuing.outcome;
+  };
+  const testControl = async (op: 'beginTest' | 'endTest', args?: Record<string, unknown>): Promise<void> => {
+    const seen = generation;
+    const answered: Promise<{ error?: unknown }> = control.call<void>(op, args).then(
+      () => ({}),
+      (error: unknown) => ({ error }),
     );
-    return control.call<void>(op, args).finally(() => clearTimeout(timer));
+    let rescue: Promise<string> | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const rescued = new Promise<string>((resolve) => {
+      timer = setTimeout(() => {
+        rescue = rescueFor(seen);
+        void rescue.then(resolve);
+      }, LEFT_STATEMENT_GRACE_MS);
+    });
+    const replaced = rescued.then((outcome) => (outcome === 'replaced' ? outcome : NEVER));
+    try {
+      const first = await Promise.race([answered, replaced]);
+      if (first !== 'replaced') {
+        if (first.error === undefined) return;
+        // The call failed: the old database's thread may have ended under it as the host replaced it.
+        if (!rescue || (await rescue) !== 'replaced') throw first.error;
+      }
+      await reconnect(seen);
+      // A fresh database has no test open: a BEGIN is still needed, a rollback is not.
+      if (op === 'beginTest') await control.call('beginTest');
+    } finally {
+      clearTimeout(timer);
+    }
   };
   return {
     connectionString: reply.info.connectionString,
