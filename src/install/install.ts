@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ClusterCorruptedError } from '../errors.js';
 import { type ClusterCacheOptions, cachedCluster } from './cluster-cache.js';
 import { engineInfo } from './engine-assets.js';
-import { stagingName } from './fs-util.js';
+import { removeAbandonedStaging, stagingName } from './fs-util.js';
 import { withDirLock } from './lock.js';
 import { PglitePaths } from './paths.js';
 import { type AppId, projectDataDir } from './project-dirs.js';
@@ -71,7 +71,7 @@ async function ensureClusterLocked(paths: PglitePaths, options: ClusterCacheOpti
   // A data directory without PG_VERSION is an interrupted restore: clusters are renamed into
   // place only when complete, so whatever is there is not a cluster. Start it over.
   await fs.rm(paths.pgdata, { recursive: true, force: true });
-  await removeAbandonedRestores(paths.pgdata);
+  await removeAbandonedStaging(paths.pgdata);
   const pristine = await cachedCluster(options);
   const staging = stagingName(paths.pgdata);
   try {
@@ -84,16 +84,6 @@ async function ensureClusterLocked(paths: PglitePaths, options: ClusterCacheOpti
     throw error;
   }
   return false;
-}
-
-async function removeAbandonedRestores(pgdata: string): Promise<void> {
-  const parent = path.dirname(pgdata);
-  const prefix = `${path.basename(pgdata)}.`;
-  for (const entry of await fs.readdir(parent).catch(() => [])) {
-    if (entry.startsWith(prefix) && entry.endsWith('.partial')) {
-      await fs.rm(path.join(parent, entry), { recursive: true, force: true });
-    }
-  }
 }
 
 /** Refuses a data directory the engine cannot open, with the path and the way out. */

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type EngineInfo, engineAssets, engineInfo } from './engine-assets.js';
-import { writeFileAtomic } from './fs-util.js';
+import { removeAbandonedStaging, writeFileAtomic } from './fs-util.js';
 import type { PglitePaths } from './paths.js';
 
 /** `<pgroot>/pglite/manifest.json`: what was installed. Written last, so it marks a complete install. */
@@ -37,8 +37,10 @@ export async function ensureRuntimeFiles(paths: PglitePaths): Promise<boolean> {
     return true;
   }
 
-  // No manifest: nothing here or a half-written install. Lay everything out again.
+  // No manifest: nothing here or a half-written install. Lay everything out again. (The caller
+  // holds the root's lock: a manifest still being written belongs to a process that died.)
   await fs.rm(paths.manifestPath, { force: true });
+  await removeAbandonedStaging(paths.manifestPath);
   await fs.rm(paths.tmpDir, { recursive: true, force: true });
   await fs.mkdir(paths.tmpDir, { recursive: true, mode: 0o700 });
   const files: RuntimeManifest['files'] = {};
