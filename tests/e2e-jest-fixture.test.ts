@@ -93,6 +93,10 @@ describe('fixtures/jest-app with the packed package', () => {
     // Ended on its own (spawnSync's timeout would set an error).
     expect(leaking.error, leakingOutput).toBeUndefined();
     expect(leakingOutput).toMatch(/Tests:\s+2 passed, 2 total/);
+    // The output names the test and what it left open.
+    expect(leakingOutput).toMatch(
+      /the test "tests\/leak.test.ts a transaction on one client while the pool answers another query" ended with 1 client inside a transaction \(rolled back with the test\): client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
+    );
     await fs.rm(path.join(project, 'tests', 'leak.test.ts'));
 
     const runtime = await InteractiveRuntime.start(await installAndInitIn(kept!));

@@ -177,6 +177,11 @@ export class ClientSession implements NotificationTarget {
     this.stateSince = Date.now();
   }
 
+  /** Isolation 'transaction': the client is inside a transaction of its own. */
+  get inOwnTransaction(): boolean {
+    return this.ownTransaction;
+  }
+
   /** This client as another client's error names it: who, in which state, doing what. */
   describe(): string {
     const who = `client ${this.processId}${this.applicationName ? ` (${this.applicationName})` : ''}`;

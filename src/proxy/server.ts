@@ -41,8 +41,11 @@ export interface ProxyHandle {
    * (rolled back) if one is open. Clients' transaction states are forgotten with it.
    */
   beginTest(): Promise<void>;
-  /** With `testTransactions`: ends the test's outer transaction, rolled back unless told to commit. */
-  endTest(outcome?: 'rollback' | 'commit'): Promise<void>;
+  /**
+   * With `testTransactions`: ends the test's outer transaction, rolled back unless told to commit.
+   * Resolves with the clients that were still inside a transaction of their own, described.
+   */
+  endTest(outcome?: 'rollback' | 'commit'): Promise<string[]>;
   /** Stops accepting, ends every client with 57P01, then closes the engine if the proxy owns it. */
   close(): Promise<void>;
 }
@@ -248,11 +251,15 @@ class ProxyServer implements SessionHost {
     });
   }
 
-  async endTest(outcome: 'rollback' | 'commit'): Promise<void> {
+  async endTest(outcome: 'rollback' | 'commit'): Promise<string[]> {
+    const leftOpen = [...this.sessions]
+      .filter((session) => session.ready && session.inOwnTransaction)
+      .map((session) => session.describe());
     await this.asTestController(async () => {
       if (this.testTransactionOpen)
         await this.endOuterTransaction(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');
     });
+    return leftOpen;
   }
 
   private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {

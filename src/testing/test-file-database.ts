@@ -86,11 +86,11 @@ export class TestFileDatabase {
       // Not awaited: the next call on the control channel runs after it anyway, so the rollback
       // and the next test's BEGIN cost one round trip instead of two.
       this.rollback = this.leased.endTest('rollback').then(
-        () => undefined,
+        (leftOpen) => reportLeftOpen(outcome.label, leftOpen),
         (error: unknown) => error,
       );
     } else if (isolation === 'transaction') {
-      await this.leased.endTest('commit');
+      reportLeftOpen(outcome.label, await this.leased.endTest('commit'));
       message = await this.keep(outcome.label);
       // The committed test left its data: the next test must start from the template again.
       await this.leased.reset();
@@ -124,6 +124,20 @@ export class TestFileDatabase {
       `  Inspect it: npx pglite-oxide serve --data ${JSON.stringify(root)}   (then psql the printed URL)`
     );
   }
+}
+
+/**
+ * Says which clients a test left inside a transaction of their own: their work was rolled back
+ * with the test, but the client (a pool's, checked out and never released) is likely still open.
+ */
+function reportLeftOpen(label: string, clients: string[]): undefined {
+  if (clients.length === 0) return undefined;
+  const count = clients.length === 1 ? '1 client' : `${clients.length} clients`;
+  console.warn(
+    `pglite-oxide: the test "${label}" ended with ${count} inside a transaction (rolled back with the test): ${clients.join('; ')}. ` +
+      'Commit or roll back, and release a pooled client, in a finally block.',
+  );
+  return undefined;
 }
 
 function slug(label: string): string {

@@ -48,8 +48,7 @@ async function main(): Promise<void> {
         return;
       case 'endTest':
         testOpen = false;
-        await suite.proxy.endTest(args.outcome === 'commit' ? 'commit' : 'rollback');
-        return;
+        return suite.proxy.endTest(args.outcome === 'commit' ? 'commit' : 'rollback');
       case 'reset': {
         // A reset in the middle of a test under isolation 'transaction' starts its transaction again.
         const inTest = testOpen;

@@ -9,8 +9,8 @@ export interface LeasedDatabase {
   readonly env: Record<string, string>;
   /** Opens the test's outer transaction (isolation 'transaction'). */
   beginTest(): Promise<void>;
-  /** Ends it: rolled back, or committed to keep a failing test's data. */
-  endTest(outcome?: 'rollback' | 'commit'): Promise<void>;
+  /** Ends it: rolled back, or committed to keep a failing test's data. Resolves with the clients it left in a transaction. */
+  endTest(outcome?: 'rollback' | 'commit'): Promise<string[]>;
   /** Puts the database back exactly to the template state. */
   reset(): Promise<ResetReport>;
   /** Raw wire access to the engine: a SQL string, or frontend message bytes. */
@@ -71,10 +71,13 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
     }
     return rescuing.outcome;
   };
-  const testControl = async (op: 'beginTest' | 'endTest', args?: Record<string, unknown>): Promise<void> => {
+  const testControl = async <T>(
+    op: 'beginTest' | 'endTest',
+    args?: Record<string, unknown>,
+  ): Promise<T | undefined> => {
     const seen = generation;
-    const answered: Promise<{ error?: unknown }> = control.call<void>(op, args).then(
-      () => ({}),
+    const answered: Promise<{ value?: T; error?: unknown }> = control.call<T>(op, args).then(
+      (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
     let rescue: Promise<string> | undefined;
@@ -89,13 +92,14 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
     try {
       const first = await Promise.race([answered, replaced]);
       if (first !== 'replaced') {
-        if (first.error === undefined) return;
+        if (first.error === undefined) return first.value;
         // The call failed: the old database's thread may have ended under it as the host replaced it.
         if (!rescue || (await rescue) !== 'replaced') throw first.error;
       }
       await reconnect(seen);
       // A fresh database has no test open: a BEGIN is still needed, a rollback is not.
       if (op === 'beginTest') await control.call('beginTest');
+      return undefined;
     } finally {
       clearTimeout(timer);
     }
@@ -103,8 +107,10 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
   return {
     connectionString: reply.info.connectionString,
     env: reply.info.env,
-    beginTest: () => testControl('beginTest'),
-    endTest: (outcome = 'rollback') => testControl('endTest', { outcome }),
+    beginTest: async () => {
+      await testControl<void>('beginTest');
+    },
+    endTest: async (outcome = 'rollback') => (await testControl<string[]>('endTest', { outcome })) ?? [],
     reset: () => control.call<ResetReport>('reset'),
     async execInteractive(input) {
       const args =
