@@ -110,6 +110,14 @@ export function notificationResponse(processId: number, channel: string, payload
   return frame('A', Buffer.concat([int32(processId), cstring(channel), cstring(payload)]));
 }
 
+/** The newest minor protocol version served, and the protocol options (`_pq_.*`) not recognized. */
+export function negotiateProtocolVersion(newestMinor: number, unrecognized: readonly string[]): Buffer {
+  return frame(
+    'v',
+    Buffer.concat([int32(newestMinor), int32(unrecognized.length), ...unrecognized.map(cstring)]),
+  );
+}
+
 /** Authentication succeeded (or was not needed). */
 export const AUTHENTICATION_OK = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]);
 

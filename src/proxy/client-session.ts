@@ -19,6 +19,7 @@ import {
   errorResponse,
   NO_DATA,
   NO_PARAMETERS,
+  negotiateProtocolVersion,
   PARSE_COMPLETE,
   parameterStatus,
   readyForQuery,
@@ -275,7 +276,13 @@ export class ClientSession implements NotificationTarget {
         this.socket.resume();
       }
     } catch (error) {
-      if (error instanceof ProtocolViolationError) {
+      if (error instanceof ProtocolViolationError && this.phase === 'startup') {
+        // As PostgreSQL: a broken startup packet (or pg's Terminate before one) closes the
+        // connection without a word to the client, and is only logged.
+        this.host.warn(`client ${this.id}: ${error.message}`);
+        this.socket.destroy();
+        void this.leave();
+      } else if (error instanceof ProtocolViolationError) {
         this.host.warn(`client ${this.id}: ${error.message}`);
         void this.fatal('08P01', error.message);
       } else {
@@ -302,11 +309,15 @@ export class ClientSession implements NotificationTarget {
     }
     const major = code >>> 16;
     const minor = code & 0xffff;
-    if (major !== 3 || minor !== 0) {
+    if (major !== 3) {
       void this.fatal('0A000', `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
       return;
     }
     const params = startupParameters(packet);
+    // As PostgreSQL 17: a newer 3.x client, or one asking for protocol options, is told what this
+    // server speaks and goes on with 3.0.
+    const options = [...params.keys()].filter((name) => name.startsWith('_pq_.'));
+    if (minor > 0 || options.length > 0) this.write(negotiateProtocolVersion(0, options));
     this.user = params.get('user') ?? '';
     this.applicationName = params.get('application_name') ?? '';
     if (!this.user) {
