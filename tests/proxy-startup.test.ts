@@ -102,6 +102,14 @@ describe('proxy startup', () => {
       application_name: 'startup-test',
     });
     client.end();
+    // Without application_name, fallback_application_name (libpq's) stands in, as on PostgreSQL.
+    const fallback = await RawClient.connect(served.proxy.port);
+    fallback.send(
+      serialize.startup({ user: 'postgres', database: 'template1', fallback_application_name: 'psql' }),
+    );
+    const named = (await fallback.untilReady()).find((m) => m.parameterName === 'application_name');
+    expect(named?.parameterValue).toBe('psql');
+    fallback.end();
   });
 
   it('gives each client a distinct BackendKeyData', async () => {

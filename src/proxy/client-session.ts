@@ -319,7 +319,7 @@ export class ClientSession implements NotificationTarget {
     const options = [...params.keys()].filter((name) => name.startsWith('_pq_.'));
     if (minor > 0 || options.length > 0) this.write(negotiateProtocolVersion(0, options));
     this.user = params.get('user') ?? '';
-    this.applicationName = params.get('application_name') ?? '';
+    this.applicationName = params.get('application_name') || params.get('fallback_application_name') || '';
     if (!this.user) {
       void this.fatal('28000', 'no PostgreSQL user name specified in startup packet');
       return;
