@@ -65,7 +65,7 @@ describe('the pglite-oxide command', () => {
     expect(help.stdout).toContain('--migrations');
     const unknown = await cli(['frobnicate']);
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    expect(unknown.stderr).toMatch(/^pglite-oxide: unknown command 'frobnicate'/);
     expect((await cli(['serve', '--port', 'many'])).status).toBe(2);
   });
 
@@ -82,6 +82,9 @@ describe('the pglite-oxide command', () => {
     const node = await cli(['run', '--', process.execPath, '-e', script]);
     expect(node.stdout.trim()).toMatch(/^template1 127\.0\.0\.1 \d+ postgres$/);
     expect((await cli(['run', '--', 'sh', '-c', 'exit 3'])).status).toBe(3);
+    // A command a signal ends exits as a shell reports it: 128 + the signal's number.
+    expect((await cli(['run', '--', 'sh', '-c', 'kill -SEGV $$'])).status).toBe(139);
+    expect((await cli(['run', '--', 'sh', '-c', 'kill -ABRT $$'])).status).toBe(134);
     const missing = await cli(['run', '--', 'no-such-command-anywhere']);
     expect(missing.status).toBe(127);
   });

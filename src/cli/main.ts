@@ -21,6 +21,8 @@ function program(): Command {
     )
     .version(version)
     .exitOverride()
+    // Every error this command prints starts with its name, commander's own too.
+    .configureOutput({ outputError: (text, write) => write(`pglite-oxide: ${text.replace(/^error: /, '')}`) })
     .showHelpAfterError('(add --help for usage)');
   const migrations = () =>
     new Option('--migrations <path...>', '.sql files or directories applied in name order');

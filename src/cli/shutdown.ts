@@ -1,3 +1,4 @@
+import os from 'node:os';
 /**
  * Runs `stop` once on the first SIGINT or SIGTERM (a second one exits at once), so a server or a
  * child command ends cleanly on Ctrl+C.
@@ -17,6 +18,7 @@ export function onShutdown(stop: (signal: NodeJS.Signals) => void | Promise<void
   };
 }
 
+/** The number of `signal` (SIGSEGV 11, SIGABRT 6, ...), for the shell's 128+n exit status. */
 export function signalNumber(signal: NodeJS.Signals): number {
-  return signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : signal === 'SIGHUP' ? 1 : 9;
+  return os.constants.signals[signal] ?? 9;
 }
