@@ -7,7 +7,7 @@ import { serialize } from 'pg-protocol';
 import { PgliteOxideError, startProxy } from 'pglite-oxide';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServedEngine } from './helpers/proxy-engine.js';
-import { RawClient, startupPacket } from './helpers/raw-client.js';
+import { type Message, RawClient, startupPacket } from './helpers/raw-client.js';
 import { tempRoot } from './helpers/temp-root.js';
 
 const run = promisify(execFile);
@@ -220,8 +220,19 @@ describe('proxy startup', () => {
       await client.connect();
       expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
       await client.end();
-      // The first 32 were the longest waiting when the later ones came.
-      const evicted = await Promise.all(silent.slice(0, 32).map((raw) => raw.untilClosed()));
+      // 32 of them made room for the later ones (the longest waiting each time).
+      const evicted: Message[][] = [];
+      await new Promise<void>((resolve) => {
+        for (const raw of silent) {
+          raw.untilClosed(30_000).then(
+            (messages) => {
+              evicted.push(messages);
+              if (evicted.length === 32) resolve();
+            },
+            () => {},
+          );
+        }
+      });
       for (const messages of evicted)
         expect(messages.at(-1)).toMatchObject({ severity: 'FATAL', code: '53300' });
     } finally {
