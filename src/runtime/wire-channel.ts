@@ -63,23 +63,22 @@ export class WireChannel {
 
   /** Spins up to `spinMs` while the state is `from`; returns the state then. */
   spinWhile(from: number, spinMs: number): number {
-    let state = this.state;
-    if (state !== from) return state;
-    const deadline = performance.now() + spinMs;
-    for (let round = 0; ; round++) {
-      state = this.state;
-      if (state !== from) return state;
-      // Reading the clock costs more than a look at the state: look often, read it rarely.
-      if ((round & 1023) === 1023 && performance.now() > deadline) return state;
-    }
+    return this.spin((state) => state !== from, spinMs);
   }
 
   /** Spins up to `spinMs` until the state is `to`; returns the state then. */
   spinUntil(to: number, spinMs: number): number {
+    return this.spin((state) => state === to, spinMs);
+  }
+
+  private spin(done: (state: number) => boolean, spinMs: number): number {
+    let state = this.state;
+    if (done(state)) return state;
     const deadline = performance.now() + spinMs;
     for (let round = 0; ; round++) {
-      const state = this.state;
-      if (state === to) return state;
+      state = this.state;
+      if (done(state)) return state;
+      // Reading the clock costs more than a look at the state: look often, read it rarely.
       if ((round & 1023) === 1023 && performance.now() > deadline) return state;
     }
   }
