@@ -38,6 +38,25 @@ test('the next test starts clean', async ({ pool }) => {
 });
 `;
 
+const TWO_CLIENTS_TEST = `
+import { test } from 'pglite-oxide/vitest';
+import { expect } from 'vitest';
+
+test('a transaction on one client while the pool answers another query', async ({ pool }) => {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query("INSERT INTO accounts (email) VALUES ('d@d.d')");
+    const other = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
+    await c.query('COMMIT');
+    // Inside the open transaction under isolation 'transaction': it sees the row.
+    expect(other.rows[0].n).toBe(1);
+  } finally {
+    c.release();
+  }
+});
+`;
+
 // The packed package, installed into a copy of fixtures/vitest-app, running that project's own
 // test command with its files in parallel: what a user's CI does.
 describe('fixtures/vitest-app with the packed package', () => {
@@ -86,6 +105,18 @@ describe('fixtures/vitest-app with the packed package', () => {
       await runtime.close();
     }
     await fs.rm(path.join(project, 'tests', 'failing.test.ts'));
+
+    // Two clients in one test, released in a finally: answered at once under 'transaction';
+    // under 'reset' the second waits for the first's transaction and gets 55P03 naming it.
+    await fs.writeFile(path.join(project, 'tests', 'two-clients.test.ts'), TWO_CLIENTS_TEST);
+    const twoClients = runSuite({}, 'tests/two-clients.test.ts');
+    expect(twoClients.status, twoClients.output).toBe(0);
+    const twoClientsReset = runSuite({ FIXTURE_ISOLATION: 'reset' }, 'tests/two-clients.test.ts');
+    expect(twoClientsReset.status, twoClientsReset.output).not.toBe(0);
+    expect(twoClientsReset.output).toMatch(
+      /waited 3000 ms \(queueTimeoutMs\) for client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
+    );
+    await fs.rm(path.join(project, 'tests', 'two-clients.test.ts'));
 
     // A test that leaves clients checked out of the pool (no finally): the run ends, the test
     // fails saying what it left, and the next test starts clean.
