@@ -38,6 +38,19 @@ test('the next test starts clean', async () => {
   const { rows } = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
   expect(rows[0].n).toBe(0);
 });
+
+test('the same with the client released in a finally', async () => {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query("INSERT INTO accounts (email) VALUES ('e@e.e')");
+    const other = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'e@e.e'");
+    await c.query('COMMIT');
+    expect(other.rows[0].n).toBe(1);
+  } finally {
+    c.release();
+  }
+});
 `;
 
 // The packed package, installed into a copy of fixtures/jest-app (CJS through ts-jest, one ES
@@ -92,7 +105,7 @@ describe('fixtures/jest-app with the packed package', () => {
     const leakingOutput = leaking.stdout + leaking.stderr;
     // Ended on its own (spawnSync's timeout would set an error).
     expect(leaking.error, leakingOutput).toBeUndefined();
-    expect(leakingOutput).toMatch(/Tests:\s+2 passed, 2 total/);
+    expect(leakingOutput).toMatch(/Tests:\s+3 passed, 3 total/);
     // The output names the test and what it left open.
     expect(leakingOutput).toMatch(
       /the test "tests\/leak.test.ts a transaction on one client while the pool answers another query" ended with 1 client inside a transaction \(rolled back with the test\): client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
