@@ -192,3 +192,37 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): P
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe('settings a client asks for at startup', () => {
+  it('each client sees its own, interleaved: options=-c, --name=value and startup parameters', async () => {
+    const paris = new pg.Client({
+      connectionString: url,
+      options: '-c TimeZone=Europe/Paris -c search_path=poisoned,public',
+    } as pg.ClientConfig);
+    const tokyo = new pg.Client({
+      connectionString: url,
+      options: '--TimeZone=Asia/Tokyo',
+    } as pg.ClientConfig);
+    const plain = new pg.Client(url);
+    await Promise.all([paris.connect(), tokyo.connect(), plain.connect()]);
+    try {
+      for (let round = 0; round < 3; round++) {
+        expect((await paris.query('SHOW TimeZone')).rows[0].TimeZone).toBe('Europe/Paris');
+        expect((await tokyo.query('SHOW TimeZone')).rows[0].TimeZone).toBe('Asia/Tokyo');
+        expect((await plain.query('SHOW TimeZone')).rows[0].TimeZone).toBe('UTC');
+        expect((await paris.query('SHOW search_path')).rows[0].search_path).toBe('poisoned,public');
+        expect((await plain.query('SHOW search_path')).rows[0].search_path).not.toContain('poisoned');
+      }
+    } finally {
+      await Promise.all([paris.end(), tokyo.end(), plain.end()]);
+    }
+  });
+
+  it('psql with PGOPTIONS', async () => {
+    const { stdout } = await run('psql', [url, '-X', '-Atc', 'SHOW search_path'], {
+      env: { ...process.env, PGOPTIONS: '-c search_path=poisoned' },
+      timeout: 20_000,
+    });
+    expect(stdout.trim()).toBe('poisoned');
+  });
+});

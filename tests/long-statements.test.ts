@@ -218,3 +218,38 @@ describe('engine memory (serve --data)', () => {
     }
   });
 });
+
+describe('statement_timeout from the startup options', () => {
+  let served: Awaited<ReturnType<typeof startServedEngine>>;
+
+  beforeAll(async () => {
+    served = await startServedEngine();
+  });
+
+  afterAll(async () => {
+    await served?.close();
+  });
+
+  it('stops a statement of that client only, as PGOPTIONS or options=-c set it', async () => {
+    const limited = new pg.Client({
+      connectionString: served.proxy.connectionString,
+      options: '-c statement_timeout=300',
+    } as pg.ClientConfig);
+    const unlimited = new pg.Client(served.proxy.connectionString);
+    await limited.connect();
+    await unlimited.connect();
+    try {
+      await expect(limited.query('SELECT pg_sleep(30)')).rejects.toMatchObject({
+        code: '57014',
+        message: 'canceling statement due to statement timeout',
+      });
+      // The other client's statement runs as long as it needs, in between and after.
+      await unlimited.query('SELECT pg_sleep(0.5)');
+      expect((await limited.query('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '300ms' }]);
+      expect((await unlimited.query('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '0' }]);
+    } finally {
+      await limited.end();
+      await unlimited.end();
+    }
+  });
+});

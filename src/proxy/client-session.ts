@@ -59,6 +59,7 @@ import { EngineWaitError } from './engine-scheduler.js';
 import type { NotificationTarget } from './notifications.js';
 import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
+import { startupSettings, switchFrames } from './startup-settings.js';
 import { type CopyInPlan, type StatementEffects, statementEffects } from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
 import {
@@ -111,6 +112,8 @@ export class ClientSession implements NotificationTarget {
   private discardUntilSync = false;
   /** Settings this client changed with SET (lower-case names), kept for it when others leave. */
   readonly changedSettings = new Set<string>();
+  /** The settings this client asked for at startup (lower-case names), applied for its units. */
+  readonly startup = new Map<string, string>();
   /** Names of SQL-level prepared statements (PREPARE) this client made. */
   private readonly sqlPrepared = new Set<string>();
   /** The client ran something on the engine, so it may have left state there. */
@@ -319,6 +322,7 @@ export class ClientSession implements NotificationTarget {
     const options = [...params.keys()].filter((name) => name.startsWith('_pq_.'));
     if (minor > 0 || options.length > 0) this.write(negotiateProtocolVersion(0, options));
     this.user = params.get('user') ?? '';
+    for (const [name, value] of startupSettings(params)) this.startup.set(name, value);
     this.applicationName = params.get('application_name') || params.get('fallback_application_name') || '';
     if (!this.user) {
       void this.fatal('28000', 'no PostgreSQL user name specified in startup packet');
@@ -392,7 +396,8 @@ export class ClientSession implements NotificationTarget {
     this.reader.authenticated();
     const parts: Buffer[] = [AUTHENTICATION_OK];
     for (const [name, value] of this.host.settings) {
-      parts.push(parameterStatus(name, name === 'application_name' ? this.applicationName : value));
+      const own = name === 'application_name' ? this.applicationName : this.startup.get(name.toLowerCase());
+      parts.push(parameterStatus(name, own ?? value));
     }
     parts.push(backendKeyData(this.processId, this.secretKey), readyForQuery('I'));
     this.phase = 'ready';
@@ -653,8 +658,39 @@ export class ClientSession implements NotificationTarget {
   /** Waits for the engine; false when the wait ended without it (the client was told why). */
   private takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
     const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
-    if (!wait) return this.phase === 'ready' || this.releaseNow();
-    return this.waitForEngine(wait, endsWithSync);
+    if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.bringMySettings();
+    return this.waitForEngine(wait, endsWithSync).then((taken) => taken && this.bringMySettings());
+  }
+
+  /**
+   * Brings the engine to the settings this client asked for at startup (statement_timeout,
+   * search_path, TimeZone, ...), undoing those of the client before: only what differs, and
+   * nothing at all when no client asked for any. True once done; false when the engine failed.
+   */
+  private bringMySettings(): boolean | Promise<boolean> {
+    const applied = this.host.startupApplied;
+    if (
+      applied !== null &&
+      (applied.size === 0 ? this.startup.size === 0 : this.host.startupOwner === this)
+    ) {
+      return true;
+    }
+    const frames = switchFrames(applied, this.startup, this.host.startupNames());
+    this.host.startupApplied = new Map(this.startup);
+    this.host.startupOwner = this;
+    if (!frames) return true;
+    const output = this.engineCall(frames);
+    if (output instanceof Promise) return output.then((ready) => this.settingsSwitched(ready));
+    return this.settingsSwitched(output);
+  }
+
+  private settingsSwitched(output: Uint8Array | null): boolean {
+    if (!output) return false;
+    const summary = scanBackend(output);
+    if (summary.errors > 0) {
+      this.host.warn(`client ${this.id}: a startup setting was refused (SQLSTATE ${summary.firstErrorCode})`);
+    }
+    return true;
   }
 
   private async waitForEngine(wait: Promise<void>, endsWithSync: boolean): Promise<boolean> {
@@ -781,7 +817,13 @@ export class ClientSession implements NotificationTarget {
         this.host.hub.unlisten(this, effect.unlisten);
         relisten.push(...effect.unlisten.filter((channel) => this.host.hub.isListened(channel)));
       }
-      for (const name of effect.settings) this.changedSettings.add(name.toLowerCase());
+      for (const name of effect.settings) {
+        const lower = name.toLowerCase();
+        this.changedSettings.add(lower);
+        // The client's own SET now stands for it, not its startup value.
+        this.startup.delete(lower);
+        if (this.host.startupOwner === this) this.host.startupApplied?.delete(lower);
+      }
       for (const name of effect.prepared) this.sqlPrepared.add(name);
       for (const name of effect.deallocated) this.sqlPrepared.delete(name);
     }
@@ -1141,6 +1183,8 @@ export class ClientSession implements NotificationTarget {
         engineUser: this.host.user,
       });
       this.routeOnly(await this.host.gate.exec(frames));
+      // The cleanup reset settings: which startup settings the engine has is no longer known.
+      this.host.startupApplied = null;
     } finally {
       this.host.scheduler.release(this, false);
     }

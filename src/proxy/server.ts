@@ -146,6 +146,8 @@ class ProxyServer implements SessionHost {
   readonly authenticator: PasswordAuthenticator | null;
   readonly testTransactions: boolean;
   testTransactionOpen = false;
+  startupApplied: Map<string, string> | null = new Map();
+  startupOwner: ClientSession | null = null;
   private readonly sessions = new Set<ClientSession>();
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
@@ -264,6 +266,8 @@ class ProxyServer implements SessionHost {
 
   private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
     this.testTransactionOpen = false;
+    // Startup settings applied inside the test's transaction end with it.
+    this.startupApplied = null;
     for (const session of this.sessions) session.testTransactionEnded();
     await this.controlSql(sql);
   }
@@ -322,6 +326,7 @@ class ProxyServer implements SessionHost {
     const reason = error instanceof Error ? error.message : String(error);
     this.warn(`client ${by.id}: the engine failed: ${reason}`);
     // Every client's transaction, statements and settings lived in that engine session.
+    this.startupApplied = null;
     const [code, message] =
       error instanceof EngineReplacedError
         ? ['57P01', `terminating connection: ${reason}`]
@@ -335,6 +340,7 @@ class ProxyServer implements SessionHost {
 
   sessionLeft(session: ClientSession): void {
     this.sessions.delete(session);
+    if (this.startupOwner === session) this.startupOwner = null;
     if (this.sessions.size === 0) this.giveMemoryBack();
   }
 
@@ -388,6 +394,12 @@ class ProxyServer implements SessionHost {
       void starting[0]!.fatal('53300', 'too many connections are starting up; this one waited longest');
     }
     this.sessions.add(new ClientSession(socket, this, this.nextId++));
+  }
+
+  startupNames(): Iterable<string> {
+    const names = new Set<string>();
+    for (const session of this.sessions) for (const name of session.startup.keys()) names.add(name);
+    return names;
   }
 
   roomForClient(): boolean {
