@@ -102,6 +102,31 @@ describe('a leaving client takes its settings with it', () => {
   });
 });
 
+describe('temporary objects die with their client', () => {
+  it('a temp table is gone for the next connection, whether others stay connected or not', async () => {
+    const bystander = new pg.Client(url);
+    for (const othersConnected of [true, false]) {
+      if (othersConnected) await bystander.connect();
+      const first = new pg.Client(url);
+      await first.connect();
+      await first.query('CREATE TEMP TABLE person (name text)');
+      await first.query('CREATE TEMPORARY VIEW grown_ups AS SELECT * FROM person');
+      await first.end();
+      const next = new pg.Client(url);
+      await next.connect();
+      await waitFor(
+        async () =>
+          (await next.query("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'person'")).rows[0].n ===
+          0,
+      );
+      await next.query('CREATE TEMP TABLE person (name text)');
+      await next.end();
+      if (othersConnected) await bystander.end();
+      expect(await served.proxy.clientsGone(10_000)).toBe(true);
+    }
+  });
+});
+
 describe('client text never becomes SQL of the proxy', () => {
   it('a CopyFail message is only a message, with standard_conforming_strings off too', async () => {
     await queryRows(url, 'CREATE SEQUENCE IF NOT EXISTS inj_seq');

@@ -24,6 +24,7 @@ describe('cleanupFrames', () => {
         statements: ['pgo7s1', 'pgo7s2'],
         unlisten: 'all',
         deallocate: 'all',
+        temp: 'all',
         keepSettings: 'none',
         settings: ['my.x'],
         engineUser: 'postgres',
@@ -35,6 +36,7 @@ describe('cleanupFrames', () => {
       ['S', ''],
       ['Q', 'UNLISTEN *'],
       ['Q', 'DEALLOCATE ALL'],
+      ['Q', 'DISCARD TEMP'],
       ['Q', 'SET SESSION AUTHORIZATION "postgres"'],
       ['Q', 'RESET ROLE'],
       ['Q', 'RESET ALL'],
@@ -47,22 +49,24 @@ describe('cleanupFrames', () => {
         statements: [],
         unlisten: ['chan"A'],
         deallocate: ['plan'],
+        temp: [{ kind: 'TABLE', name: 'person' }],
         keepSettings: new Set(['search_path', 'role']),
         settings: ['search_path', 'my.x', 'role'],
         engineUser: 'post"gres',
       }),
     );
-    expect(frames.slice(0, 4)).toEqual([
+    expect(frames.slice(0, 5)).toEqual([
       ['Q', 'UNLISTEN "chan""A"'],
       ['Q', 'DEALLOCATE "plan"'],
+      ['Q', 'DROP TABLE IF EXISTS pg_temp."person" CASCADE'],
       ['Q', 'SET SESSION AUTHORIZATION "post""gres"'],
       ['Q', 'RESET "my"."x"'],
     ]);
-    const [type, sql] = frames[4]!;
+    const [type, sql] = frames[5]!;
     expect(type).toBe('Q');
     expect(sql).toMatch(/^DO \$q\d*\$/);
     expect(sql).toContain("source = 'session'");
     expect(sql).toContain('ARRAY[$q$role$q$, $q$session_authorization$q$, $q$search_path$q$, $q$role$q$]');
-    expect(frames).toHaveLength(5);
+    expect(frames).toHaveLength(6);
   });
 });

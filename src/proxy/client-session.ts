@@ -60,7 +60,12 @@ import type { NotificationTarget } from './notifications.js';
 import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
 import { startupSettings, switchFrames } from './startup-settings.js';
-import { type CopyInPlan, type StatementEffects, statementEffects } from './statement-effects.js';
+import {
+  type CopyInPlan,
+  type StatementEffects,
+  statementEffects,
+  type TempObject,
+} from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
 import {
   BEGIN_AUTOCOMMIT,
@@ -116,6 +121,8 @@ export class ClientSession implements NotificationTarget {
   readonly startup = new Map<string, string>();
   /** Names of SQL-level prepared statements (PREPARE) this client made. */
   private readonly sqlPrepared = new Set<string>();
+  /** Temporary objects this client made, dropped when it leaves. */
+  private readonly tempObjects: TempObject[] = [];
   /** The client ran something on the engine, so it may have left state there. */
   private usedEngine = false;
   /** The start of the client's last statement, for other clients' errors. */
@@ -825,6 +832,7 @@ export class ClientSession implements NotificationTarget {
         if (this.host.startupOwner === this) this.host.startupApplied?.delete(lower);
       }
       for (const name of effect.prepared) this.sqlPrepared.add(name);
+      this.tempObjects.push(...effect.tempObjects);
       for (const name of effect.deallocated) this.sqlPrepared.delete(name);
     }
     // The client's UNLISTEN reached the shared session; channels others still want are restored
@@ -1177,6 +1185,7 @@ export class ClientSession implements NotificationTarget {
         statements: this.names.engineStatementNames(),
         unlisten: others.length === 0 ? 'all' : channels.filter((channel) => !hub.isListened(channel)),
         deallocate: others.length === 0 ? 'all' : [...this.sqlPrepared],
+        temp: others.length === 0 ? 'all' : this.tempObjects,
         keepSettings:
           others.length === 0 ? 'none' : new Set(others.flatMap((other) => [...other.changedSettings])),
         settings: [...this.changedSettings],

@@ -1,5 +1,6 @@
 import { serialize } from 'pg-protocol';
 import { dollarQuote, quoteIdent } from '../protocol/sql-quote.js';
+import type { TempObject } from './statement-effects.js';
 
 /** What a leaving client may have left in the shared engine session, and what others still use. */
 export interface LeftBehind {
@@ -9,6 +10,8 @@ export interface LeftBehind {
   unlisten: string[] | 'all';
   /** SQL-level prepared statements the client made; 'all' when no other client is connected. */
   deallocate: string[] | 'all';
+  /** Temporary objects the client made; 'all' when no other client is connected. */
+  temp: TempObject[] | 'all';
   /**
    * Settings (lower-case names) other connected clients changed, which are left as they are; 'none'
    * when no other client is connected, and everything is reset.
@@ -34,6 +37,12 @@ export function cleanupFrames(left: LeftBehind): Buffer {
   else statements.push(...left.unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`));
   if (left.deallocate === 'all') statements.push('DEALLOCATE ALL');
   else statements.push(...left.deallocate.map((name) => `DEALLOCATE ${quoteIdent(name)}`));
+  // Temporary objects die with their session, as on a server of the client's own.
+  if (left.temp === 'all') statements.push('DISCARD TEMP');
+  else
+    statements.push(
+      ...left.temp.map(({ kind, name }) => `DROP ${kind} IF EXISTS pg_temp.${quoteIdent(name)} CASCADE`),
+    );
   const keep = left.keepSettings === 'none' ? new Set<string>() : left.keepSettings;
   // The engine starts its session without a session_authorization setting to go back to, so
   // RESET SESSION AUTHORIZATION does nothing there: the user is named.

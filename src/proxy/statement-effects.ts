@@ -33,9 +33,16 @@ export interface StatementEffects {
   /** SQL-level prepared statements made (PREPARE) and removed (DEALLOCATE). */
   prepared: string[];
   deallocated: string[];
+  /** Temporary tables, views and sequences made (CREATE TEMP ...). */
+  tempObjects: TempObject[];
 }
 
-const INTERESTING = /copy|listen|set|prepare|deallocate/i;
+export interface TempObject {
+  kind: 'TABLE' | 'VIEW' | 'SEQUENCE';
+  name: string;
+}
+
+const INTERESTING = /copy|listen|set|prepare|deallocate|temp/i;
 
 /** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
 export function statementEffects(
@@ -52,6 +59,7 @@ export function statementEffects(
     settings: [],
     prepared: [],
     deallocated: [],
+    tempObjects: [],
   };
   const statements = splitStatements(sql, dialect);
   for (const [start, end] of statements) {
@@ -79,9 +87,32 @@ export function statementEffects(
         if (isName(name) && name!.value !== 'ALL') effects.deallocated.push(identifierOf(name!, sql));
         break;
       }
+      case 'CREATE': {
+        const temp = readTempObject(sql, start, end, dialect);
+        if (temp) effects.tempObjects.push(temp);
+        break;
+      }
     }
   }
   return effects;
+}
+
+/** `CREATE [LOCAL | GLOBAL] TEMP[ORARY] [UNLOGGED] TABLE | VIEW | SEQUENCE [IF NOT EXISTS] [pg_temp.]name`. */
+function readTempObject(sql: string, start: number, end: number, dialect: SqlDialect): TempObject | null {
+  const tokens = leadingTokens(sql, 12, start, end, dialect);
+  let at = 1;
+  if (tokens[at]?.value === 'LOCAL' || tokens[at]?.value === 'GLOBAL') at++;
+  if (tokens[at]?.value !== 'TEMP' && tokens[at]?.value !== 'TEMPORARY') return null;
+  at++;
+  if (tokens[at]?.value === 'UNLOGGED') at++;
+  const kind = tokens[at]?.value;
+  if (kind !== 'TABLE' && kind !== 'VIEW' && kind !== 'SEQUENCE') return null;
+  at++;
+  if (tokens[at]?.value === 'IF' && tokens[at + 1]?.value === 'NOT' && tokens[at + 2]?.value === 'EXISTS')
+    at += 3;
+  let name = tokens[at];
+  if (name && identifierOf(name, sql) === 'pg_temp' && tokens[at + 1]?.value === '.') name = tokens[at + 2];
+  return isName(name) ? { kind, name: identifierOf(name!, sql) } : null;
 }
 
 function isName(token: Token | undefined): boolean {
