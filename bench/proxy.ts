@@ -29,11 +29,13 @@ const WARMUP_MS = 1_500;
 const PGBENCH_SECONDS = 10;
 const ROUNDS = 3;
 
-type CaseName = 'select1' | 'param' | 'pool8' | 'insert10k';
+type CaseName = 'select1' | 'param' | 'pool8' | 'turns' | 'turnsSwitching' | 'insert10k';
 const CASES: Array<[CaseName, string]> = [
   ['select1', 'SELECT 1, 1 client (round trips/s)'],
   ['param', 'SELECT $1, 1 client (round trips/s)'],
   ['pool8', 'SELECT 1, pool of 8 (queries/s)'],
+  ['turns', '2 clients taking turns, same settings'],
+  ['turnsSwitching', '2 clients taking turns, own TimeZone'],
   ['insert10k', '10k-row INSERT (ms, best of 3)'],
 ];
 
@@ -61,6 +63,23 @@ async function main() {
     clients.forEach((client) => client.release());
     await pool.end();
     return counts.reduce((a, b) => a + b, 0) / (durationMs / 1000);
+  }
+  if (kind === 'turns' || kind === 'turnsSwitching') {
+    // Two clients, one query each in turn: with their own TimeZone the engine switches every time.
+    const options = kind === 'turnsSwitching' ? ['-c TimeZone=Asia/Tokyo', '-c TimeZone=Europe/Paris'] : [undefined, undefined];
+    const pair = options.map((option) => new pg.Client({ connectionString: url, options: option }));
+    await Promise.all(pair.map((client) => client.connect()));
+    const warm = Date.now() + warmupMs;
+    let turn = 0;
+    while (Date.now() < warm) await pair[turn++ % 2].query('SELECT 1');
+    let count = 0;
+    const end = Date.now() + durationMs;
+    while (Date.now() < end) {
+      await pair[count % 2].query('SELECT 1');
+      count++;
+    }
+    await Promise.all(pair.map((client) => client.end()));
+    return count / (durationMs / 1000);
   }
   const client = new pg.Client(url);
   await client.connect();
@@ -324,6 +343,14 @@ async function main(): Promise<void> {
   console.log('');
   if (typeof ours === 'number' && typeof floorSelect === 'number') {
     console.log(`proxy vs Node floor, SELECT 1:    ${(ours / floorSelect).toFixed(2)}x`);
+  }
+  const oursColumn = columns.find(([name]) => name === 'pglite-oxide proxy')?.[1];
+  const same = oursColumn?.get('turns');
+  const switching = oursColumn?.get('turnsSwitching');
+  if (typeof same === 'number' && typeof switching === 'number') {
+    console.log(
+      `clients with their own settings taking turns: ${(switching / same).toFixed(2)}x (${(1e6 / switching - 1e6 / same).toFixed(1)} µs a switch)`,
+    );
   }
   const threaded = columns.find(([name]) => name === 'proxy, engine thread')?.[1];
   for (const [kind, label] of [
