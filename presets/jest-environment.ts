@@ -34,7 +34,7 @@ export default class PgliteEnvironment extends NodeEnvironment {
   }
 
   override async teardown(): Promise<void> {
-    await this.database?.close();
+    await this.database?.close(this.testFile);
     this.database = undefined;
     await super.teardown();
   }

@@ -110,6 +110,10 @@ describe('fixtures/jest-app with the packed package', () => {
     expect(leakingOutput).toMatch(
       /the test "tests\/leak.test.ts a transaction on one client while the pool answers another query" ended with 1 client inside a transaction \(rolled back with the test\): client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
     );
+    // At the file's end, what it left connected is named (its pool was never ended).
+    expect(leakingOutput).toMatch(
+      /tests\/leak.test.ts ended with 3 clients still connected, now closed: client \d+, idle for [\d.]+ s, its last statement "INSERT INTO accounts/,
+    );
     await fs.rm(path.join(project, 'tests', 'leak.test.ts'));
 
     const runtime = await InteractiveRuntime.start(await installAndInitIn(kept!));

@@ -36,6 +36,8 @@ export interface ProxyHandle {
   readonly env: Record<string, string>;
   /** Waits up to `timeoutMs` for connected clients to leave; false when some stayed. */
   clientsGone(timeoutMs: number): Promise<boolean>;
+  /** The clients connected now, described (who, in which state, their last statement). */
+  clients(): string[];
   /**
    * With `testTransactions`: opens a test's outer transaction, first ending the previous test's
    * (rolled back) if one is open. Clients' transaction states are forgotten with it.
@@ -230,6 +232,8 @@ class ProxyServer implements SessionHost {
         PGDATABASE: this.database,
       },
       clientsGone: (timeoutMs) => this.clientsGone(timeoutMs),
+      clients: () =>
+        [...this.sessions].filter((session) => session.ready).map((session) => session.describe()),
       beginTest: () => this.beginTest(),
       endTest: (outcome = 'rollback') => this.endTest(outcome),
       close: () => this.close(),

@@ -101,9 +101,21 @@ export class TestFileDatabase {
     return message;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Gives the database back. Clients the file left connected are named first: the host closes
+   * them (what they left open is rolled back) before the database serves another file.
+   */
+  async close(label = 'the test file'): Promise<void> {
     // The rollback first: once released, the database may serve another file.
     await this.afterRollback(Promise.resolve());
+    const left = await this.leased.clientsLeft(LEAVING_GRACE_MS).catch(() => []);
+    if (left.length > 0) {
+      const count = left.length === 1 ? '1 client' : `${left.length} clients`;
+      console.warn(
+        `pglite-oxide: ${label} ended with ${count} still connected, now closed: ${left.join('; ')}. ` +
+          'End pools and clients in afterAll (pool.end(), client.end()).',
+      );
+    }
     await this.leased.release();
   }
 
@@ -125,6 +137,9 @@ export class TestFileDatabase {
     );
   }
 }
+
+/** How long clients that said goodbye get to leave before the file's end names those still there. */
+const LEAVING_GRACE_MS = 500;
 
 /**
  * Says which clients a test left inside a transaction of their own: their work was rolled back

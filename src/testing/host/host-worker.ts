@@ -64,6 +64,10 @@ async function main(): Promise<void> {
       }
       case 'keep':
         return keepDatabase(suite, String(args.dir));
+      case 'clientsLeft':
+        // Clients that said goodbye may still be leaving: they get a moment.
+        await suite.proxy.clientsGone(Number(args.graceMs));
+        return suite.proxy.clients();
       default:
         throw new Error(`unknown engine host call '${op}'`);
     }

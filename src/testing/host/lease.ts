@@ -17,6 +17,8 @@ export interface LeasedDatabase {
   execInteractive(input: string | Uint8Array): Promise<Uint8Array>;
   /** Writes the database as it is now to `dir`, a root `pglite-oxide serve --data` reopens. */
   keep(dir: string): Promise<string>;
+  /** The clients still connected once those leaving had `graceMs` to go, described. */
+  clientsLeft(graceMs: number): Promise<string[]>;
   /** Gives the database back to the host, which resets it for the next test file. */
   release(): Promise<void>;
 }
@@ -118,6 +120,7 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
       return new Uint8Array(Buffer.from(await control.call<string>('exec', args), 'base64'));
     },
     keep: (dir) => control.call<string>('keep', { dir }),
+    clientsLeft: (graceMs) => control.call<string[]>('clientsLeft', { graceMs }),
     release() {
       released ??= host.call<void>('release', { leaseId: reply.leaseId }).finally(() => {
         control.close();
