@@ -112,7 +112,7 @@ describe('fixtures/jest-app with the packed package', () => {
     );
     // At the file's end, what it left connected is named (its pool was never ended).
     expect(leakingOutput).toMatch(
-      /tests\/leak.test.ts ended with 3 clients still connected, now closed: client \d+, idle for [\d.]+ s, its last statement "INSERT INTO accounts/,
+      /tests\/leak.test.ts ended with 3 clients still connected: client \d+, idle for [\d.]+ s, its last statement "INSERT INTO accounts/,
     );
     await fs.rm(path.join(project, 'tests', 'leak.test.ts'));
 

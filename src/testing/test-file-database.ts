@@ -102,8 +102,8 @@ export class TestFileDatabase {
   }
 
   /**
-   * Gives the database back. Clients the file left connected are named first: the host closes
-   * them (what they left open is rolled back) before the database serves another file.
+   * Gives the database back. Clients the file left connected are named first: the host then sets
+   * the database aside (closed at the end of the run) and the next file gets a fresh one.
    */
   async close(label = 'the test file'): Promise<void> {
     // The rollback first: once released, the database may serve another file.
@@ -112,7 +112,8 @@ export class TestFileDatabase {
     if (left.length > 0) {
       const count = left.length === 1 ? '1 client' : `${left.length} clients`;
       console.warn(
-        `pglite-oxide: ${label} ended with ${count} still connected, now closed: ${left.join('; ')}. ` +
+        `pglite-oxide: ${label} ended with ${count} still connected: ${left.join('; ')}. ` +
+          'The next file gets a fresh database; these are closed at the end of the run. ' +
           'End pools and clients in afterAll (pool.end(), client.end()).',
       );
     }

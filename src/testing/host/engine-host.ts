@@ -55,6 +55,7 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
   const idle: HostedDatabase[] = [];
   const waiters: Waiter[] = [];
   const leases = new Map<number, HostedDatabase>();
+  const setAsideDatabases = new Set<HostedDatabase>();
   let starting = 0;
   let nextLease = 1;
   let closed = false;
@@ -115,8 +116,19 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     leases.delete(leaseId);
     if (closed) return retire(database);
     if (await database.recycle()) offer(database);
-    else retire(database);
+    else setAside(database);
     topUp();
+  }
+
+  /**
+   * A database whose clients did not leave is not reused, and not closed yet either: closing it
+   * would send its clients an error in the middle of the test process that leaked them (an
+   * unhandled 'error' of a pg client ends that process). It closes with the host, at the end of
+   * the run, and a fresh database takes its place meanwhile.
+   */
+  function setAside(database: HostedDatabase): void {
+    all.delete(database);
+    setAsideDatabases.add(database);
   }
 
   /**
@@ -164,8 +176,9 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
       closed = true;
       for (const waiter of waiters.splice(0)) waiter.reject(new EngineHostError('the engine host is closed'));
       await control.close();
-      await Promise.all([...all].map((database) => database.close()));
+      await Promise.all([...all, ...setAsideDatabases].map((database) => database.close()));
       all.clear();
+      setAsideDatabases.clear();
     },
   };
 }
