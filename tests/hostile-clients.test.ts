@@ -8,6 +8,7 @@ import { dollarQuote, quoteIdent } from '../src/protocol/sql-quote.js';
 import { queryRows } from './helpers/pg-query.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { RawClient } from './helpers/raw-client.js';
+import { waitFor } from './helpers/wait-for.js';
 
 // What one client does must not change what others get: settings and roles it leaves behind,
 // text it sends that the proxy writes into SQL of its own, names that could meet.
@@ -208,15 +209,6 @@ describe('client text never becomes SQL of the proxy', () => {
     }
   });
 });
-
-/** Polls `condition` until it holds (cleanup runs when the server notices a client left). */
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('the condition did not hold in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('settings a client asks for at startup', () => {
   it('each client sees its own, interleaved: options=-c, --name=value and startup parameters', async () => {

@@ -7,6 +7,7 @@ import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { RawClient } from './helpers/raw-client.js';
 import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+import { waitFor } from './helpers/wait-for.js';
 
 // A statement must not hold the engine longer than its client allows.
 
@@ -139,7 +140,7 @@ describe('an engine in a thread of its own (serve, run)', () => {
     for (let attempt = 1; attempt <= 5 && outcome.code !== '57P01'; attempt++) {
       const computing = computer.query(COMPUTES_WITHOUT_CALLING_OUT);
       computing.catch(() => {});
-      await waitUntil(() => engine.busy);
+      await waitFor(() => engine.busy);
       await new Promise((resolve) => setTimeout(resolve, attempt * 200));
       await cancel(computer);
       outcome = await computing.then(
@@ -176,7 +177,7 @@ describe('an engine in a thread of its own (serve, run)', () => {
     await c.connect();
     const running = c.query(COMPUTES_WITHOUT_CALLING_OUT);
     running.catch(() => {});
-    await waitUntil(() => own.busy);
+    await waitFor(() => own.busy);
     await closing.close();
     await expect(running).rejects.toMatchObject({ code: '57P01' });
   });
@@ -184,10 +185,6 @@ describe('an engine in a thread of its own (serve, run)', () => {
 
 /** Hours of work in memory that never calls out of the engine (no clock, no file): no cancel reaches it. */
 const COMPUTES_WITHOUT_CALLING_OUT = 'SELECT count(*) FROM pg_class a, pg_class b, pg_class c, pg_class d';
-
-async function waitUntil(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
 
 describe('engine memory (serve --data)', () => {
   it('restarts an engine that grew, once no client is connected, keeping its data', async () => {
@@ -208,7 +205,7 @@ describe('engine memory (serve --data)', () => {
       await c.query("CREATE TABLE grown AS SELECT repeat('x', 1000) AS body FROM generate_series(1, 1000)");
       await c.end();
       expect(engine.memoryMiB).toBeGreaterThan(1);
-      await waitUntil(() => warnings.some((warning) => warning.includes('to give the memory back')));
+      await waitFor(() => warnings.some((warning) => warning.includes('to give the memory back')));
       const after = new pg.Client(proxy.connectionString);
       await after.connect();
       expect((await after.query('SELECT count(*)::int AS n FROM grown')).rows).toEqual([{ n: 1000 }]);

@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { tempRoot } from './helpers/temp-root.js';
+import { waitFor } from './helpers/wait-for.js';
 
 const run = promisify(execFile);
 
@@ -206,11 +207,3 @@ describe('real clients through the proxy', () => {
     }
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
