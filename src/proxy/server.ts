@@ -48,8 +48,11 @@ export interface ProxyHandle {
    * Resolves with the clients that were still inside a transaction of their own, described.
    */
   endTest(outcome?: 'rollback' | 'commit'): Promise<string[]>;
-  /** Stops accepting, ends every client with 57P01, then closes the engine if the proxy owns it. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, ends every client with 57P01, then closes the engine if the proxy owns it.
+   * `reason` replaces PostgreSQL's "due to administrator command" in what the clients are told.
+   */
+  close(reason?: string): Promise<void>;
 }
 
 const SHUTDOWN_MESSAGE = 'terminating connection due to administrator command';
@@ -236,7 +239,7 @@ class ProxyServer implements SessionHost {
         [...this.sessions].filter((session) => session.ready).map((session) => session.describe()),
       beginTest: () => this.beginTest(),
       endTest: (outcome = 'rollback') => this.endTest(outcome),
-      close: () => this.close(),
+      close: (reason) => this.close(reason),
     };
   }
 
@@ -370,8 +373,8 @@ class ProxyServer implements SessionHost {
     this.options.onWarning?.(message);
   }
 
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
+  close(reason?: string): Promise<void> {
+    this.closing ??= this.shutdown(reason ? `terminating connection: ${reason}` : SHUTDOWN_MESSAGE);
     return this.closing;
   }
 
@@ -412,7 +415,7 @@ class ProxyServer implements SessionHost {
     return ready < this.limits.maxConnections;
   }
 
-  private async shutdown(): Promise<void> {
+  private async shutdown(message: string): Promise<void> {
     const stopped = this.listeners.map(
       (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
     );
@@ -423,12 +426,12 @@ class ProxyServer implements SessionHost {
     const engineStopping = closeEngine && this.engine.threaded ? closeEngine() : null;
     // A closing engine needs no cleanup; a shared one is left as the clients found it.
     const leaving = sessions.map((session) =>
-      closeEngine ? session.abandon('57P01', SHUTDOWN_MESSAGE) : session.fatal('57P01', SHUTDOWN_MESSAGE),
+      closeEngine ? session.abandon('57P01', message) : session.fatal('57P01', message),
     );
     await withTimeout(Promise.all(leaving), 5_000);
     for (const socket of this.sockets) socket.destroy();
-    this.scheduler.close(new EngineWaitError('57P01', SHUTDOWN_MESSAGE));
-    this.transactionSlot.close(new EngineWaitError('57P01', SHUTDOWN_MESSAGE));
+    this.scheduler.close(new EngineWaitError('57P01', message));
+    this.transactionSlot.close(new EngineWaitError('57P01', message));
     await withTimeout(Promise.all(stopped), 2_000);
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
     if (closeEngine) await (engineStopping ?? closeEngine());

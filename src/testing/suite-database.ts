@@ -17,7 +17,8 @@ export interface SuiteDatabase {
   reset(): Promise<ResetReport>;
   /** The engine, for what only its PGlite API can do (such as dumping the data directory). */
   readonly pglite: PGlite;
-  close(): Promise<void>;
+  /** Ends the clients (told `reason` when given, see ProxyHandle.close) and the engine. */
+  close(reason?: string): Promise<void>;
 }
 
 export interface SuiteDatabaseOptions {
@@ -81,11 +82,11 @@ export async function startSuiteDatabase(
       if (report.path === 'reopen') await runtime.restartEngine();
       return report;
     },
-    async close() {
+    async close(reason) {
       // Clients that already said goodbye may still be leaving; let them, rather than sending
       // them a shutdown error they would report as unhandled.
       await proxy.clientsGone(2_000);
-      await proxy.close();
+      await proxy.close(reason);
       await runtime.close();
       await engine.close();
     },

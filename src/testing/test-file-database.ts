@@ -108,7 +108,7 @@ export class TestFileDatabase {
   async close(label = 'the test file'): Promise<void> {
     // The rollback first: once released, the database may serve another file.
     await this.afterRollback(Promise.resolve());
-    const left = await this.leased.clientsLeft(LEAVING_GRACE_MS).catch(() => []);
+    const left = await this.leased.clientsLeft(LEAVING_GRACE_MS, label).catch(() => []);
     if (left.length > 0) {
       const count = left.length === 1 ? '1 client' : `${left.length} clients`;
       console.warn(

@@ -40,6 +40,8 @@ async function main(): Promise<void> {
     port: data.ports?.proxy,
   });
   let testOpen = false;
+  /** What the clients still connected at close are told: the file that left them, once known. */
+  let closingReason: string | undefined;
   const control = await serveControl(async (op, args) => {
     switch (op) {
       case 'beginTest':
@@ -67,6 +69,9 @@ async function main(): Promise<void> {
       case 'clientsLeft':
         // Clients that said goodbye may still be leaving: they get a moment.
         await suite.proxy.clientsGone(Number(args.graceMs));
+        closingReason =
+          `${String(args.label)} ended with this client still connected, and pglite-oxide closes ` +
+          'such clients at the end of the run. End pools and clients in afterAll (pool.end(), client.end())';
         return suite.proxy.clients();
       default:
         throw new Error(`unknown engine host call '${op}'`);
@@ -92,7 +97,7 @@ async function main(): Promise<void> {
       );
     } else if (message.type === 'close') {
       void suite
-        .close()
+        .close(closingReason)
         .catch(() => {})
         .then(() => control.close())
         .then(() => port.close());

@@ -17,8 +17,11 @@ export interface LeasedDatabase {
   execInteractive(input: string | Uint8Array): Promise<Uint8Array>;
   /** Writes the database as it is now to `dir`, a root `pglite-oxide serve --data` reopens. */
   keep(dir: string): Promise<string>;
-  /** The clients still connected once those leaving had `graceMs` to go, described. */
-  clientsLeft(graceMs: number): Promise<string[]>;
+  /**
+   * The clients still connected once those leaving had `graceMs` to go, described. `label` names
+   * the test file in what those clients are told when the database closes at the end of the run.
+   */
+  clientsLeft(graceMs: number, label: string): Promise<string[]>;
   /** Gives the database back to the host, which resets it for the next test file. */
   release(): Promise<void>;
 }
@@ -120,7 +123,7 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
       return new Uint8Array(Buffer.from(await control.call<string>('exec', args), 'base64'));
     },
     keep: (dir) => control.call<string>('keep', { dir }),
-    clientsLeft: (graceMs) => control.call<string[]>('clientsLeft', { graceMs }),
+    clientsLeft: (graceMs, label) => control.call<string[]>('clientsLeft', { graceMs, label }),
     release() {
       released ??= host.call<void>('release', { leaseId: reply.leaseId }).finally(() => {
         control.close();
