@@ -1,5 +1,6 @@
 // pglite-oxide in Vitest test files: the extended `test` with fixtures, or `usePglite()` for
 // describe-style suites. The config side is `pgliteOxide()` from 'pglite-oxide/vitest/config'.
+import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import {
   afterAll,
@@ -7,6 +8,7 @@ import {
   test as baseTest,
   beforeAll,
   beforeEach,
+  expect,
   inject,
   type TestContext,
 } from 'vitest';
@@ -39,6 +41,12 @@ async function openFileDatabase(): Promise<TestFileDatabase> {
   return database;
 }
 
+/** The running test file, as the output names it. */
+function testFileLabel(): string {
+  const file = expect.getState().testPath;
+  return file ? path.relative(process.cwd(), file) : 'the test file';
+}
+
 function fixtureOf(database: TestFileDatabase): PgliteFixture {
   return {
     connectionString: database.connectionString,
@@ -52,7 +60,8 @@ async function afterTest(database: TestFileDatabase, context: Pick<TestContext, 
   const task = context.task;
   const message = await database.afterTest({
     failed: task.result?.state === 'fail',
-    label: `${task.file?.name ?? ''} ${task.fullName ?? task.name}`,
+    // Vitest 4's fullName starts with the file: "tests/a.test.ts > suite > test".
+    label: task.fullName ?? `${task.file?.name ?? ''} ${task.name}`,
   });
   if (message) console.warn(message);
 }
@@ -84,7 +93,7 @@ export const test = baseTest.extend<{
       try {
         await use(fixture);
       } finally {
-        await database.close();
+        await database.close(testFileLabel());
       }
     },
     { scope: 'file' },
@@ -187,7 +196,7 @@ export function usePglite(): PgliteFixture {
   beforeEach(() => current().beforeTest());
   afterEach((context) => afterTest(current(), context));
   afterAll(async () => {
-    await database?.close();
+    await database?.close(testFileLabel());
     database = undefined;
   });
   return {

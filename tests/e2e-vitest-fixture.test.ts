@@ -36,6 +36,34 @@ test('the next test starts clean', async ({ pool }) => {
   const { rows } = await pool.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'd@d.d'");
   expect(rows[0].n).toBe(0);
 });
+
+test('a client left inside its own transaction', async ({ db }) => {
+  await db.query('BEGIN');
+  await db.query("INSERT INTO accounts (email) VALUES ('f@f.f')");
+});
+
+test('starts clean after it too', async ({ db }) => {
+  const { rows } = await db.query("SELECT count(*)::int AS n FROM accounts WHERE email = 'f@f.f'");
+  expect(rows[0].n).toBe(0);
+});
+`;
+
+const LEAKING_POOL_TEST = `
+import pg from 'pg';
+import { usePglite } from 'pglite-oxide/vitest';
+import { describe, expect, it } from 'vitest';
+
+describe('a suite that never ends its own pool', () => {
+  const database = usePglite();
+  let pool: pg.Pool;
+
+  it('queries through it', async () => {
+    pool = new pg.Pool({ connectionString: database.connectionString });
+    pool.on('error', () => {});
+    const { rows } = await pool.query("SELECT 'leaked pool' AS said");
+    expect(rows[0].said).toBe('leaked pool');
+  });
+});
 `;
 
 const TWO_CLIENTS_TEST = `
@@ -120,14 +148,25 @@ describe('fixtures/vitest-app with the packed package', () => {
 
     // A test that leaves clients checked out of the pool (no finally): the run ends, the test
     // fails saying what it left, and the next test starts clean.
+    // One that leaves a client in its own transaction: named, rolled back with the test. A file
+    // that never ends its pool: the file and its client are named, and the run still ends.
     await fs.writeFile(path.join(project, 'tests', 'leak.test.ts'), LEAKING_TEST);
-    const leaking = runSuite({}, 'tests/leak.test.ts');
+    await fs.writeFile(path.join(project, 'tests', 'leak-pool.test.ts'), LEAKING_POOL_TEST);
+    const leaking = runSuite({}, 'tests/leak.test.ts', 'tests/leak-pool.test.ts');
+    expect(leaking.error, leaking.output).toBeUndefined();
     expect(leaking.status, leaking.output).not.toBe(0);
     expect(leaking.output).toMatch(
       /left 1 client checked out of the pool \(last query: "INSERT INTO accounts/,
     );
-    expect(leaking.stdout, leaking.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/);
+    expect(leaking.output).toMatch(
+      /the test "tests\/leak.test.ts > a client left inside its own transaction" ended with 1 client inside a transaction \(rolled back with the test\): client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts \(email\) VALUES \('f@f.f'\)", then disconnected/,
+    );
+    expect(leaking.output).toMatch(
+      /tests\/leak-pool.test.ts ended with 1 client still connected: client \d+, idle for [\d.]+ s, its last statement "SELECT 'leaked pool' AS said"/,
+    );
+    expect(leaking.stdout, leaking.output).toMatch(/Tests\s+1 failed \| 4 passed \(5\)/);
     await fs.rm(path.join(project, 'tests', 'leak.test.ts'));
+    await fs.rm(path.join(project, 'tests', 'leak-pool.test.ts'));
 
     await fs.appendFile(
       path.join(project, 'migrations', '010_orders.sql'),

@@ -161,6 +161,12 @@ describe('a proxy serving test transactions', () => {
     await leaving.query("INSERT INTO items (name) VALUES ('abandoned')");
     await leaving.end();
     expect(await scalar("SELECT string_agg(name, ',' ORDER BY id) FROM items")).toBe('seeded,before');
+    // The test's end names it, though it is gone.
+    expect(await served.proxy.endTest()).toEqual([
+      expect.stringMatching(
+        /^client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO items \(name\) VALUES \('abandoned'\)", then disconnected$/,
+      ),
+    ]);
   });
 
   it('works for psql and postgres.js, whose transactions are simple queries', async () => {

@@ -1178,6 +1178,8 @@ export class ClientSession implements NotificationTarget {
           : this.status !== 'I'
             ? 'ROLLBACK'
             : null;
+      if (this.ownTransaction && this.host.testTransactionOpen)
+        this.host.leftInsideTransaction.push(`${this.describe()}, then disconnected`);
       this.ownTransaction = false;
       this.autocommitOpen = false;
       if (rollback) this.routeOnly(await this.host.gate.exec(serialize.query(rollback)));

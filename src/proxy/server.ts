@@ -151,6 +151,7 @@ class ProxyServer implements SessionHost {
   readonly authenticator: PasswordAuthenticator | null;
   readonly testTransactions: boolean;
   testTransactionOpen = false;
+  readonly leftInsideTransaction: string[] = [];
   startupApplied: Map<string, string> | null = new Map();
   startupOwner: ClientSession | null = null;
   private readonly sessions = new Set<ClientSession>();
@@ -255,15 +256,19 @@ class ProxyServer implements SessionHost {
   async beginTest(): Promise<void> {
     await this.asTestController(async () => {
       if (this.testTransactionOpen) await this.endOuterTransaction('ROLLBACK');
+      this.leftInsideTransaction.length = 0;
       await this.controlSql('BEGIN');
       this.testTransactionOpen = true;
     });
   }
 
   async endTest(outcome: 'rollback' | 'commit'): Promise<string[]> {
-    const leftOpen = [...this.sessions]
-      .filter((session) => session.ready && session.inOwnTransaction)
-      .map((session) => session.describe());
+    const leftOpen = [
+      ...this.leftInsideTransaction.splice(0),
+      ...[...this.sessions]
+        .filter((session) => session.ready && session.inOwnTransaction)
+        .map((session) => session.describe()),
+    ];
     await this.asTestController(async () => {
       if (this.testTransactionOpen)
         await this.endOuterTransaction(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');

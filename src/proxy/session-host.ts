@@ -25,6 +25,11 @@ export interface SessionHost {
   readonly testTransactions: boolean;
   /** A test's outer transaction is open right now. */
   readonly testTransactionOpen: boolean;
+  /**
+   * Clients that disconnected inside a transaction of their own during the current test,
+   * described: the test's end names them with those still inside one.
+   */
+  readonly leftInsideTransaction: string[];
   cancel(processId: number, secretKey: number): void;
   /** A call into the engine failed: the engine session, and every client's state in it, is gone. */
   engineFailed(error: unknown, by: ClientSession): void;
