@@ -110,6 +110,30 @@ describe('the engine host', () => {
 });
 
 describe('an engine host that is gone', () => {
+  it("passes the run's client timeouts to every database's proxy", async () => {
+    const timed = await startEngineHost({
+      template: await itemsTemplate(),
+      spare: 0,
+      // The waiter would get 55P03 long before the proxy's own 30 s idle timeout.
+      timeouts: { queueTimeoutMs: 20_000, idleInTransactionTimeoutMs: 300 },
+    });
+    const lease = await leaseDatabase(timed.address);
+    const holder = new pg.Client({ connectionString: lease.connectionString });
+    try {
+      const ended = new Promise<Error>((resolve) => holder.on('error', resolve));
+      await holder.connect();
+      await holder.query('BEGIN');
+      await holder.query("INSERT INTO items (name) VALUES ('held')");
+      // Waits for the idle holder, which the short idle timeout ends: its work is rolled back.
+      expect(await names(lease.connectionString)).toEqual(['seeded']);
+      expect(await ended).toMatchObject({ code: '25P03' });
+    } finally {
+      await holder.end().catch(() => {});
+      await lease.release();
+      await timed.close();
+    }
+  });
+
   it('refuses leases with an EngineHostError that names the address', async () => {
     const host = await startEngineHost({ template: await itemsTemplate(), spare: 0 });
     const address = host.address;

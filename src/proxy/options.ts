@@ -65,6 +65,9 @@ export interface ProxyOptions {
   onWarning?: (message: string) => void;
 }
 
+/** The timeouts the test toolkit sets on the proxies it starts. */
+export type ClientTimeouts = Pick<ProxyOptions, 'queueTimeoutMs' | 'idleInTransactionTimeoutMs'>;
+
 export interface ResolvedLimits {
   queueTimeoutMs: number;
   idleInTransactionTimeoutMs: number;

@@ -4,19 +4,32 @@ import { checkIsolation, defaultKeepDir, type Isolation, type KeepPolicy, keepPo
 import type { TestFileConfig } from './test-file-database.js';
 
 export interface TestRunOptions extends TemplateOptions {
+  /**
+   * `transaction` (default): each test runs in a transaction rolled back after it. `reset`: each
+   * test starts from the exact template state (sequences too). `none`: the file's tests share it.
+   */
   isolation?: Isolation;
+  /** `on-failure` writes a failing test's database to disk (PGLITE_OXIDE_KEEP overrides). */
   keep?: KeepPolicy;
+  /** Where kept databases go. Default: `<os tmp>/pglite-oxide-kept`. */
   keepDir?: string;
+  /** Most test databases alive at once. Default: CPU count + 1. */
   maxDatabases?: number;
   /**
    * How long a client waits for the engine while another client's transaction holds it, before
    * 55P03 with the holder named. Default 3 s: under a test timeout, so the test fails saying why.
    */
   queueTimeoutMs?: number;
+  /**
+   * How long a client may sit idle inside a transaction that holds the engine from the others
+   * (isolation `reset`/`none`, or a failed transaction), before 25P03 ends it. Default 10 s: past
+   * the 5 s test timeouts, so a test fails on its own timeout first, and far below the proxy's 30 s.
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
-/** Under the 5 s test timeouts of Vitest and Jest. */
-const TEST_QUEUE_TIMEOUT_MS = 3_000;
+/** The presets' client timeouts: under the 5 s test timeouts of Vitest and Jest for waiters. */
+const TEST_TIMEOUTS = { queueTimeoutMs: 3_000, idleInTransactionTimeoutMs: 10_000 };
 
 export interface TestRunContext {
   /** How many test files the runner runs at once: that many databases are started ahead. */
@@ -43,6 +56,7 @@ export async function startTestRun(
     keepDir,
     maxDatabases,
     queueTimeoutMs,
+    idleInTransactionTimeoutMs,
     ...templateOptions
   } = options;
   const isolation = checkIsolation(isolationOption);
@@ -52,7 +66,10 @@ export async function startTestRun(
     template,
     maxDatabases,
     spare: context.parallelFiles,
-    queueTimeoutMs: queueTimeoutMs ?? TEST_QUEUE_TIMEOUT_MS,
+    timeouts: {
+      queueTimeoutMs: queueTimeoutMs ?? TEST_TIMEOUTS.queueTimeoutMs,
+      idleInTransactionTimeoutMs: idleInTransactionTimeoutMs ?? TEST_TIMEOUTS.idleInTransactionTimeoutMs,
+    },
   });
   return { config: { ...config, hostAddress: host.address }, close: () => host.close() };
 }

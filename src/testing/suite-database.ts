@@ -1,5 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { PglitePaths } from '../install/paths.js';
+import type { ClientTimeouts } from '../proxy/options.js';
 import { type ProxyHandle, startProxy } from '../proxy/server.js';
 import type { SharedInterrupts } from '../runtime/engine-interrupts.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
@@ -29,8 +30,8 @@ export interface SuiteDatabaseOptions {
   testTransactions?: boolean;
   /** Lets another thread cancel the statement the engine runs (the engine host's main thread). */
   interrupts?: SharedInterrupts;
-  /** See ProxyOptions.queueTimeoutMs. */
-  queueTimeoutMs?: number;
+  /** See ProxyOptions. */
+  timeouts?: ClientTimeouts;
   /** The TCP port to serve on; a free one by default. */
   port?: number;
 }
@@ -61,7 +62,7 @@ export async function startSuiteDatabase(
       tcp: true,
       port: options.port ?? 0,
       testTransactions: options.testTransactions,
-      queueTimeoutMs: options.queueTimeoutMs,
+      ...options.timeouts,
     });
   } catch (error) {
     await runtime.close();

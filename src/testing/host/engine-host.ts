@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { EngineHostError } from '../../errors.js';
 import { PglitePaths } from '../../install/paths.js';
+import type { ClientTimeouts } from '../../proxy/options.js';
 import { compiledModule } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
 import { type ControlConnection, serveControl } from './control-channel.js';
@@ -15,8 +16,8 @@ export interface EngineHostOptions {
   maxDatabases?: number;
   /** Databases kept started ahead of demand, so a test file's lease is immediate. Default: 1. */
   spare?: number;
-  /** The proxies' queue timeout (see ProxyOptions.queueTimeoutMs). */
-  queueTimeoutMs?: number;
+  /** The proxies' client timeouts. */
+  timeouts?: ClientTimeouts;
 }
 
 /** A long-lived process's pool of test databases, leased to test files over a local socket. */
@@ -64,7 +65,7 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     const database = new HostedDatabase({
       template,
       pgliteWasm,
-      queueTimeoutMs: options.queueTimeoutMs,
+      timeouts: options.timeouts,
     });
     all.add(database);
     starting++;

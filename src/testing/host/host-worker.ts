@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { PglitePaths } from '../../install/paths.js';
+import type { ClientTimeouts } from '../../proxy/options.js';
 import { adoptCompiledModule } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
 import { startSuiteDatabase } from '../suite-database.js';
@@ -16,7 +17,7 @@ export interface HostWorkerData {
   pgliteWasm: WebAssembly.Module;
   /** Shared with the host's main thread, which cancels a statement that outlives its test. */
   interrupts: Int32Array;
-  queueTimeoutMs?: number;
+  timeouts?: ClientTimeouts;
   /** The ports of a database this one replaces, so that its test file's clients find it. */
   ports?: { proxy: number; control: number };
 }
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   const suite = await startSuiteDatabase(template, {
     testTransactions: true,
     interrupts: { control: data.interrupts, numberedByCaller: false },
-    queueTimeoutMs: data.queueTimeoutMs,
+    timeouts: data.timeouts,
     port: data.ports?.proxy,
   });
   let testOpen = false;
