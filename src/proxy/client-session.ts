@@ -8,9 +8,7 @@ import {
   withoutTypes,
 } from '../protocol/backend-scanner.js';
 import {
-  AUTHENTICATION_OK,
   BIND_COMPLETE,
-  backendKeyData,
   CLOSE_COMPLETE,
   commandComplete,
   copyInResponse,
@@ -19,9 +17,7 @@ import {
   errorResponse,
   NO_DATA,
   NO_PARAMETERS,
-  negotiateProtocolVersion,
   PARSE_COMPLETE,
-  parameterStatus,
   readyForQuery,
   type TransactionStatus,
 } from '../protocol/backend-writer.js';
@@ -59,7 +55,8 @@ import { EngineWaitError } from './engine-scheduler.js';
 import type { NotificationTarget } from './notifications.js';
 import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
-import { startupSettings, switchFrames } from './startup-settings.js';
+import { readStartupPacket, welcomeMessages } from './startup.js';
+import { switchFrames } from './startup-settings.js';
 import {
   type CopyInPlan,
   type StatementEffects,
@@ -84,9 +81,6 @@ import {
 /** 'refused': a wrong password, answered after a delay; nothing more is read. */
 type Phase = 'startup' | 'auth' | 'refused' | 'ready' | 'closed';
 
-const SSL_REQUEST = 80877103;
-const GSSENC_REQUEST = 80877104;
-const CANCEL_REQUEST = 80877102;
 /** An unfinished extended batch is sent on to the engine once it is this big. */
 const BATCH_FLUSH_BYTES = 1024 * 1024;
 const SYNC_FRAME = serialize.sync();
@@ -306,50 +300,33 @@ export class ClientSession implements NotificationTarget {
   }
 
   private onStartupPacket(packet: Buffer): void {
-    const code = packet.readInt32BE(0);
-    if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
-      this.write(ENCRYPTION_REFUSED);
-      return;
+    const request = readStartupPacket(packet);
+    switch (request.kind) {
+      case 'encryption':
+        this.write(ENCRYPTION_REFUSED);
+        return;
+      case 'cancel':
+        if (request.processId !== null) this.host.cancel(request.processId, request.secretKey);
+        this.phase = 'closed';
+        this.socket.end();
+        void this.leave();
+        return;
+      case 'refused':
+        void this.fatal(request.error.code, request.error.message);
+        return;
     }
-    if (code === CANCEL_REQUEST) {
-      if (packet.length >= 12) this.host.cancel(packet.readInt32BE(4), packet.readInt32BE(8));
-      this.phase = 'closed';
-      this.socket.end();
-      void this.leave();
-      return;
-    }
-    const major = code >>> 16;
-    const minor = code & 0xffff;
-    if (major !== 3) {
-      void this.fatal('0A000', `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
-      return;
-    }
-    const params = startupParameters(packet);
-    // As PostgreSQL 17: a newer 3.x client, or one asking for protocol options, is told what this
-    // server speaks and goes on with 3.0.
-    const options = [...params.keys()].filter((name) => name.startsWith('_pq_.'));
-    if (minor > 0 || options.length > 0) this.write(negotiateProtocolVersion(0, options));
-    this.user = params.get('user') ?? '';
-    for (const [name, value] of startupSettings(params)) this.startup.set(name, value);
-    this.applicationName = params.get('application_name') || params.get('fallback_application_name') || '';
-    if (!this.user) {
-      void this.fatal('28000', 'no PostgreSQL user name specified in startup packet');
-      return;
-    }
-    const replication = params.get('replication');
-    if (replication && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
-      void this.fatal('0A000', 'replication connections are not supported by pglite-oxide');
-      return;
-    }
-    const database = params.get('database') || this.user;
+    if (request.negotiation) this.write(request.negotiation);
+    this.user = request.user;
+    for (const [name, value] of request.settings) this.startup.set(name, value);
+    this.applicationName = request.applicationName;
     if (this.host.authenticator) {
       this.phase = 'auth';
       this.auth = this.host.authenticator.exchange(this.user);
-      this.pendingDatabase = database;
+      this.pendingDatabase = request.database;
       this.write(this.auth.start());
       return;
     }
-    this.admit(database);
+    this.admit(request.database);
   }
 
   private pendingDatabase = '';
@@ -402,14 +379,10 @@ export class ClientSession implements NotificationTarget {
     }
     clearTimeout(this.startupTimer);
     this.reader.authenticated();
-    const parts: Buffer[] = [AUTHENTICATION_OK];
-    for (const [name, value] of this.host.settings) {
-      const own = name === 'application_name' ? this.applicationName : this.startup.get(name.toLowerCase());
-      parts.push(parameterStatus(name, own ?? value));
-    }
-    parts.push(backendKeyData(this.processId, this.secretKey), readyForQuery('I'));
+    const own = (name: string) =>
+      name === 'application_name' ? this.applicationName : this.startup.get(name.toLowerCase());
     this.phase = 'ready';
-    this.write(Buffer.concat(parts));
+    this.write(welcomeMessages(this.host.settings, own, this.processId, this.secretKey));
   }
 
   /** Routes one message of a ready client; returns a promise when engine work was started. */
@@ -1219,20 +1192,6 @@ const SAVEPOINT_STATEMENTS = {
 function brief(sql: string): string {
   const line = sql.replace(/\s+/g, ' ').trim();
   return line.length > 60 ? `${line.slice(0, 57)}...` : line;
-}
-
-function startupParameters(packet: Buffer): Map<string, string> {
-  const params = new Map<string, string>();
-  let offset = 4;
-  while (offset < packet.length && packet[offset] !== 0) {
-    const nameEnd = packet.indexOf(0, offset);
-    if (nameEnd < 0) throw new ProtocolViolationError('invalid startup packet layout');
-    const valueEnd = packet.indexOf(0, nameEnd + 1);
-    if (valueEnd < 0) throw new ProtocolViolationError('invalid startup packet layout');
-    params.set(packet.toString('utf8', offset, nameEnd), packet.toString('utf8', nameEnd + 1, valueEnd));
-    offset = valueEnd + 1;
-  }
-  return params;
 }
 
 function describe(error: unknown): string {
