@@ -1,6 +1,6 @@
 import { serialize } from 'pg-protocol';
-import { ProtocolViolationError } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
+import { ProtocolViolationError } from '../src/errors.js';
 import { readStartupPacket, welcomeMessages } from '../src/proxy/startup.js';
 
 /** A StartupMessage body (no length word) for protocol `major.minor` with these parameters. */

@@ -8,16 +8,11 @@ import {
   withoutTypes,
 } from '../protocol/backend-scanner.js';
 import {
-  BIND_COMPLETE,
-  CLOSE_COMPLETE,
   commandComplete,
   copyInResponse,
   ENCRYPTION_REFUSED,
   type ErrorFields,
   errorResponse,
-  NO_DATA,
-  NO_PARAMETERS,
-  PARSE_COMPLETE,
   readyForQuery,
   type TransactionStatus,
 } from '../protocol/backend-writer.js';
@@ -31,13 +26,9 @@ import {
   checkFunctionCall,
   cstring,
   DESCRIBE,
-  decodeBind,
   decodeExecute,
-  decodeParse,
   decodeQuery,
-  decodeTarget,
   EXECUTE,
-  encodeWithNames,
   FLUSH,
   FUNCTION_CALL,
   PARSE,
@@ -52,6 +43,7 @@ import { quoteIdent } from '../protocol/sql-quote.js';
 import type { AuthExchange } from './auth.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { EngineWaitError } from './engine-scheduler.js';
+import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
 import type { NotificationTarget } from './notifications.js';
 import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
@@ -74,7 +66,6 @@ import {
   replies,
   type Statement,
   statementsWithControl,
-  transactionControlOf,
   UNDO_AUTOCOMMIT,
 } from './test-transaction.js';
 
@@ -100,13 +91,7 @@ export class ClientSession implements NotificationTarget {
   private currentStatus: TransactionStatus = 'I';
   /** The engine holds extended messages of this client that no Sync has ended yet. */
   private engineBatchOpen = false;
-  private batch: Buffer[] = [];
-  private batchBytes = 0;
-  private batchCopyAt = -1;
-  private batchCopyPlan: CopyInPlan | null = null;
-  private batchEffects: StatementEffects[] = [];
-  /** Replies, and transaction control to run, for extended messages the proxy answers itself. */
-  private controlSteps: Array<Statement | Uint8Array> = [];
+  private readonly batch: ExtendedBatch;
   private copy: CopyInCollector | null = null;
   private discardUntilSync = false;
   /** Settings this client changed with SET (lower-case names), kept for it when others leave. */
@@ -151,6 +136,7 @@ export class ClientSession implements NotificationTarget {
       maxMessageBytes: host.limits.maxMessageBytes,
     });
     this.names = new StatementNames(id);
+    this.batch = new ExtendedBatch(this.names);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => {});
@@ -402,16 +388,12 @@ export class ClientSession implements NotificationTarget {
         if (message.type === EXECUTE && this.names.isSpentCopyPortal(decodeExecute(message.body).portal)) {
           return this.refuseSpentPortal(message);
         }
-        this.addToBatch(message);
-        // Postgres answers an Execute of COPY FROM STDIN with CopyInResponse at once: clients
-        // wait for it without sending Flush.
-        if (this.batchCopyAt >= 0 || this.batchBytes > BATCH_FLUSH_BYTES) return this.runBatch(false);
-        return undefined;
+        return this.gather(message);
       case SYNC:
         checkEmpty(message.body);
         if (this.discardUntilSync) {
           this.discardUntilSync = false;
-          this.batch = [];
+          this.batch.take();
           if (this.engineBatchOpen) return this.runUnit([SYNC_FRAME], null, true);
           this.write(readyForQuery(this.status));
           return undefined;
@@ -438,6 +420,16 @@ export class ClientSession implements NotificationTarget {
       default:
         throw new ProtocolViolationError(`invalid frontend message type '${printable(message.type)}'`);
     }
+  }
+
+  /** Adds an extended message to the batch; runs the batch when it cannot wait for the Sync. */
+  private gather(message: FrontendMessage): Promise<void> | undefined {
+    const statement = this.batch.add(message, this.dialect, this.host.testTransactions);
+    if (statement !== null) this.lastStatement = statement;
+    // Postgres answers an Execute of COPY FROM STDIN with CopyInResponse at once: clients wait
+    // for it without sending Flush.
+    if (this.batch.startsCopy || this.batch.bytes > BATCH_FLUSH_BYTES) return this.runBatch(false);
+    return undefined;
   }
 
   private onQuery(message: FrontendMessage): Promise<void> | undefined {
@@ -485,147 +477,16 @@ export class ClientSession implements NotificationTarget {
     return pending.then(() => this.onMessage(message));
   }
 
-  private addToBatch(message: FrontendMessage): void {
-    if (this.host.testTransactions && this.addControlStep(message)) return;
-    const { type, body } = message;
-    let frame = message.frame;
-    if (type === PARSE) {
-      const parse = decodeParse(body);
-      const sql = body.toString('utf8', parse.sqlStart, parse.sqlEnd);
-      this.lastStatement = body.toString(
-        'utf8',
-        parse.sqlStart,
-        Math.min(parse.sqlEnd, parse.sqlStart + STATEMENT_QUOTE_BYTES),
-      );
-      const effects = statementEffects(sql, this.dialect);
-      // A refusal (several statements with a COPY FROM STDIN) is the engine's to make here: it
-      // refuses several statements in one Parse.
-      if (effects) this.batchEffects.push(effects);
-      this.names.parsed(parse.name, effects?.copyIn ?? null);
-      if (parse.name !== '') {
-        frame = encodeWithNames(
-          type,
-          null,
-          [this.names.engineName(parse.name)],
-          body.subarray(parse.restStart),
-        );
-      }
-    } else if (type === BIND) {
-      const bind = decodeBind(body);
-      this.names.bound(bind.portal, bind.statement);
-      if (bind.portal !== '' || bind.statement !== '') {
-        frame = encodeWithNames(
-          type,
-          null,
-          [this.names.enginePortalName(bind.portal), this.names.engineName(bind.statement)],
-          body.subarray(bind.restStart),
-        );
-      }
-    } else if (type === DESCRIBE || type === CLOSE) {
-      const target = decodeTarget(body);
-      if (type === CLOSE) {
-        if (target.kind === 'S') this.names.closedStatement(target.name);
-        else this.names.closedPortal(target.name);
-      }
-      if (target.name !== '') {
-        frame = encodeWithNames(
-          type,
-          body.subarray(0, 1),
-          [
-            target.kind === 'S'
-              ? this.names.engineName(target.name)
-              : this.names.enginePortalName(target.name),
-          ],
-          Buffer.alloc(0),
-        );
-      }
-    } else if (type === EXECUTE) {
-      const execute = decodeExecute(body);
-      const plan = this.names.executeCopyPortal(execute.portal);
-      if (plan && this.batchCopyAt < 0) {
-        this.batchCopyAt = this.batch.length;
-        this.batchCopyPlan = plan;
-      }
-      if (execute.portal !== '') {
-        frame = encodeWithNames(
-          type,
-          null,
-          [this.names.enginePortalName(execute.portal)],
-          body.subarray(body.length - 4),
-        );
-      }
-    }
-    this.batch.push(frame);
-    this.batchBytes += frame.length;
-  }
-
-  /**
-   * Under test transactions, extended-protocol messages about transaction control are answered by
-   * the proxy (postgres.js sends COMMIT and savepoints this way): they never reach the engine,
-   * where a COMMIT would end the test's transaction. Returns whether `message` was one.
-   */
-  private addControlStep(message: FrontendMessage): boolean {
-    const { type, body } = message;
-    if (type === PARSE) {
-      const parse = decodeParse(body);
-      const sql = body.toString('utf8', parse.sqlStart, parse.sqlEnd);
-      const control = transactionControlOf(sql);
-      if (!control) return false;
-      this.names.parsed(parse.name, null, { sql, control });
-      this.controlSteps.push(PARSE_COMPLETE);
-    } else if (type === BIND) {
-      const bind = decodeBind(body);
-      if (!this.names.controlStatement(bind.statement)) return false;
-      this.names.bound(bind.portal, bind.statement);
-      this.controlSteps.push(BIND_COMPLETE);
-    } else if (type === DESCRIBE || type === CLOSE) {
-      const target = decodeTarget(body);
-      const isControl =
-        target.kind === 'S'
-          ? this.names.controlStatement(target.name)
-          : this.names.controlPortal(target.name);
-      if (!isControl) return false;
-      if (type === DESCRIBE) {
-        this.controlSteps.push(target.kind === 'S' ? Buffer.concat([NO_PARAMETERS, NO_DATA]) : NO_DATA);
-      } else {
-        if (target.kind === 'S') this.names.closedStatement(target.name);
-        else this.names.closedPortal(target.name);
-        this.controlSteps.push(CLOSE_COMPLETE);
-      }
-    } else if (type === EXECUTE) {
-      const statement = this.names.controlPortal(decodeExecute(body).portal);
-      if (!statement) return false;
-      this.controlSteps.push(statement);
-    } else {
-      return false;
-    }
-    return true;
-  }
-
-  private takeBatch(): Buffer[] {
-    const frames = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
-    this.batchCopyAt = -1;
-    this.batchCopyPlan = null;
-    return frames;
-  }
-
   private runBatch(withSync: boolean): Promise<void> | undefined {
-    const copyAt = this.batchCopyAt;
-    const plan = this.batchCopyPlan;
-    const effects = this.batchEffects;
-    this.batchEffects = [];
-    const frames = this.takeBatch();
-    const controlSteps = this.controlSteps;
-    if (controlSteps.length > 0) {
+    const { frames, copyAt, copyPlan, effects } = this.batch.take();
+    if (this.batch.hasControlSteps) {
       // They are answered at the Sync, in order, as a unit of their own.
       if (!withSync) return undefined;
-      this.controlSteps = [];
+      const controlSteps = this.batch.takeControlSteps();
       if (frames.length > 1) return this.refuse(replies.mixedControl);
       return this.runUnderTestTransaction(controlSteps);
     }
-    if (plan && copyAt >= 0) return this.startCopy(plan, true, frames.slice(0, copyAt));
+    if (copyPlan && copyAt >= 0) return this.startCopy(copyPlan, true, frames.slice(0, copyAt));
     return this.runUnit(frames, effects.length > 0 ? effects : null, withSync);
   }
 
@@ -1176,8 +1037,6 @@ export class ClientSession implements NotificationTarget {
   }
 }
 
-/** How much of a client's last statement is kept to quote in another client's error. */
-const STATEMENT_QUOTE_BYTES = 200;
 const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
 /** Replies to the column probe of a COPY that the client did not ask for; its error passes. */
 const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43]);
