@@ -1,12 +1,7 @@
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { EngineCrashedError, ProtocolViolationError } from '../errors.js';
-import {
-  type BackendSummary,
-  scanBackend,
-  withoutRanges,
-  withoutTypes,
-} from '../protocol/backend-scanner.js';
+import { type BackendSummary, scanBackend } from '../protocol/backend-scanner.js';
 import {
   commandComplete,
   copyInResponse,
@@ -42,6 +37,7 @@ import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../protoco
 import { quoteIdent } from '../protocol/sql-quote.js';
 import type { AuthExchange } from './auth.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
+import { clientReply } from './engine-reply.js';
 import { EngineWaitError } from './engine-scheduler.js';
 import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
 import type { NotificationTarget } from './notifications.js';
@@ -61,7 +57,6 @@ import {
   BEGIN_CLIENT_TRANSACTION,
   COMMIT_CLIENT_TRANSACTION,
   END_AUTOCOMMIT,
-  explainTransactionBlockErrors,
   ROLLBACK_CLIENT_TRANSACTION,
   replies,
   type Statement,
@@ -614,31 +609,24 @@ export class ClientSession implements NotificationTarget {
       this.host.engineFailed(new EngineCrashedError('the engine answered without ReadyForQuery'), this);
       return null;
     }
-    let cut: Array<{ start: number; end: number }> = summary.notifications;
     if (expect === 'partial') {
-      // After an error the engine emits ReadyForQuery at the end of every call, yet keeps
-      // skipping to the client's Sync; Postgres sends none there, so neither do we, and the
-      // client's messages up to its Sync are skipped here, as Postgres skips them.
+      // After an error the engine keeps skipping to the client's Sync; the client's messages up
+      // to its Sync are skipped here too, as Postgres skips them.
       this.engineBatchOpen = true;
       if (summary.errors > 0) this.discardUntilSync = true;
-      if (summary.status !== null) drop = new Set([...(drop ?? []), READY_FOR_QUERY]);
     } else if (summary.status) {
       if (summary.status === 'I') this.names.transactionEnded();
-      if (summary.earlierReady.length > 0) {
-        cut = [...summary.earlierReady, ...cut].sort((a, b) => a.start - b.start);
-      }
       this.status = this.clientStatus(summary.status);
       this.engineBatchOpen = false;
-      // Under a test's outer transaction the engine always reports one; the client sees its own.
-      if (this.status !== summary.status) output[summary.statusAt!] = this.status.charCodeAt(0);
     }
     this.keepSettings(summary);
-    let reply: Uint8Array = output;
-    if (cut.length > 0) reply = withoutRanges(reply, cut);
-    if (drop) reply = withoutTypes(reply, drop);
-    if (summary.firstErrorCode === '25001' && this.host.testTransactionOpen) {
-      reply = explainTransactionBlockErrors(reply);
-    }
+    const reply = clientReply(output, summary, {
+      ends: expect,
+      // Under a test's outer transaction the engine always reports one; the client sees its own.
+      clientStatus: this.status,
+      drop,
+      explainTransactionBlock: this.host.testTransactionOpen,
+    });
     if (collect) collect.push(reply);
     else if (reply.length > 0) this.write(reply);
     for (const notification of summary.notifications) {
