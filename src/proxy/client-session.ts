@@ -3,7 +3,6 @@ import { serialize } from 'pg-protocol';
 import { EngineCrashedError, ProtocolViolationError } from '../errors.js';
 import { type BackendSummary, scanBackend } from '../protocol/backend-scanner.js';
 import {
-  commandComplete,
   copyInResponse,
   ENCRYPTION_REFUSED,
   type ErrorFields,
@@ -36,6 +35,7 @@ import { type FrontendMessage, FrontendReader, printable } from '../protocol/fro
 import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import type { AuthExchange } from './auth.js';
+import { ClientTransaction } from './client-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { clientReply } from './engine-reply.js';
 import { EngineWaitError } from './engine-scheduler.js';
@@ -52,17 +52,7 @@ import {
   type TempObject,
 } from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
-import {
-  BEGIN_AUTOCOMMIT,
-  BEGIN_CLIENT_TRANSACTION,
-  COMMIT_CLIENT_TRANSACTION,
-  END_AUTOCOMMIT,
-  ROLLBACK_CLIENT_TRANSACTION,
-  replies,
-  type Statement,
-  statementsWithControl,
-  UNDO_AUTOCOMMIT,
-} from './test-transaction.js';
+import { replies, type Statement, statementsWithControl } from './test-transaction.js';
 
 /** 'refused': a wrong password, answered after a delay; nothing more is read. */
 type Phase = 'startup' | 'auth' | 'refused' | 'ready' | 'closed';
@@ -114,10 +104,8 @@ export class ClientSession implements NotificationTarget {
   private leaving: Promise<void> | null = null;
   /** The engine session this client used is gone (restarted or closing): nothing to clean up. */
   private engineStateLost = false;
-  /** Isolation 'transaction': the client is inside a transaction of its own (a savepoint). */
-  private ownTransaction = false;
-  /** Isolation 'transaction': the savepoint around the client's current autocommit unit is open. */
-  private autocommitOpen = false;
+  /** Isolation 'transaction': the client's own transaction and its units' savepoints. */
+  private readonly transaction = new ClientTransaction();
 
   constructor(
     private readonly socket: Socket,
@@ -165,7 +153,7 @@ export class ClientSession implements NotificationTarget {
 
   /** Isolation 'transaction': the client is inside a transaction of its own. */
   get inOwnTransaction(): boolean {
-    return this.ownTransaction;
+    return this.transaction.own;
   }
 
   /** This client as another client's error names it: who, in which state, doing what. */
@@ -191,7 +179,7 @@ export class ClientSession implements NotificationTarget {
    * aborted until the client rolls back).
    */
   get pinned(): boolean {
-    const shared = this.host.testTransactionOpen && this.ownTransaction && this.status === 'T';
+    const shared = this.host.testTransactionOpen && this.transaction.own && this.status === 'T';
     return (this.status !== 'I' && !shared) || this.engineBatchOpen || this.copy !== null;
   }
 
@@ -216,8 +204,7 @@ export class ClientSession implements NotificationTarget {
   /** The test's outer transaction ended: whatever this client had open inside it went with it. */
   testTransactionEnded(): void {
     this.host.transactionSlot.release(this, false);
-    this.ownTransaction = false;
-    this.autocommitOpen = false;
+    this.transaction.forget();
     this.status = 'I';
     clearTimeout(this.idleTimer);
   }
@@ -571,7 +558,9 @@ export class ClientSession implements NotificationTarget {
     if (!output) return;
     const summary = this.absorb(output, endsWithSync ? 'ready' : 'partial');
     if (!summary) return;
-    if (this.autocommitOpen && !(await this.closeAutocommit(summary))) return;
+    let closed = this.closeAutocommit(summary);
+    if (closed instanceof Promise) closed = await closed;
+    if (!closed) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
     this.releaseOrIdle();
   }
@@ -796,7 +785,7 @@ export class ClientSession implements NotificationTarget {
       ? this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)
       : this.absorb(output, 'ready');
     if (!summary) return;
-    if (!copy.extended && this.autocommitOpen && !(await this.closeAutocommit(summary))) return;
+    if (!copy.extended && !(await this.closeAutocommit(summary))) return;
     if (copy.extended) {
       this.engineBatchOpen = true;
       if (summary.errors > 0) this.discardUntilSync = true;
@@ -806,28 +795,19 @@ export class ClientSession implements NotificationTarget {
 
   /** The transaction status this client would get from a server of its own. */
   private clientStatus(engine: TransactionStatus): TransactionStatus {
-    return this.host.testTransactionOpen && !this.ownTransaction ? 'I' : engine;
+    return this.transaction.clientStatus(engine, this.host.testTransactionOpen);
   }
 
   /** Isolation 'transaction': a unit outside the client's own transaction gets a savepoint. */
   private openAutocommit(): boolean | Promise<boolean> {
-    if (
-      !this.host.testTransactionOpen ||
-      this.ownTransaction ||
-      this.autocommitOpen ||
-      this.engineBatchOpen
-    ) {
-      return true;
-    }
-    this.autocommitOpen = true;
-    return this.internalSql(BEGIN_AUTOCOMMIT);
+    const sql = this.transaction.openAutocommit(this.host.testTransactionOpen, this.engineBatchOpen);
+    return sql ? this.internalSql(sql) : true;
   }
 
   /** Ends the unit's savepoint once the unit is over: kept when it succeeded, undone when not. */
   private closeAutocommit(summary: BackendSummary): boolean | Promise<boolean> {
-    if (!this.autocommitOpen || summary.status === null || this.engineBatchOpen) return true;
-    this.autocommitOpen = false;
-    return this.internalSql(summary.status === 'E' ? UNDO_AUTOCOMMIT : END_AUTOCOMMIT);
+    const sql = this.transaction.closeAutocommit(summary.status, this.engineBatchOpen);
+    return sql ? this.internalSql(sql) : true;
   }
 
   /** SQL of the proxy's own; false when the engine failed (every client was told). */
@@ -878,7 +858,7 @@ export class ClientSession implements NotificationTarget {
    */
   private async takeTransactionSlot(steps: Array<Statement | Uint8Array>): Promise<boolean> {
     const begins = steps.some((step) => !(step instanceof Uint8Array) && step.control === 'begin');
-    if (!begins || !this.host.testTransactionOpen || this.ownTransaction) return true;
+    if (!begins || !this.host.testTransactionOpen || this.transaction.own) return true;
     const wait = this.host.transactionSlot.acquire(this, this.host.limits.queueTimeoutMs);
     if (!wait) return true;
     try {
@@ -894,7 +874,7 @@ export class ClientSession implements NotificationTarget {
 
   /** The client has no transaction of its own open (any more): another client may BEGIN. */
   private releaseTransactionSlot(): void {
-    if (!this.ownTransaction) this.host.transactionSlot.release(this, false);
+    if (!this.transaction.own) this.host.transactionSlot.release(this, false);
   }
 
   /** One statement of such a Query; true when it failed (the rest is skipped), null when the engine did. */
@@ -902,46 +882,20 @@ export class ClientSession implements NotificationTarget {
     statement: Statement,
     replyParts: Uint8Array[],
   ): Promise<boolean | null> {
-    const own = this.ownTransaction;
     // Between tests there is no outer transaction: transaction control runs as it is.
-    const control = this.host.testTransactionOpen ? statement.control : null;
-    switch (control) {
-      case 'begin':
-        if (own) {
-          replyParts.push(replies.alreadyInTransaction());
-          return false;
-        }
-        if (!(await this.internalSql(BEGIN_CLIENT_TRANSACTION))) return null;
-        this.ownTransaction = true;
-        this.status = 'T';
-        replyParts.push(commandComplete('BEGIN'));
-        return false;
-      case 'commit':
-      case 'rollback': {
-        if (!own) {
-          replyParts.push(replies.noTransaction(control === 'commit' ? 'COMMIT' : 'ROLLBACK'));
-          return false;
-        }
-        // COMMIT of a failed transaction rolls it back, and says so.
-        const commits = control === 'commit' && this.status !== 'E';
-        if (!(await this.internalSql(commits ? COMMIT_CLIENT_TRANSACTION : ROLLBACK_CLIENT_TRANSACTION)))
-          return null;
-        this.ownTransaction = false;
-        this.status = 'I';
-        replyParts.push(commandComplete(commits ? 'COMMIT' : 'ROLLBACK'));
+    if (this.host.testTransactionOpen && statement.control) {
+      const step = this.transaction.control(statement.control, this.status);
+      if (step.kind === 'answer') {
+        replyParts.push(step.reply);
+        return step.failed;
+      }
+      if (step.kind === 'savepoint') {
+        if (!(await this.internalSql(step.sql))) return null;
+        this.transaction.controlled(step.status);
+        this.status = step.status;
+        replyParts.push(step.reply);
         return false;
       }
-      case 'unsupported':
-        replyParts.push(replies.unsupported());
-        return true;
-      case 'savepoint':
-      case 'release':
-      case 'rollback-to':
-        if (!own) {
-          replyParts.push(replies.outsideTransactionBlock(SAVEPOINT_STATEMENTS[control]));
-          return true;
-        }
-        break;
     }
     if (!(await this.openAutocommit())) return null;
     const output = await this.engineCall(serialize.query(statement.sql));
@@ -993,17 +947,9 @@ export class ClientSession implements NotificationTarget {
         this.routeOnly(output);
         this.engineBatchOpen = false;
       }
-      const rollback = this.ownTransaction
-        ? ROLLBACK_CLIENT_TRANSACTION
-        : this.autocommitOpen
-          ? UNDO_AUTOCOMMIT
-          : this.status !== 'I'
-            ? 'ROLLBACK'
-            : null;
-      if (this.ownTransaction && this.host.testTransactionOpen)
+      if (this.transaction.own && this.host.testTransactionOpen)
         this.host.leftInsideTransaction.push(`${this.describe()}, then disconnected`);
-      this.ownTransaction = false;
-      this.autocommitOpen = false;
+      const rollback = this.transaction.rollbackOnLeave(this.status);
       if (rollback) this.routeOnly(await this.host.gate.exec(serialize.query(rollback)));
       const others = this.host.otherClients(this);
       const frames = cleanupFrames({
@@ -1028,12 +974,6 @@ export class ClientSession implements NotificationTarget {
 const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
 /** Replies to the column probe of a COPY that the client did not ask for; its error passes. */
 const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43]);
-
-const SAVEPOINT_STATEMENTS = {
-  savepoint: 'SAVEPOINT',
-  release: 'RELEASE SAVEPOINT',
-  'rollback-to': 'ROLLBACK TO SAVEPOINT',
-} as const;
 
 /** A statement as an error message quotes it: one line, 60 characters at most. */
 function brief(sql: string): string {
