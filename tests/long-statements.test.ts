@@ -49,16 +49,25 @@ describe('statement_timeout', () => {
     }
   });
 
-  it("a client's idle_in_transaction_session_timeout does not end the shared engine session", async () => {
+  it('ends a client idle in a transaction past its own idle_in_transaction_session_timeout, and only that client', async () => {
     const c = await client();
+    const other = await client();
     try {
+      const ended = new Promise<Error>((resolve) => c.on('error', resolve));
       await c.query("SET idle_in_transaction_session_timeout = '50ms'");
       await c.query('BEGIN');
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect((await c.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
-      await c.query('COMMIT');
+      await c.query('CREATE TABLE left_idle (id int)');
+      expect(await ended).toMatchObject({ code: '25P03' });
+      // Its transaction was rolled back; the engine session and the other client go on.
+      expect(
+        (await other.query("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'left_idle'")).rows,
+      ).toEqual([{ n: 0 }]);
+      expect((await other.query('SHOW idle_in_transaction_session_timeout')).rows).toEqual([
+        { idle_in_transaction_session_timeout: '0' },
+      ]);
     } finally {
-      await c.end();
+      await c.end().catch(() => {});
+      await other.end();
     }
     expect(served.warnings.filter((warning) => warning.includes('engine failed'))).toEqual([]);
   });

@@ -123,21 +123,44 @@ describe('one engine session shared safely', () => {
     expect((await query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 0 }]);
   });
 
-  it('resets SET when the client that made it leaves; until then the setting is shared', async () => {
+  it("keeps each client's SET its own, query after query, and leaves nothing when it goes", async () => {
     const a = await connect();
     const b = await connect();
     try {
       const searchPath = (await b.query('SHOW search_path')).rows[0].search_path;
       await a.query("SET DateStyle = 'German'");
       await a.query('SET search_path = pg_catalog, public');
-      // Shared while both are connected: one engine session.
-      expect((await b.query('SHOW DateStyle')).rows[0].DateStyle).toBe('German, DMY');
-      await a.end();
-      await sleep(50);
-      expect((await b.query('SHOW DateStyle')).rows[0].DateStyle).toBe('ISO, MDY');
+      await b.query("SELECT set_config('TimeZone', 'Asia/Tokyo', false)");
+      for (let turn = 0; turn < 3; turn++) {
+        expect((await b.query('SHOW DateStyle')).rows[0].DateStyle).toBe('ISO, MDY');
+        expect((await a.query('SHOW DateStyle')).rows[0].DateStyle).toBe('German, DMY');
+        expect((await b.query('SHOW search_path')).rows[0].search_path).toBe(searchPath);
+        expect((await a.query('SHOW search_path')).rows[0].search_path).toBe('pg_catalog, public');
+        expect((await a.query('SHOW TimeZone')).rows[0].TimeZone).toBe('UTC');
+        expect((await b.query('SHOW TimeZone')).rows[0].TimeZone).toBe('Asia/Tokyo');
+      }
+      // RESET goes back to the server's value; a ROLLBACK undoes a SET made in the transaction.
+      await a.query('RESET DateStyle');
+      await a.query('BEGIN');
+      await a.query('SET search_path = public');
+      await a.query('ROLLBACK');
       expect((await b.query('SHOW search_path')).rows[0].search_path).toBe(searchPath);
+      expect((await a.query('SHOW DateStyle')).rows[0].DateStyle).toBe('ISO, MDY');
+      expect((await a.query('SHOW search_path')).rows[0].search_path).toBe('pg_catalog, public');
     } finally {
+      await a.end();
       await b.end();
+    }
+    expect(await served.proxy.clientsGone(10_000)).toBe(true);
+    const c = await connect();
+    try {
+      expect((await c.query('SHOW search_path')).rows[0].search_path).toBe(
+        (await c.query('SELECT reset_val FROM pg_settings WHERE name = $1', ['search_path'])).rows[0]
+          .reset_val,
+      );
+      expect((await c.query('SHOW TimeZone')).rows[0].TimeZone).toBe('UTC');
+    } finally {
+      await c.end();
     }
   });
 

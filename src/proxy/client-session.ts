@@ -43,8 +43,14 @@ import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
 import type { NotificationTarget } from './notifications.js';
 import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
+import {
+  ClientSettings,
+  durationMs,
+  readSettingsQuery,
+  settingsRead,
+  switchFrames,
+} from './session-state.js';
 import { readStartupPacket, welcomeMessages } from './startup.js';
-import { switchFrames } from './startup-settings.js';
 import {
   type CopyInPlan,
   type StatementEffects,
@@ -79,10 +85,10 @@ export class ClientSession implements NotificationTarget {
   private readonly batch: ExtendedBatch;
   private copy: CopyInCollector | null = null;
   private discardUntilSync = false;
-  /** Settings this client changed with SET (lower-case names), kept for it when others leave. */
-  readonly changedSettings = new Set<string>();
-  /** The settings this client asked for at startup (lower-case names), applied for its units. */
-  readonly startup = new Map<string, string>();
+  /** This client's session settings: what it asked for at startup, then what it changed. */
+  settings = new ClientSettings(new Map());
+  /** A unit changed this client's settings: they are read back from the engine once its batch ends. */
+  private settingsToRead: string[] | null = null;
   /** Names of SQL-level prepared statements (PREPARE) this client made. */
   private readonly sqlPrepared = new Set<string>();
   /** Temporary objects this client made, dropped when it leaves. */
@@ -132,9 +138,10 @@ export class ClientSession implements NotificationTarget {
 
   /** How the engine reads '...' strings right now (standard_conforming_strings is reported). */
   private get dialect(): SqlDialect {
-    return this.host.settings.get('standard_conforming_strings') === 'off'
-      ? BACKSLASH_DIALECT
-      : STANDARD_DIALECT;
+    const conforming =
+      this.settings.values.get('standard_conforming_strings') ??
+      this.host.settings.get('standard_conforming_strings');
+    return conforming === 'off' ? BACKSLASH_DIALECT : STANDARD_DIALECT;
   }
 
   get ready(): boolean {
@@ -285,7 +292,7 @@ export class ClientSession implements NotificationTarget {
     }
     if (request.negotiation) this.write(request.negotiation);
     this.user = request.user;
-    for (const [name, value] of request.settings) this.startup.set(name, value);
+    this.settings = new ClientSettings(request.settings);
     this.applicationName = request.applicationName;
     if (this.host.authenticator) {
       this.phase = 'auth';
@@ -348,7 +355,7 @@ export class ClientSession implements NotificationTarget {
     clearTimeout(this.startupTimer);
     this.reader.authenticated();
     const own = (name: string) =>
-      name === 'application_name' ? this.applicationName : this.startup.get(name.toLowerCase());
+      name === 'application_name' ? this.applicationName : this.settings.values.get(name.toLowerCase());
     this.phase = 'ready';
     this.write(welcomeMessages(this.host.settings, own, this.processId, this.secretKey));
   }
@@ -487,25 +494,39 @@ export class ClientSession implements NotificationTarget {
   }
 
   /**
-   * Brings the engine to the settings this client asked for at startup (statement_timeout,
-   * search_path, TimeZone, ...), undoing those of the client before: only what differs, and
-   * nothing at all when no client asked for any. True once done; false when the engine failed.
+   * Brings the engine to this client's settings (statement_timeout, search_path, TimeZone, role,
+   * ...), undoing those of the client before: only what differs, and nothing at all while the
+   * engine stays with one client or no client has any. True once done; false when the engine failed.
    */
   private bringMySettings(): boolean | Promise<boolean> {
-    const applied = this.host.startupApplied;
-    if (
-      applied !== null &&
-      (applied.size === 0 ? this.startup.size === 0 : this.host.startupOwner === this)
-    ) {
+    const applied = this.host.sessionApplied;
+    const mine = this.settings.values;
+    if (applied !== null && (this.host.sessionOwner === this || (applied.size === 0 && mine.size === 0))) {
+      this.host.sessionOwner = this;
       return true;
     }
-    const frames = switchFrames(applied, this.startup, this.host.startupNames());
-    this.host.startupApplied = new Map(this.startup);
-    this.host.startupOwner = this;
+    const frames = switchFrames(applied, mine, this.host.settingNames(), this.host.user);
+    this.host.sessionApplied = new Map(mine);
+    this.host.sessionOwner = this;
     if (!frames) return true;
     const output = this.engineCall(frames);
     if (output instanceof Promise) return output.then((ready) => this.settingsSwitched(ready));
     return this.settingsSwitched(output);
+  }
+
+  /**
+   * Reads this client's settings back from the engine after a unit changed them (by SET, RESET,
+   * set_config() or a ROLLBACK), first setting again the startup values a RESET undid.
+   */
+  private async readMySettings(resets: readonly string[]): Promise<void> {
+    const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user);
+    const query = readSettingsQuery(this.settings.readNames());
+    const output = await this.engineCall(again ? Buffer.concat([again, query]) : query);
+    if (!output) return;
+    const values = settingsRead(output, this.host.user);
+    if (!values) return;
+    this.settings.values = values;
+    if (this.host.sessionOwner === this) this.host.sessionApplied = new Map(values);
   }
 
   private settingsSwitched(output: Uint8Array | null): boolean {
@@ -562,6 +583,12 @@ export class ClientSession implements NotificationTarget {
     if (closed instanceof Promise) closed = await closed;
     if (!closed) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
+    if (this.settings.touched && summary.lastCommandTag === 'ROLLBACK') this.settingsToRead ??= [];
+    if (this.settingsToRead && !this.engineBatchOpen) {
+      const resets = this.settingsToRead;
+      this.settingsToRead = null;
+      await this.readMySettings(resets);
+    }
     this.releaseOrIdle();
   }
 
@@ -608,7 +635,6 @@ export class ClientSession implements NotificationTarget {
       this.status = this.clientStatus(summary.status);
       this.engineBatchOpen = false;
     }
-    this.keepSettings(summary);
     const reply = clientReply(output, summary, {
       ends: expect,
       // Under a test's outer transaction the engine always reports one; the client sees its own.
@@ -636,12 +662,9 @@ export class ClientSession implements NotificationTarget {
         this.host.hub.unlisten(this, effect.unlisten);
         relisten.push(...effect.unlisten.filter((channel) => this.host.hub.isListened(channel)));
       }
-      for (const name of effect.settings) {
-        const lower = name.toLowerCase();
-        this.changedSettings.add(lower);
-        // The client's own SET now stands for it, not its startup value.
-        this.startup.delete(lower);
-        if (this.host.startupOwner === this) this.host.startupApplied?.delete(lower);
+      if (effect.touchesSettings) {
+        this.settings.changed(effect.settings, effect.resets);
+        this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
       }
       for (const name of effect.prepared) this.sqlPrepared.add(name);
       this.tempObjects.push(...effect.tempObjects);
@@ -656,17 +679,10 @@ export class ClientSession implements NotificationTarget {
     }
   }
 
-  private keepSettings(summary: BackendSummary): void {
-    for (const [name, value] of summary.parameterChanges) {
-      if (name !== 'application_name') this.host.settings.set(name, value);
-    }
-  }
-
   /** Engine output of the proxy's own statements: only its notifications matter. */
   private routeOnly(output: Uint8Array): BackendSummary {
     const summary = scanBackend(output);
     if (summary.status) this.status = this.clientStatus(summary.status);
-    this.keepSettings(summary);
     for (const notification of summary.notifications) {
       this.host.hub.route(notification.channel, notification.payload, this.processId);
     }
@@ -684,7 +700,14 @@ export class ClientSession implements NotificationTarget {
     this.idleTimer = setTimeout(() => {
       this.host.warn(`client ${this.id}: idle in transaction too long; rolled back and disconnected`);
       void this.fatal('25P03', 'terminating connection due to idle-in-transaction timeout');
-    }, this.host.limits.idleInTransactionTimeoutMs).unref();
+    }, this.idleInTransactionTimeoutMs()).unref();
+  }
+
+  /** The proxy's limit, or the client's own idle_in_transaction_session_timeout when shorter. */
+  private idleInTransactionTimeoutMs(): number {
+    const own = durationMs(this.settings.values.get('idle_in_transaction_session_timeout'));
+    const limit = this.host.limits.idleInTransactionTimeoutMs;
+    return own !== null && own < limit ? own : limit;
   }
 
   /** Begins a COPY FROM STDIN: the engine is held while the client sends its data. */
@@ -957,14 +980,12 @@ export class ClientSession implements NotificationTarget {
         unlisten: others.length === 0 ? 'all' : channels.filter((channel) => !hub.isListened(channel)),
         deallocate: others.length === 0 ? 'all' : [...this.sqlPrepared],
         temp: others.length === 0 ? 'all' : this.tempObjects,
-        keepSettings:
-          others.length === 0 ? 'none' : new Set(others.flatMap((other) => [...other.changedSettings])),
-        settings: [...this.changedSettings],
         engineUser: this.host.user,
       });
       this.routeOnly(await this.host.gate.exec(frames));
-      // The cleanup reset settings: which startup settings the engine has is no longer known.
-      this.host.startupApplied = null;
+      // The cleanup put every setting back to the engine's defaults: the next client sets its own.
+      this.host.sessionApplied = new Map();
+      this.host.sessionOwner = null;
     } finally {
       this.host.scheduler.release(this, false);
     }

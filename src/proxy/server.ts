@@ -152,8 +152,8 @@ class ProxyServer implements SessionHost {
   readonly testTransactions: boolean;
   testTransactionOpen = false;
   readonly leftInsideTransaction: string[] = [];
-  startupApplied: Map<string, string> | null = new Map();
-  startupOwner: ClientSession | null = null;
+  sessionApplied: Map<string, string> | null = new Map();
+  sessionOwner: ClientSession | null = null;
   private readonly sessions = new Set<ClientSession>();
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
@@ -278,8 +278,8 @@ class ProxyServer implements SessionHost {
 
   private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
     this.testTransactionOpen = false;
-    // Startup settings applied inside the test's transaction end with it.
-    this.startupApplied = null;
+    // Settings applied inside the test's transaction end with it.
+    this.sessionApplied = null;
     for (const session of this.sessions) session.testTransactionEnded();
     await this.controlSql(sql);
   }
@@ -338,7 +338,7 @@ class ProxyServer implements SessionHost {
     const reason = error instanceof Error ? error.message : String(error);
     this.warn(`client ${by.id}: the engine failed: ${reason}`);
     // Every client's transaction, statements and settings lived in that engine session.
-    this.startupApplied = null;
+    this.sessionApplied = null;
     const [code, message] =
       error instanceof EngineReplacedError
         ? ['57P01', `terminating connection: ${reason}`]
@@ -352,7 +352,7 @@ class ProxyServer implements SessionHost {
 
   sessionLeft(session: ClientSession): void {
     this.sessions.delete(session);
-    if (this.startupOwner === session) this.startupOwner = null;
+    if (this.sessionOwner === session) this.sessionOwner = null;
     if (this.sessions.size === 0) this.giveMemoryBack();
   }
 
@@ -408,9 +408,9 @@ class ProxyServer implements SessionHost {
     this.sessions.add(new ClientSession(socket, this, this.nextId++));
   }
 
-  startupNames(): Iterable<string> {
+  settingNames(): Iterable<string> {
     const names = new Set<string>();
-    for (const session of this.sessions) for (const name of session.startup.keys()) names.add(name);
+    for (const session of this.sessions) for (const name of session.settings.values.keys()) names.add(name);
     return names;
   }
 

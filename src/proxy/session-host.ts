@@ -34,13 +34,13 @@ export interface SessionHost {
   /** A call into the engine failed: the engine session, and every client's state in it, is gone. */
   engineFailed(error: unknown, by: ClientSession): void;
   /**
-   * The startup settings the engine has from the proxy, and the client they are for; null when
-   * not known (after a test's transaction ended, a cleanup or a new engine).
+   * The settings the engine has from the proxy's switches, and the client they are for; null when
+   * not known (after a test's transaction ended, or a new engine).
    */
-  startupApplied: Map<string, string> | null;
-  startupOwner: ClientSession | null;
-  /** Every startup setting name of the connected clients. */
-  startupNames(): Iterable<string>;
+  sessionApplied: Map<string, string> | null;
+  sessionOwner: ClientSession | null;
+  /** Every setting name the connected clients have a value of their own for. */
+  settingNames(): Iterable<string>;
   /** Whether one more client may log in (maxConnections). */
   roomForClient(): boolean;
   /** Clients past startup, other than `except`. */

@@ -1,6 +1,3 @@
-import { serialize } from 'pg-protocol';
-import { dollarQuote, quoteIdent } from '../protocol/sql-quote.js';
-
 /** Startup parameters that are not settings, or that the proxy keeps for itself. */
 const NOT_SETTINGS = new Set([
   'user',
@@ -60,31 +57,4 @@ function splitOptions(options: string): string[] {
   }
   if (word) words.push(word);
   return words;
-}
-
-/**
- * The frames that bring the engine from the startup settings applied for the client before
- * (`applied`; null when they are not known, then `others` names what may be set) to `wanted`:
- * a Query for each change, so that one bad value cannot undo the others. Null when nothing changes.
- */
-export function switchFrames(
-  applied: ReadonlyMap<string, string> | null,
-  wanted: ReadonlyMap<string, string>,
-  others: Iterable<string>,
-): Buffer | null {
-  const statements: string[] = [];
-  const stale = applied ? applied.keys() : others;
-  for (const name of new Set(stale)) if (!wanted.has(name)) statements.push(`RESET ${settingName(name)}`);
-  for (const [name, value] of wanted) {
-    // set_config() takes the value as a startup parameter gives it (a list such as a search_path
-    // stays a list), where SET would read one quoted string as one element.
-    if (applied?.get(name) !== value) {
-      statements.push(`SELECT pg_catalog.set_config(${dollarQuote(name)}, ${dollarQuote(value)}, false)`);
-    }
-  }
-  return statements.length === 0 ? null : Buffer.concat(statements.map((sql) => serialize.query(sql)));
-}
-
-function settingName(name: string): string {
-  return name.split('.').map(quoteIdent).join('.');
 }

@@ -30,6 +30,10 @@ export interface StatementEffects {
   unlistenAll: boolean;
   /** Session settings changed by SET (not SET LOCAL), as names that RESET accepts. */
   settings: string[];
+  /** Settings RESET (`*` for RESET ALL and DISCARD ALL), as lower-case names. */
+  resets: string[];
+  /** The SQL may change session settings: SET, RESET, DISCARD ALL, or a call of set_config(). */
+  touchesSettings: boolean;
   /** SQL-level prepared statements made (PREPARE) and removed (DEALLOCATE). */
   prepared: string[];
   deallocated: string[];
@@ -42,7 +46,7 @@ export interface TempObject {
   name: string;
 }
 
-const INTERESTING = /copy|listen|set|prepare|deallocate|temp/i;
+const INTERESTING = /copy|listen|set|prepare|deallocate|temp|discard/i;
 
 /** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
 export function statementEffects(
@@ -57,6 +61,8 @@ export function statementEffects(
     unlisten: [],
     unlistenAll: false,
     settings: [],
+    resets: [],
+    touchesSettings: /set_config/i.test(sql),
     prepared: [],
     deallocated: [],
     tempObjects: [],
@@ -78,6 +84,12 @@ export function statementEffects(
       case 'SET':
         readSet(sql, start, end, effects, dialect);
         break;
+      case 'RESET':
+        readReset(sql, start, end, effects, dialect);
+        break;
+      case 'DISCARD':
+        if (head[1]?.value === 'ALL') effects.resets.push('*');
+        break;
       case 'PREPARE':
         if (isName(head[1]) && head[1]!.value !== 'TRANSACTION')
           effects.prepared.push(identifierOf(head[1]!, sql));
@@ -94,6 +106,7 @@ export function statementEffects(
       }
     }
   }
+  effects.touchesSettings ||= effects.settings.length > 0 || effects.resets.length > 0;
   return effects;
 }
 
@@ -222,12 +235,40 @@ function readSet(
     effects.settings.push(SPECIAL_SETTINGS[first.value]!);
     return;
   }
+  const name = settingNameAt(tokens, i, sql);
+  if (name) effects.settings.push(name);
+}
+
+/** A setting's name, dotted parts joined, starting at token `at`; null when none is there. */
+function settingNameAt(tokens: Token[], at: number, sql: string): string | null {
   const parts: string[] = [];
-  for (let at = i; at < tokens.length; at += 2) {
+  for (; at < tokens.length; at += 2) {
     const part = tokens[at];
     if (!part || (part.kind !== 'word' && part.kind !== 'identifier')) break;
     parts.push(identifierOf(part, sql));
     if (tokens[at + 1]?.value !== '.') break;
   }
-  if (parts.length > 0) effects.settings.push(parts.join('.'));
+  return parts.length > 0 ? parts.join('.') : null;
+}
+
+/** `RESET name`, `RESET ALL`, `RESET SESSION AUTHORIZATION`, `RESET TIME ZONE`, ... */
+function readReset(
+  sql: string,
+  start: number,
+  end: number,
+  effects: StatementEffects,
+  dialect: SqlDialect,
+): void {
+  const tokens = leadingTokens(sql, 8, start, end, dialect);
+  const first = tokens[1];
+  if (!first) return;
+  if (first.value === 'ALL') effects.resets.push('*');
+  else if (first.value === 'SESSION' && tokens[2]?.value === 'AUTHORIZATION')
+    effects.resets.push('session_authorization');
+  else if (first.kind === 'word' && SPECIAL_SETTINGS[first.value] && tokens[2]?.kind !== 'symbol')
+    effects.resets.push(SPECIAL_SETTINGS[first.value]!);
+  else {
+    const name = settingNameAt(tokens, 1, sql);
+    if (name) effects.resets.push(name.toLowerCase());
+  }
 }
