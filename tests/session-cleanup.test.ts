@@ -32,11 +32,11 @@ describe('cleanupFrames', () => {
       ['C', 'pgo7s1'],
       ['C', 'pgo7s2'],
       ['S', ''],
+      ['Q', 'SET SESSION AUTHORIZATION "postgres"'],
+      ['Q', 'RESET ROLE'],
       ['Q', 'UNLISTEN *'],
       ['Q', 'DEALLOCATE ALL'],
       ['Q', 'DISCARD TEMP'],
-      ['Q', 'SET SESSION AUTHORIZATION "postgres"'],
-      ['Q', 'RESET ROLE'],
       ['Q', 'RESET ALL'],
     ]);
   });
@@ -52,11 +52,11 @@ describe('cleanupFrames', () => {
       }),
     );
     expect(frames).toEqual([
+      ['Q', 'SET SESSION AUTHORIZATION "post""gres"'],
+      ['Q', 'RESET ROLE'],
       ['Q', 'UNLISTEN "chan""A"'],
       ['Q', 'DEALLOCATE "plan"'],
       ['Q', 'DROP TABLE IF EXISTS pg_temp."person" CASCADE'],
-      ['Q', 'SET SESSION AUTHORIZATION "post""gres"'],
-      ['Q', 'RESET ROLE'],
       ['Q', 'RESET ALL'],
     ]);
   });

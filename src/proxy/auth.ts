@@ -20,29 +20,51 @@ export interface AuthExchange {
 
 const SCRAM_ITERATIONS = 4096;
 
-/** Server side of password authentication for one expected user and password. */
+/** What a SCRAM-SHA-256 exchange checks a client against (as pg_authid stores it). */
+interface ScramVerifier {
+  iterations: number;
+  salt: Buffer;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+/**
+ * Server side of password authentication: the password given to the proxy, or a role's own
+ * password when the database has one for it.
+ */
 export class PasswordAuthenticator {
-  private readonly salt = randomBytes(16);
-  private readonly storedKey: Buffer;
-  private readonly serverKey: Buffer;
+  private readonly verifier: ScramVerifier;
 
   constructor(
     readonly method: AuthMethod,
     private readonly password: string,
   ) {
     // Derived once: PBKDF2 is deliberately slow and the password does not change.
-    const salted = pbkdf2Sync(password.normalize('NFKC'), this.salt, SCRAM_ITERATIONS, 32, 'sha256');
-    this.storedKey = sha256(hmac(salted, 'Client Key'));
-    this.serverKey = hmac(salted, 'Server Key');
+    const salt = randomBytes(16);
+    const salted = pbkdf2Sync(password.normalize('NFKC'), salt, SCRAM_ITERATIONS, 32, 'sha256');
+    this.verifier = {
+      iterations: SCRAM_ITERATIONS,
+      salt,
+      storedKey: sha256(hmac(salted, 'Client Key')),
+      serverKey: hmac(salted, 'Server Key'),
+    };
   }
 
-  exchange(user: string): AuthExchange {
-    return this.method === 'md5' ? this.md5(user) : this.scram();
+  /**
+   * An exchange with `user`. `stored` is the role's password as pg_authid has it: a SCRAM
+   * verifier or an md5 hash is checked instead of the proxy's password when the method fits.
+   */
+  exchange(user: string, stored: string | null = null): AuthExchange {
+    if (this.method === 'md5') {
+      const hash = stored?.startsWith('md5') ? stored.slice(3) : md5Hex(this.password + user);
+      return this.md5(hash);
+    }
+    return this.scram((stored && scramVerifier(stored)) || this.verifier);
   }
 
-  private md5(user: string): AuthExchange {
+  private md5(hash: string): AuthExchange {
     const salt = randomBytes(4);
-    const expected = `md5${md5Hex(Buffer.concat([Buffer.from(md5Hex(this.password + user)), salt]))}`;
+    const expected = `md5${md5Hex(Buffer.concat([Buffer.from(hash), salt]))}`;
     return {
       start: () => authenticationMd5Password(salt),
       step: (body) => {
@@ -52,7 +74,7 @@ export class PasswordAuthenticator {
     };
   }
 
-  private scram(): AuthExchange {
+  private scram(verifier: ScramVerifier): AuthExchange {
     let clientFirstBare = '';
     let serverFirst = '';
     let nonce = '';
@@ -70,7 +92,7 @@ export class PasswordAuthenticator {
           if (!match) return { failed: 'malformed SCRAM client-first-message' };
           clientFirstBare = match[2]!;
           nonce = match[3]! + randomBytes(18).toString('base64');
-          serverFirst = `r=${nonce},s=${this.salt.toString('base64')},i=${SCRAM_ITERATIONS}`;
+          serverFirst = `r=${nonce},s=${verifier.salt.toString('base64')},i=${verifier.iterations}`;
           return { reply: authenticationSaslContinue(serverFirst) };
         }
         if (stage !== 'final') return { failed: 'unexpected SASL message' };
@@ -80,16 +102,29 @@ export class PasswordAuthenticator {
         if (!match || match[2] !== nonce) return { failed: 'malformed SCRAM client-final-message' };
         const authMessage = `${clientFirstBare},${serverFirst},${match[1]}`;
         const proof = Buffer.from(match[3]!, 'base64');
-        const signature = hmac(this.storedKey, authMessage);
+        const signature = hmac(verifier.storedKey, authMessage);
         if (proof.length !== signature.length) return { failed: 'password does not match' };
         const clientKey = Buffer.alloc(proof.length);
         for (let i = 0; i < proof.length; i++) clientKey[i] = proof[i]! ^ signature[i]!;
-        if (!timingSafeEqual(sha256(clientKey), this.storedKey)) return { failed: 'password does not match' };
-        const verifier = hmac(this.serverKey, authMessage).toString('base64');
-        return { done: true, reply: authenticationSaslFinal(`v=${verifier}`) };
+        if (!timingSafeEqual(sha256(clientKey), verifier.storedKey))
+          return { failed: 'password does not match' };
+        const serverSignature = hmac(verifier.serverKey, authMessage).toString('base64');
+        return { done: true, reply: authenticationSaslFinal(`v=${serverSignature}`) };
       },
     };
   }
+}
+
+/** `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, as PostgreSQL stores it; null for anything else. */
+function scramVerifier(stored: string): ScramVerifier | null {
+  const match = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(stored);
+  if (!match) return null;
+  return {
+    iterations: Number(match[1]),
+    salt: Buffer.from(match[2]!, 'base64'),
+    storedKey: Buffer.from(match[3]!, 'base64'),
+    serverKey: Buffer.from(match[4]!, 'base64'),
+  };
 }
 
 function hmac(key: Buffer, data: string): Buffer {

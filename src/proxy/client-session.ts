@@ -41,6 +41,7 @@ import { clientReply } from './engine-reply.js';
 import { EngineWaitError } from './engine-scheduler.js';
 import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
 import type { NotificationTarget } from './notifications.js';
+import { type Role, roleQuery, roleRead } from './roles.js';
 import { cleanupFrames } from './session-cleanup.js';
 import type { SessionHost } from './session-host.js';
 import {
@@ -50,7 +51,7 @@ import {
   settingsRead,
   switchFrames,
 } from './session-state.js';
-import { readStartupPacket, welcomeMessages } from './startup.js';
+import { type ClientStartup, readStartupPacket, welcomeMessages } from './startup.js';
 import {
   type CopyInPlan,
   type StatementEffects,
@@ -243,7 +244,8 @@ export class ClientSession implements NotificationTarget {
         if (this.phase === 'startup') {
           const packet = this.reader.nextStartup();
           if (!packet) break;
-          this.onStartupPacket(packet);
+          const starting = this.onStartupPacket(packet);
+          if (starting) await starting;
           continue;
         }
         const message = this.reader.next();
@@ -274,45 +276,98 @@ export class ClientSession implements NotificationTarget {
     }
   }
 
-  private onStartupPacket(packet: Buffer): void {
+  private onStartupPacket(packet: Buffer): Promise<void> | undefined {
     const request = readStartupPacket(packet);
     switch (request.kind) {
       case 'encryption':
         this.write(ENCRYPTION_REFUSED);
-        return;
+        return undefined;
       case 'cancel':
         if (request.processId !== null) this.host.cancel(request.processId, request.secretKey);
         this.phase = 'closed';
         this.socket.end();
         void this.leave();
-        return;
+        return undefined;
       case 'refused':
         void this.fatal(request.error.code, request.error.message);
-        return;
+        return undefined;
     }
     if (request.negotiation) this.write(request.negotiation);
     this.user = request.user;
-    this.settings = new ClientSettings(request.settings);
     this.applicationName = request.applicationName;
+    this.request = request;
+    // The engine's own user needs no look-up unless it may have a password of its own.
+    if (this.user === this.host.user && !this.host.authenticator) {
+      this.authenticate({ name: this.user, canLogin: true, superuser: true, password: null });
+      return undefined;
+    }
+    this.phase = 'auth';
+    return this.lookUpRole().then((role) => {
+      if (role !== undefined) this.authenticate(role);
+    });
+  }
+
+  /** The client's startup, kept until it is admitted. */
+  private request: ClientStartup | null = null;
+  /** The role the client logs in as; null when there is no such role. */
+  private role: Role | null = null;
+
+  /**
+   * Looks the client's role up in the engine's catalog, as the engine's own superuser. Undefined
+   * when the client was told it cannot be done (the engine failed, or the wait for it timed out).
+   */
+  private async lookUpRole(): Promise<Role | null | undefined> {
+    const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
+    try {
+      if (wait) await wait;
+    } catch (error) {
+      if (!(error instanceof EngineWaitError)) throw error;
+      void this.fatal(error.sqlstate, error.message);
+      return undefined;
+    }
+    const usedEngine = this.usedEngine;
+    try {
+      if (this.phase === 'closed') return undefined;
+      const frames = [roleQuery(this.user)];
+      const applied = this.host.sessionApplied;
+      if (applied === null || applied.has('session_authorization') || applied.has('role')) {
+        // pg_authid is for superusers: the engine may run as another client's role right now.
+        frames.unshift(switchFrames(null, new Map(), [], this.host.user)!);
+        if (applied) for (const name of ['session_authorization', 'role']) applied.delete(name);
+        this.host.sessionOwner = null;
+      }
+      const output = await this.engineCall(Buffer.concat(frames));
+      if (!output) return undefined;
+      return roleRead(this.user, output);
+    } finally {
+      this.usedEngine = usedEngine;
+      this.host.scheduler.release(this, false);
+    }
+  }
+
+  /** Starts the password exchange when the proxy asks for one; otherwise admits the client. */
+  private authenticate(role: Role | null): void {
+    if (this.phase === 'closed') return;
+    this.role = role;
     if (this.host.authenticator) {
       this.phase = 'auth';
-      this.auth = this.host.authenticator.exchange(this.user);
-      this.pendingDatabase = request.database;
+      this.auth = this.host.authenticator.exchange(this.user, role?.password ?? null);
       this.write(this.auth.start());
       return;
     }
-    this.admit(request.database);
+    this.admit();
   }
-
-  private pendingDatabase = '';
 
   private onAuthMessage(message: FrontendMessage): undefined {
     if (message.type !== PASSWORD || !this.auth) {
       throw new ProtocolViolationError(`expected a password message, got '${printable(message.type)}'`);
     }
     const step = this.auth.step(message.body);
-    if ('failed' in step) {
-      this.host.warn(`client ${this.id}: password authentication failed: ${step.failed}`);
+    // As PostgreSQL: a role that does not exist fails as a wrong password would, so that a
+    // client cannot tell which roles exist.
+    const failed = 'failed' in step ? step.failed : 'done' in step && !this.role ? 'no such role' : null;
+    if (failed) {
+      this.host.warn(`client ${this.id}: password authentication failed: ${failed}`);
       // Answered late, so guessing passwords is slow (as PostgreSQL's auth_delay does).
       this.phase = 'refused';
       this.socket.pause();
@@ -322,28 +377,30 @@ export class ClientSession implements NotificationTarget {
       ).unref();
       return undefined;
     }
-    if (step.reply) this.write(step.reply);
+    if ('reply' in step && step.reply) this.write(step.reply);
     if ('done' in step) {
       this.auth = null;
-      this.admit(this.pendingDatabase);
+      this.admit();
     }
     return undefined;
   }
 
   /** Checks role and database, then sends what a server sends after authentication. */
-  private admit(database: string): void {
-    if (this.user !== this.host.user) {
-      void this.fatal(
-        '28000',
-        `role "${this.user}" is not served here`,
-        `This engine is one PostgreSQL session running as "${this.host.user}"; connect as that role.`,
-      );
+  private admit(): void {
+    const request = this.request!;
+    const role = this.role;
+    if (!role) {
+      void this.fatal('28000', `role "${this.user}" does not exist`);
       return;
     }
-    if (database !== this.host.database) {
+    if (!role.canLogin) {
+      void this.fatal('28000', `role "${this.user}" is not permitted to log in`);
+      return;
+    }
+    if (request.database !== this.host.database) {
       void this.fatal(
         '3D000',
-        `database "${database}" does not exist`,
+        `database "${request.database}" does not exist`,
         `This engine is one PostgreSQL session in database "${this.host.database}"; connect to that database.`,
       );
       return;
@@ -354,8 +411,15 @@ export class ClientSession implements NotificationTarget {
     }
     clearTimeout(this.startupTimer);
     this.reader.authenticated();
-    const own = (name: string) =>
-      name === 'application_name' ? this.applicationName : this.settings.values.get(name.toLowerCase());
+    // A client of another role than the engine's runs its units as that role.
+    const asRole = role.name === this.host.user ? [] : [['session_authorization', role.name] as const];
+    this.settings = new ClientSettings(new Map([...request.settings, ...asRole]));
+    this.request = null;
+    const own = (name: string) => {
+      if (name === 'application_name') return this.applicationName;
+      if (name === 'is_superuser' && asRole.length > 0) return role.superuser ? 'on' : 'off';
+      return this.settings.values.get(name.toLowerCase());
+    };
     this.phase = 'ready';
     this.write(welcomeMessages(this.host.settings, own, this.processId, this.secretKey));
   }

@@ -23,7 +23,10 @@ export interface LeftBehind {
 export function cleanupFrames(left: LeftBehind): Buffer {
   const frames: Buffer[] = left.statements.map((name) => serialize.close({ type: 'S', name }));
   if (frames.length > 0) frames.push(serialize.sync());
-  const statements: string[] = [];
+  // The engine may run as another client's role: its own superuser does the rest. The engine
+  // starts its session without a session_authorization setting to go back to, so RESET SESSION
+  // AUTHORIZATION does nothing there: the user is named.
+  const statements = [`SET SESSION AUTHORIZATION ${quoteIdent(left.engineUser)}`, 'RESET ROLE'];
   if (left.unlisten === 'all') statements.push('UNLISTEN *');
   else statements.push(...left.unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`));
   if (left.deallocate === 'all') statements.push('DEALLOCATE ALL');
@@ -35,9 +38,7 @@ export function cleanupFrames(left: LeftBehind): Buffer {
       ...left.temp.map(({ kind, name }) => `DROP ${kind} IF EXISTS pg_temp.${quoteIdent(name)} CASCADE`),
     );
   // Every setting goes back to the engine's defaults; the next client's are set for its units.
-  // The engine starts its session without a session_authorization setting to go back to, so
-  // RESET SESSION AUTHORIZATION does nothing there: the user is named.
-  statements.push(`SET SESSION AUTHORIZATION ${quoteIdent(left.engineUser)}`, 'RESET ROLE', 'RESET ALL');
+  statements.push('RESET ALL');
   for (const sql of statements) frames.push(serialize.query(sql));
   return Buffer.concat(frames);
 }
