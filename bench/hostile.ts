@@ -137,7 +137,7 @@ async function passwordGuesses(runtime: InteractiveRuntime): Promise<void> {
           host: '127.0.0.1',
           port: proxy.port,
           user: 'postgres',
-          database: 'template1',
+          database: 'postgres',
           password: 'wrong',
         });
         await client.connect().catch(() => {});

@@ -67,7 +67,7 @@ export async function startNodeFloor(replies: CannedReplies): Promise<NodeFloorS
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
   return {
-    url: `postgresql://postgres@127.0.0.1:${port}/template1`,
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

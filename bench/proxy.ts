@@ -291,7 +291,7 @@ async function main(): Promise<void> {
   await socketServer.start();
   servers.push({
     name: 'pglite-socket 0.1.6',
-    url: `postgresql://postgres@127.0.0.1:${socketPort}/template1`,
+    url: `postgresql://postgres@127.0.0.1:${socketPort}/postgres`,
     kinds: allCases,
     stop: async () => {
       await socketServer.stop();

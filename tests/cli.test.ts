@@ -80,7 +80,7 @@ describe('the pglite-oxide command', () => {
         .then((r) => { console.log(r.rows[0].db, process.env.PGHOST, process.env.PGPORT, process.env.PGUSER); return client.end(); });
     `;
     const node = await cli(['run', '--', process.execPath, '-e', script]);
-    expect(node.stdout.trim()).toMatch(/^template1 127\.0\.0\.1 \d+ postgres$/);
+    expect(node.stdout.trim()).toMatch(/^postgres 127\.0\.0\.1 \d+ postgres$/);
     expect((await cli(['run', '--', 'sh', '-c', 'exit 3'])).status).toBe(3);
     // A command a signal ends exits as a shell reports it: 128 + the signal's number.
     expect((await cli(['run', '--', 'sh', '-c', 'kill -SEGV $$'])).status).toBe(139);
@@ -145,7 +145,7 @@ describe('the pglite-oxide command', () => {
       '5432',
       '-U',
       'postgres',
-      'template1',
+      'postgres',
       '-Atc',
       'SELECT 7',
     ]);
@@ -178,7 +178,7 @@ describe('the pglite-oxide command', () => {
     const file = path.join(await tempRoot('pglite-oxide-cli-password-'), 'password');
     await fs.writeFile(file, 'file pw\n', { mode: 0o600 });
     const served = await serve(['--password-file', file]);
-    expect(served.url).toMatch(/^postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/template1$/);
+    expect(served.url).toMatch(/^postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/postgres$/);
     const url = served.url.replace('***', encodeURIComponent('file pw'));
     expect(await queryRows(url, 'SELECT 6 * 7 AS n')).toEqual([{ n: 42 }]);
     await expect(queryRows(served.url.replace('***', 'wrong'), 'SELECT 1')).rejects.toMatchObject({

@@ -47,7 +47,7 @@ describe('openMemoryEngine', () => {
         current_setting('shared_buffers') AS buffers, current_setting('TimeZone') AS tz,
         (SELECT json_agg(body ORDER BY id) FROM notes) AS notes`);
       expect(rows).toEqual([
-        { db: 'template1', usr: 'postgres', buffers: '16MB', tz: 'UTC', notes: ['first', 'second'] },
+        { db: 'postgres', usr: 'postgres', buffers: '16MB', tz: 'UTC', notes: ['first', 'second'] },
       ]);
       await pg.exec("INSERT INTO notes (body) VALUES ('third'); DROP TABLE tags; CHECKPOINT");
     } finally {

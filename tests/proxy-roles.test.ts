@@ -15,7 +15,7 @@ describe('roles', () => {
   let served: Awaited<ReturnType<typeof startServedEngine>>;
 
   const connect = async (user: string, password?: string, port = served.proxy.port) => {
-    const client = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'template1' });
+    const client = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'postgres' });
     await client.connect();
     return client;
   };
@@ -65,7 +65,7 @@ describe('roles', () => {
 
   it('tells a role it logged in as what a server tells it, and psql and postgres.js connect as it too', async () => {
     const raw = await RawClient.connect(served.proxy.port);
-    raw.send(serialize.startup({ user: 'app', database: 'template1' }));
+    raw.send(serialize.startup({ user: 'app', database: 'postgres' }));
     const parameters = Object.fromEntries(
       (await raw.untilReady())
         .filter((message) => message.name === 'parameterStatus')
@@ -83,12 +83,12 @@ describe('roles', () => {
       await app.end();
     }
     const { stdout } = await run('psql', [
-      `postgresql://app@127.0.0.1:${served.proxy.port}/template1`,
+      `postgresql://app@127.0.0.1:${served.proxy.port}/postgres`,
       '-Atc',
       'SELECT current_user',
     ]);
     expect(stdout.trim()).toBe('app');
-    const sql = postgres(`postgresql://app@127.0.0.1:${served.proxy.port}/template1`, { max: 1 });
+    const sql = postgres(`postgresql://app@127.0.0.1:${served.proxy.port}/postgres`, { max: 1 });
     try {
       expect(await sql`SELECT current_user AS who`).toEqual([{ who: 'app' }]);
     } finally {

@@ -182,7 +182,7 @@ describe('one engine session shared safely', () => {
   it('cancels a queued query with CancelRequest (57014)', async () => {
     const holder = await connect();
     const raw = await RawClient.connect(served.proxy.port);
-    raw.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+    raw.send(serialize.startup({ user: 'postgres', database: 'postgres' }));
     const key = (await raw.untilReady()).find((m) => m.name === 'backendKeyData')!;
     try {
       await holder.query('BEGIN');

@@ -27,7 +27,7 @@ describe('proxy startup', () => {
     expect(served.proxy.host).toBe('127.0.0.1');
     expect(served.proxy.port).toBeGreaterThan(0);
     expect(served.proxy.connectionString).toBe(
-      `postgresql://postgres@127.0.0.1:${served.proxy.port}/template1`,
+      `postgresql://postgres@127.0.0.1:${served.proxy.port}/postgres`,
     );
     const client = new pg.Client(served.proxy.connectionString);
     await client.connect();
@@ -44,7 +44,7 @@ describe('proxy startup', () => {
     gssEncRequest.writeInt32BE(80877104, 4);
     client.send(gssEncRequest);
     expect((await client.takeBytes(1)).toString()).toBe('N');
-    client.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+    client.send(serialize.startup({ user: 'postgres', database: 'postgres' }));
     const startup = await client.untilReady();
     expect(startup.at(-1)?.status).toBe('I');
     client.end();
@@ -63,7 +63,7 @@ describe('proxy startup', () => {
   it('answers protocol 3.2 (libpq 18) and protocol options with NegotiateProtocolVersion, then goes on with 3.0', async () => {
     const client = await RawClient.connect(served.proxy.port);
     client.send(
-      startupPacket((3 << 16) | 2, { user: 'postgres', database: 'template1', '_pq_.x_option': 'on' }),
+      startupPacket((3 << 16) | 2, { user: 'postgres', database: 'postgres', '_pq_.x_option': 'on' }),
     );
     // NegotiateProtocolVersion ('v': newest minor 0, one option not recognized), read raw: the
     // parser of the tests' client does not know it.
@@ -85,7 +85,7 @@ describe('proxy startup', () => {
   it('reports ParameterStatus values from the engine and the client application_name', async () => {
     const client = await RawClient.connect(served.proxy.port);
     client.send(
-      serialize.startup({ user: 'postgres', database: 'template1', application_name: 'startup-test' }),
+      serialize.startup({ user: 'postgres', database: 'postgres', application_name: 'startup-test' }),
     );
     const messages = await client.untilReady();
     const status = Object.fromEntries(
@@ -105,7 +105,7 @@ describe('proxy startup', () => {
     // Without application_name, fallback_application_name (libpq's) stands in, as on PostgreSQL.
     const fallback = await RawClient.connect(served.proxy.port);
     fallback.send(
-      serialize.startup({ user: 'postgres', database: 'template1', fallback_application_name: 'psql' }),
+      serialize.startup({ user: 'postgres', database: 'postgres', fallback_application_name: 'psql' }),
     );
     const named = (await fallback.untilReady()).find((m) => m.parameterName === 'application_name');
     expect(named?.parameterValue).toBe('psql');
@@ -116,7 +116,7 @@ describe('proxy startup', () => {
     const keys = new Set<string>();
     for (let i = 0; i < 3; i++) {
       const client = await RawClient.connect(served.proxy.port);
-      client.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+      client.send(serialize.startup({ user: 'postgres', database: 'postgres' }));
       const key = (await client.untilReady()).find((m) => m.name === 'backendKeyData')!;
       keys.add(`${key.processID}/${key.secretKey}`);
       client.end();
@@ -126,10 +126,9 @@ describe('proxy startup', () => {
 
   it('refuses a database the engine does not serve with FATAL 3D000, and other roles with 28000', async () => {
     for (const [params, code] of [
-      [{ user: 'postgres', database: 'postgres' }, '3D000'],
       [{ user: 'postgres', database: 'no_such_db' }, '3D000'],
-      [{ user: 'alice', database: 'template1' }, '28000'],
-      [{ database: 'template1' }, '28000'],
+      [{ user: 'alice', database: 'postgres' }, '28000'],
+      [{ database: 'postgres' }, '28000'],
     ] as const) {
       const client = await RawClient.connect(served.proxy.port);
       client.send(serialize.startup(params as Record<string, string>));
@@ -159,7 +158,7 @@ describe('proxy startup', () => {
         'postgres',
         '-Atc',
         'SELECT 7*6',
-        'template1',
+        'postgres',
       ]);
       expect(stdout.trim()).toBe('42');
       const client = new pg.Client(proxy.connectionString);
@@ -195,7 +194,7 @@ describe('proxy startup', () => {
           host: '127.0.0.1',
           port: proxy.port,
           user: 'postgres',
-          database: 'template1',
+          database: 'postgres',
           password: 'wrong',
         });
         await expect(bad.connect()).rejects.toMatchObject({ code: '28P01' });
@@ -263,7 +262,7 @@ describe('proxy startup', () => {
     });
     try {
       const big = await RawClient.connect(proxy.port);
-      big.send(serialize.startup({ user: 'postgres', database: 'template1' }));
+      big.send(serialize.startup({ user: 'postgres', database: 'postgres' }));
       await big.untilMessage((message) => message.name === 'authenticationSASL');
       const header = Buffer.from([0x70, 0, 0, 0, 0]);
       header.writeInt32BE(64 * 1024 * 1024, 1);
@@ -273,7 +272,7 @@ describe('proxy startup', () => {
         host: '127.0.0.1',
         port: proxy.port,
         user: 'postgres',
-        database: 'template1',
+        database: 'postgres',
         password: 'no',
       });
       await expect(wrong.connect()).rejects.toMatchObject({ code: '28P01' });

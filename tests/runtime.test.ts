@@ -214,10 +214,10 @@ describe('engine control', () => {
 });
 
 describe('standardEnv', () => {
-  it('has the defaults: postgres, template1, UTF8, UTC, and the engine runs with them', async () => {
+  it('has the defaults: postgres, postgres, UTF8, UTC, and the engine runs with them', async () => {
     expect(standardEnv(paths)).toMatchObject({
       PGUSER: 'postgres',
-      PGDATABASE: 'template1',
+      PGDATABASE: 'postgres',
       PGCLIENTENCODING: 'UTF8',
       TZ: 'UTC',
       PGTZ: 'UTC',
@@ -225,7 +225,7 @@ describe('standardEnv', () => {
     const bytes = await runtime.execInteractive(
       "SELECT current_database(), current_user, current_setting('TimeZone'), current_setting('client_encoding')",
     );
-    expect(dataRows(bytes)).toEqual([['template1', 'postgres', 'UTC', 'UTF8']]);
+    expect(dataRows(bytes)).toEqual([['postgres', 'postgres', 'UTC', 'UTF8']]);
   });
 
   it('applies overrides made before the runtime starts: database and time zone', async () => {

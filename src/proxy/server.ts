@@ -173,7 +173,7 @@ class ProxyServer implements SessionHost {
   ) {
     this.gate = engine.gate;
     this.user = engine.env.PGUSER ?? 'postgres';
-    this.database = engine.env.PGDATABASE ?? 'template1';
+    this.database = engine.env.PGDATABASE ?? 'postgres';
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;

@@ -41,7 +41,7 @@ export async function openEngine(spec: EngineSpec): Promise<PGlite> {
     );
   }
   assertUsableCluster(paths);
-  const database = spec.env.PGDATABASE ?? 'template1';
+  const database = spec.env.PGDATABASE ?? 'postgres';
   try {
     return await createPGlite(spec, database);
   } catch (firstError) {

@@ -26,7 +26,7 @@ export interface StandardEnv {
 const GUEST_PREFIX = '/pglite';
 const GUEST_PGDATA = '/pglite/data';
 
-/** The defaults: user `postgres`, database `template1`, UTF8, UTC. Override before the runtime starts. */
+/** The defaults: user `postgres`, database `postgres`, UTF8, UTC. Override before the runtime starts. */
 export function standardEnv(_paths?: PglitePaths): StandardEnv {
   return {
     ENVIRONMENT: 'wasm32-emscripten',
@@ -34,7 +34,7 @@ export function standardEnv(_paths?: PglitePaths): StandardEnv {
     PGDATA: GUEST_PGDATA,
     PGSYSCONFDIR: GUEST_PREFIX,
     PGUSER: 'postgres',
-    PGDATABASE: 'template1',
+    PGDATABASE: 'postgres',
     MODE: 'REACT',
     REPL: 'N',
     PGCLIENTENCODING: 'UTF8',

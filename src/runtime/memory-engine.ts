@@ -24,7 +24,7 @@ export interface MemoryEngineOptions {
   templatePgdata: string;
   /** The installed runtime the engine files come from (e.g. `prepareTemplate()`'s `runtimeRoot`). */
   runtimeRoot: string;
-  /** PGUSER, PGDATABASE (default template1), TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
+  /** PGUSER, PGDATABASE (default postgres), TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
   env?: Record<string, string>;
   /** Server settings (`-c name=value`) over the defaults (shared_buffers=16MB). */
   settings?: EngineSettings;
@@ -81,7 +81,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     throw new EngineStartError(`There is no cluster in ${templatePgdata} to start an in-memory engine from.`);
   }
   const paths = new PglitePaths(options.runtimeRoot, templatePgdata);
-  // The same defaults as an on-disk runtime: user postgres, database template1, UTF8, UTC.
+  // The same defaults as an on-disk runtime: user postgres, database postgres, UTF8, UTC.
   const env: Record<string, string> = { ...standardEnv(), ...options.env };
   const [image, pgliteWasmModule, bundle] = await Promise.all([
     clusterImage(templatePgdata),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { clusterCacheKey } from '../install/cluster-cache.js';
+import { standardEnv } from '../runtime/env.js';
 import type { SqlFile } from './sources.js';
 
 export interface TemplateKeyInput {
@@ -21,6 +22,8 @@ export function templateKey(input: TemplateKeyInput): string {
   const hash = createHash('sha256');
   const add = (label: string, value: string) => hash.update(`${label}\0${value}\0`);
   add('cluster', clusterCacheKey());
+  // The database the migrations run in: the default's name changed once, from template1.
+  add('database', input.env.PGDATABASE ?? standardEnv().PGDATABASE);
   for (const [name, value] of Object.entries(input.env).sort()) add(`env:${name}`, value);
   for (const [name, value] of Object.entries(input.settings).sort()) add(`setting:${name}`, String(value));
   for (const file of input.migrations) add(`migration:${path.basename(file.path)}`, file.sql);

@@ -49,7 +49,7 @@ export class RawClient {
   /** Connects and completes a trust startup. */
   static async ready(port: number, params: Record<string, string> = {}): Promise<RawClient> {
     const client = await RawClient.connect(port);
-    client.send(serialize.startup({ user: 'postgres', database: 'template1', ...params }));
+    client.send(serialize.startup({ user: 'postgres', database: 'postgres', ...params }));
     await client.untilReady();
     return client;
   }
