@@ -42,8 +42,8 @@ import { EngineWaitError } from './engine-scheduler.js';
 import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
 import type { NotificationTarget } from './notifications.js';
 import { type Role, roleQuery, roleRead } from './roles.js';
+import type { DatabaseRefusal, ServedDatabase } from './served-database.js';
 import { cleanupFrames } from './session-cleanup.js';
-import type { SessionHost } from './session-host.js';
 import {
   ClientSettings,
   durationMs,
@@ -54,6 +54,7 @@ import {
 import { type ClientStartup, readStartupPacket, welcomeMessages } from './startup.js';
 import {
   type CopyInPlan,
+  type DatabaseStatement,
   type StatementEffects,
   statementEffects,
   type TempObject,
@@ -116,7 +117,8 @@ export class ClientSession implements NotificationTarget {
 
   constructor(
     private readonly socket: Socket,
-    private readonly host: SessionHost,
+    /** The database the client logs in to: the main one until its startup names another. */
+    private host: ServedDatabase,
     readonly id: number,
   ) {
     this.processId = id;
@@ -131,10 +133,7 @@ export class ClientSession implements NotificationTarget {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => {});
     socket.on('close', () => void this.leave());
-    this.startupTimer = setTimeout(
-      () => this.fatal('08P01', 'canceling authentication due to timeout'),
-      host.limits.startupTimeoutMs,
-    ).unref();
+    this.armStartupTimer();
   }
 
   /** How the engine reads '...' strings right now (standard_conforming_strings is reported). */
@@ -217,6 +216,12 @@ export class ClientSession implements NotificationTarget {
     clearTimeout(this.idleTimer);
   }
 
+  /** A CancelRequest named this client: its running statement is asked to stop, or its wait ends. */
+  cancelRequested(): void {
+    if (this.host.scheduler.holder === this) this.host.cancelRunning();
+    else this.cancelWait();
+  }
+
   /** Ends a queued wait of this client for the engine (CancelRequest). */
   cancelWait(): void {
     this.host.scheduler.cancel(this, new EngineWaitError('57014', 'canceling statement due to user request'));
@@ -296,53 +301,62 @@ export class ClientSession implements NotificationTarget {
     this.user = request.user;
     this.applicationName = request.applicationName;
     this.request = request;
-    // The engine's own user needs no look-up unless it may have a password of its own.
-    if (this.user === this.host.user && !this.host.authenticator) {
+    // The main database and the engine's own user need no look-up (unless a password is asked
+    // for: the role may have one of its own).
+    if (request.database === this.host.database && this.user === this.host.user && !this.host.authenticator) {
       this.authenticate({ name: this.user, canLogin: true, superuser: true, password: null });
       return undefined;
     }
     this.phase = 'auth';
-    return this.lookUpRole().then((role) => {
-      if (role !== undefined) this.authenticate(role);
-    });
+    return this.enter(request);
   }
 
   /** The client's startup, kept until it is admitted. */
   private request: ClientStartup | null = null;
   /** The role the client logs in as; null when there is no such role. */
   private role: Role | null = null;
+  /** Why the client cannot have the database it asked for; told once it has authenticated. */
+  private databaseRefusal: DatabaseRefusal | null = null;
+
+  /** Finds the database the client asked for (starting its engine), then its role there. */
+  private async enter(request: ClientStartup): Promise<void> {
+    // Starting another database's engine takes a while: the startup timeout is not for that.
+    clearTimeout(this.startupTimer);
+    const database = await this.host.open(request.database);
+    if (this.phase === 'closed') return;
+    if ('code' in database) this.databaseRefusal = database;
+    else this.host = database;
+    this.armStartupTimer();
+    const role =
+      this.user === this.host.user && !this.host.authenticator
+        ? { name: this.user, canLogin: true, superuser: true, password: null }
+        : await this.lookUpRole();
+    if (role !== undefined) this.authenticate(role);
+  }
+
+  private armStartupTimer(): void {
+    clearTimeout(this.startupTimer);
+    this.startupTimer = setTimeout(
+      () => this.fatal('08P01', 'canceling authentication due to timeout'),
+      this.host.limits.startupTimeoutMs,
+    ).unref();
+  }
 
   /**
    * Looks the client's role up in the engine's catalog, as the engine's own superuser. Undefined
    * when the client was told it cannot be done (the engine failed, or the wait for it timed out).
    */
   private async lookUpRole(): Promise<Role | null | undefined> {
-    const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
+    let output: Uint8Array;
     try {
-      if (wait) await wait;
+      output = await this.host.runAsEngineUser(roleQuery(this.user));
     } catch (error) {
-      if (!(error instanceof EngineWaitError)) throw error;
-      void this.fatal(error.sqlstate, error.message);
+      if (error instanceof EngineWaitError) void this.fatal(error.sqlstate, error.message);
+      else void this.fatal('XX000', `pglite-oxide proxy: ${describe(error)}`);
       return undefined;
     }
-    const usedEngine = this.usedEngine;
-    try {
-      if (this.phase === 'closed') return undefined;
-      const frames = [roleQuery(this.user)];
-      const applied = this.host.sessionApplied;
-      if (applied === null || applied.has('session_authorization') || applied.has('role')) {
-        // pg_authid is for superusers: the engine may run as another client's role right now.
-        frames.unshift(switchFrames(null, new Map(), [], this.host.user)!);
-        if (applied) for (const name of ['session_authorization', 'role']) applied.delete(name);
-        this.host.sessionOwner = null;
-      }
-      const output = await this.engineCall(Buffer.concat(frames));
-      if (!output) return undefined;
-      return roleRead(this.user, output);
-    } finally {
-      this.usedEngine = usedEngine;
-      this.host.scheduler.release(this, false);
-    }
+    if (this.phase === 'closed') return undefined;
+    return roleRead(this.user, output);
   }
 
   /** Starts the password exchange when the proxy asks for one; otherwise admits the client. */
@@ -397,12 +411,9 @@ export class ClientSession implements NotificationTarget {
       void this.fatal('28000', `role "${this.user}" is not permitted to log in`);
       return;
     }
-    if (request.database !== this.host.database) {
-      void this.fatal(
-        '3D000',
-        `database "${request.database}" does not exist`,
-        `This engine is one PostgreSQL session in database "${this.host.database}"; connect to that database.`,
-      );
+    if (this.databaseRefusal) {
+      const { code, message, detail } = this.databaseRefusal;
+      void this.fatal(code, message, detail);
       return;
     }
     if (!this.host.roomForClient()) {
@@ -421,6 +432,7 @@ export class ClientSession implements NotificationTarget {
       return this.settings.values.get(name.toLowerCase());
     };
     this.phase = 'ready';
+    this.host.join(this);
     this.write(welcomeMessages(this.host.settings, own, this.processId, this.secretKey));
   }
 
@@ -498,12 +510,38 @@ export class ClientSession implements NotificationTarget {
     const effects = statementEffects(sql, this.dialect);
     const frames = [message.frame];
     if (effects?.refusal) return this.refuse(effects.refusal);
+    if (effects?.database) return this.runDatabaseStatement(effects.database, frames, effects);
     if (this.host.testTransactionOpen) {
       const statements = statementsWithControl(sql, this.dialect);
       if (statements) return this.runUnderTestTransaction(statements);
     }
     if (effects?.copyIn) return this.startCopy(effects.copyIn, false, []);
     return this.runUnit(frames, effects ? [effects] : null, true);
+  }
+
+  /**
+   * CREATE DATABASE and DROP DATABASE: each database is served by an engine of its own, started
+   * on a copy of the main one's cluster, so they run in the main database. A database clients are
+   * connected to is not dropped (55006), unless WITH (FORCE) ends them first.
+   */
+  private async runDatabaseStatement(
+    statement: DatabaseStatement,
+    frames: Buffer[],
+    effects: StatementEffects,
+  ): Promise<void> {
+    if (!this.host.main) {
+      return this.refuse({
+        code: '0A000',
+        message: `${statement.action === 'create' ? 'CREATE' : 'DROP'} DATABASE runs in database "${this.host.front.mainDatabase}" here`,
+        detail:
+          "pglite-oxide serves each database from an engine of its own, made from the main database's cluster.",
+      });
+    }
+    if (statement.action === 'drop') {
+      const refusal = await this.host.front.beforeDrop(statement.name, statement.force);
+      if (refusal) return this.refuse(refusal);
+    }
+    return this.runUnit(frames, [effects], true);
   }
 
   /** An Execute of a portal whose COPY already ran: Postgres refuses it as it would any run portal. */
@@ -544,7 +582,7 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** Answers a unit the engine must not see with an error, as Postgres would for that statement. */
-  private async refuse(fields: Pick<ErrorFields, 'code' | 'message'>): Promise<void> {
+  private async refuse(fields: Pick<ErrorFields, 'code' | 'message' | 'detail'>): Promise<void> {
     this.write(errorResponse({ severity: 'ERROR', ...fields }));
     if (this.engineBatchOpen) return this.runUnit([SYNC_FRAME], null, true);
     this.write(readyForQuery(this.status));
@@ -730,6 +768,7 @@ export class ClientSession implements NotificationTarget {
         this.settings.changed(effect.settings, effect.resets);
         this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
       }
+      if (effect.database?.action === 'drop') await this.host.front.dropped(effect.database.name);
       for (const name of effect.prepared) this.sqlPrepared.add(name);
       this.tempObjects.push(...effect.tempObjects);
       for (const name of effect.deallocated) this.sqlPrepared.delete(name);

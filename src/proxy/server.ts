@@ -3,18 +3,24 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { serialize } from 'pg-protocol';
-import { EngineReplacedError, InvalidInputError, ProxyStartError } from '../errors.js';
+import { ProxyStartError } from '../errors.js';
 import { scanBackend } from '../protocol/backend-scanner.js';
+import { dollarQuote } from '../protocol/sql-quote.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { PasswordAuthenticator } from './auth.js';
 import { ClientSession } from './client-session.js';
-import { type EngineGate, RuntimeGate, reportedSettings } from './engine-gate.js';
-import { EngineScheduler, EngineWaitError } from './engine-scheduler.js';
-import { NotificationHub } from './notifications.js';
+import { type DatabaseOpener, databaseOpener } from './database-engines.js';
+import { RuntimeGate } from './engine-gate.js';
 import { type ProxyOptions, type ResolvedLimits, resolveLimits, resolveListen } from './options.js';
-import type { SessionHost } from './session-host.js';
+import {
+  type DatabaseRefusal,
+  type ProxyFront,
+  ServedDatabase,
+  type ServedEngine,
+  withTimeout,
+} from './served-database.js';
 
 /** A running proxy, in the style of a started test container. */
 export interface ProxyHandle {
@@ -49,6 +55,11 @@ export interface ProxyHandle {
    */
   endTest(outcome?: 'rollback' | 'commit'): Promise<string[]>;
   /**
+   * Closes the engines of the databases other than the main one (started when a client asked for
+   * them); their clients are ended with 57P01. The test toolkit does so between test files.
+   */
+  closeDatabases(): Promise<void>;
+  /**
    * Stops accepting, ends every client with 57P01, then closes the engine if the proxy owns it.
    * `reason` replaces PostgreSQL's "due to administrator command" in what the clients are told.
    */
@@ -56,10 +67,6 @@ export interface ProxyHandle {
 }
 
 const SHUTDOWN_MESSAGE = 'terminating connection due to administrator command';
-/** Stands for the test toolkit in the engine's queue while it opens or ends a test. */
-const TEST_CONTROLLER = Symbol('test controller');
-/** How long test control waits for a client's unit of work before taking the engine anyway. */
-const PINNED_CLIENT_GRACE_MS = 1_000;
 
 /**
  * Serves one engine session to many PostgreSQL clients over TCP and/or a Unix socket.
@@ -89,7 +96,15 @@ export async function startProxy(options: ProxyOptions = {}): Promise<ProxyHandl
     env: runtime.env,
     close: ownsRuntime ? () => runtime.close() : null,
   };
-  const handle = await serve(served, listen, limits, options);
+  const databases = databaseOpener({
+    runtimeRoot: runtime.paths.pgroot,
+    pgdata: runtime.paths.pgdata,
+    env: runtime.env,
+    settings: runtime.settings,
+    kind: runtime.inMemory ? 'memory' : 'disk',
+    threaded: false,
+  });
+  const handle = await serve(served, databases, listen, limits, options);
   return { ...handle, runtime };
 }
 
@@ -111,26 +126,26 @@ export function startThreadedProxy(
     close: () => engine.close(),
     threaded: engine,
   };
-  return serve(served, resolveListen(options), resolveLimits(options), options);
-}
-
-/** The engine a proxy serves, and what the proxy may do with it. */
-interface ServedEngine {
-  gate: EngineGate;
-  env: Record<string, string>;
-  /** Closes the engine when the proxy closes; null when the proxy does not own it. */
-  close: (() => Promise<void>) | null;
-  /** An engine in its own thread, which can be replaced when a statement will not stop. */
-  threaded?: ThreadedEngine;
+  const { spec } = engine;
+  const databases = databaseOpener({
+    runtimeRoot: spec.runtimeRoot,
+    pgdata: spec.pgdata,
+    env: engine.env,
+    settings: spec.settings ?? {},
+    kind: spec.kind,
+    threaded: true,
+  });
+  return serve(served, databases, resolveListen(options), resolveLimits(options), options);
 }
 
 async function serve(
   engine: ServedEngine,
+  databases: DatabaseOpener | null,
   listen: ReturnType<typeof resolveListen>,
   limits: ResolvedLimits,
   options: ProxyOptions,
 ): Promise<ThreadedProxyHandle> {
-  const server = new ProxyServer(engine, limits, options);
+  const server = new ProxyServer(engine, databases, limits, options);
   try {
     await server.start(listen, options.socketDir);
   } catch (error) {
@@ -140,26 +155,20 @@ async function serve(
   return server.handle();
 }
 
-class ProxyServer implements SessionHost {
-  readonly gate: EngineGate;
-  readonly scheduler = new EngineScheduler<ClientSession>(describeHolder);
-  readonly transactionSlot = new EngineScheduler<ClientSession>(describeHolder);
-  readonly hub = new NotificationHub();
-  settings = new Map<string, string>();
-  readonly user: string;
-  readonly database: string;
+/**
+ * The proxy's front: its listeners and every connection. Each client logs in to a database, which
+ * serves it from an engine of its own: the main one, or another started when first asked for.
+ */
+class ProxyServer implements ProxyFront {
   readonly authenticator: PasswordAuthenticator | null;
-  readonly testTransactions: boolean;
-  testTransactionOpen = false;
-  readonly leftInsideTransaction: string[] = [];
-  sessionApplied: Map<string, string> | null = new Map();
-  sessionOwner: ClientSession | null = null;
+  private readonly main: ServedDatabase;
+  /** Databases other than the main one, by name: started, or starting. */
+  private readonly others = new Map<string, Promise<ServedDatabase | DatabaseRefusal>>();
   private readonly sessions = new Set<ClientSession>();
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
-  private closing: Promise<void> | null = null;
-  private restarting: Promise<void> | null = null;
+  private closingDown: Promise<void> | null = null;
   private tcpHost = '';
   private tcpPort = 0;
   private socketPath: string | undefined;
@@ -167,26 +176,35 @@ class ProxyServer implements SessionHost {
   private socketNumber = 0;
 
   constructor(
-    private readonly engine: ServedEngine,
+    engine: ServedEngine,
+    private readonly databases: DatabaseOpener | null,
     readonly limits: ResolvedLimits,
     private readonly options: ProxyOptions,
   ) {
-    this.gate = engine.gate;
-    this.user = engine.env.PGUSER ?? 'postgres';
-    this.database = engine.env.PGDATABASE ?? 'postgres';
+    this.main = new ServedDatabase(engine, this, engine.env.PGDATABASE ?? 'postgres', {
+      main: true,
+      testTransactions: options.testTransactions ?? false,
+    });
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;
-    this.testTransactions = options.testTransactions ?? false;
     // Process ids of clients start high so they do not look like the engine's own.
     this.nextId = 10_000 + Math.floor(Math.random() * 10_000);
+  }
+
+  get closing(): boolean {
+    return this.closingDown !== null;
+  }
+
+  get mainDatabase(): string {
+    return this.main.database;
   }
 
   async start(
     listen: { tcp: boolean; host: string; port: number | undefined },
     socketDir: string | undefined,
   ): Promise<void> {
-    this.settings = await reportedSettings(this.gate);
+    await this.main.start();
     if (listen.tcp) {
       const server = this.createListener();
       await listenOn(server, { host: listen.host, port: listen.port ?? 0 });
@@ -209,10 +227,11 @@ class ProxyServer implements SessionHost {
 
   handle(): ThreadedProxyHandle {
     const server = this;
+    const main = this.main;
     const tcp = this.tcpPort !== 0;
-    const user = encodeURIComponent(this.user);
+    const user = encodeURIComponent(main.user);
     const password = this.options.password ? `:${encodeURIComponent(this.options.password)}` : '';
-    const database = encodeURIComponent(this.database);
+    const database = encodeURIComponent(main.database);
     const uriHost = this.tcpHost.includes(':') ? `[${this.tcpHost}]` : this.tcpHost;
     const connectionString = tcp
       ? `postgresql://${user}${password}@${uriHost}:${this.tcpPort}/${database}`
@@ -223,8 +242,8 @@ class ProxyServer implements SessionHost {
       connectionString,
       socketPath: this.socketPath,
       socketDir: this.socketDir,
-      user: this.user,
-      database: this.database,
+      user: main.user,
+      database: main.database,
       get clientCount() {
         return server.sessions.size;
       },
@@ -232,14 +251,15 @@ class ProxyServer implements SessionHost {
         DATABASE_URL: connectionString,
         PGHOST: tcp ? this.tcpHost : this.socketDir!,
         PGPORT: String(tcp ? this.tcpPort : this.socketNumber),
-        PGUSER: this.user,
-        PGDATABASE: this.database,
+        PGUSER: main.user,
+        PGDATABASE: main.database,
       },
       clientsGone: (timeoutMs) => this.clientsGone(timeoutMs),
       clients: () =>
         [...this.sessions].filter((session) => session.ready).map((session) => session.describe()),
-      beginTest: () => this.beginTest(),
-      endTest: (outcome = 'rollback') => this.endTest(outcome),
+      beginTest: () => main.beginTest(),
+      endTest: (outcome = 'rollback') => main.endTest(outcome),
+      closeDatabases: () => this.closeOthers(),
       close: (reason) => this.close(reason),
     };
   }
@@ -253,125 +273,105 @@ class ProxyServer implements SessionHost {
     return true;
   }
 
-  async beginTest(): Promise<void> {
-    await this.asTestController(async () => {
-      if (this.testTransactionOpen) await this.endOuterTransaction('ROLLBACK');
-      this.leftInsideTransaction.length = 0;
-      await this.controlSql('BEGIN');
-      this.testTransactionOpen = true;
-    });
+  database(name: string): Promise<ServedDatabase | DatabaseRefusal> {
+    if (name === this.main.database) return Promise.resolve(this.main);
+    let database = this.others.get(name);
+    if (!database) {
+      database = this.openOther(name);
+      this.others.set(name, database);
+      // A refusal is not kept: the database may be created meanwhile.
+      void database.then((opened) => {
+        if (!(opened instanceof ServedDatabase)) this.others.delete(name);
+      });
+    }
+    return database;
   }
 
-  async endTest(outcome: 'rollback' | 'commit'): Promise<string[]> {
-    const leftOpen = [
-      ...this.leftInsideTransaction.splice(0),
-      ...[...this.sessions]
-        .filter((session) => session.ready && session.inOwnTransaction)
-        .map((session) => session.describe()),
-    ];
-    await this.asTestController(async () => {
-      if (this.testTransactionOpen)
-        await this.endOuterTransaction(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');
-    });
-    return leftOpen;
-  }
-
-  private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
-    this.testTransactionOpen = false;
-    // Settings applied inside the test's transaction end with it.
-    this.sessionApplied = null;
-    for (const session of this.sessions) session.testTransactionEnded();
-    await this.controlSql(sql);
+  private async openOther(name: string): Promise<ServedDatabase | DatabaseRefusal> {
+    const catalog = await this.main
+      .runAsEngineUser(
+        serialize.query(
+          `SELECT datallowconn FROM pg_catalog.pg_database WHERE datname = ${dollarQuote(name)}`,
+        ),
+      )
+      .catch((error: unknown) => error);
+    if (!(catalog instanceof Uint8Array)) {
+      const reason = catalog instanceof Error ? catalog.message : String(catalog);
+      return {
+        code: '57P03',
+        message: `the database system cannot look up database "${name}" now: ${reason}`,
+      };
+    }
+    const allowed = scanBackend(catalog).firstValue;
+    if (allowed === null) return { code: '3D000', message: `database "${name}" does not exist` };
+    if (allowed !== 't') {
+      return { code: '55000', message: `database "${name}" is not currently accepting connections` };
+    }
+    if (!this.databases) {
+      return {
+        code: '0A000',
+        message: `database "${name}" cannot be served here: this proxy serves only database "${this.main.database}"`,
+      };
+    }
+    try {
+      const engine = await this.databases.open(name, (work) => this.main.whileHeld(work));
+      const database = new ServedDatabase(engine, this, name, { main: false, testTransactions: false });
+      await database.start();
+      return database;
+    } catch (error) {
+      this.warn(`database "${name}" could not start: ${(error as Error).message}`);
+      return {
+        code: '57P03',
+        message: `database "${name}" could not start: ${(error as Error).message}`,
+      };
+    }
   }
 
   /**
-   * Runs test control with the engine to itself: after the unit of work in flight, and without
-   * waiting for a client that stays inside a transaction of its own (the test is over for it).
+   * Whether `name` may be dropped now. As PostgreSQL: not while clients are connected to it,
+   * unless `force`, which ends them first.
    */
-  private async asTestController(fn: () => Promise<void>): Promise<void> {
-    if (!this.testTransactions) {
-      throw new InvalidInputError(
-        'beginTest() and endTest() need a proxy started with testTransactions: true',
-      );
+  async beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null> {
+    const opened = await this.others.get(name);
+    if (!(opened instanceof ServedDatabase) || opened.sessions.size === 0) return null;
+    if (force) {
+      await opened.close('57P01', 'terminating connection due to administrator command');
+      this.others.delete(name);
+      return null;
     }
-    const controller = TEST_CONTROLLER as unknown as ClientSession;
-    const wait = this.scheduler.acquire(controller, PINNED_CLIENT_GRACE_MS);
-    if (wait) await wait.catch(() => this.scheduler.seize(controller));
-    try {
-      await fn();
-    } finally {
-      this.scheduler.release(controller, false);
-    }
+    const count = opened.sessions.size;
+    return {
+      code: '55006',
+      message: `database "${name}" is being accessed by other users`,
+      detail: `There ${count === 1 ? 'is 1 other session' : `are ${count} other sessions`} using the database.`,
+    };
   }
 
-  private async controlSql(sql: string): Promise<void> {
-    const summary = scanBackend(await this.gate.exec(serialize.query(sql)));
-    if (summary.errors > 0)
-      throw new Error(`${sql} failed in the engine (SQLSTATE ${summary.firstErrorCode})`);
+  /** The main engine dropped `name`: its engine, and what it kept on disk, go too. */
+  async dropped(name: string): Promise<void> {
+    const opened = await this.others.get(name);
+    this.others.delete(name);
+    if (opened instanceof ServedDatabase)
+      await opened.close('57P01', 'terminating connection due to administrator command');
+    await this.databases?.dropped(name).catch((error: unknown) => {
+      this.warn(`database "${name}": its files could not be removed: ${(error as Error).message}`);
+    });
   }
 
   cancel(processId: number, secretKey: number): void {
     for (const session of this.sessions) {
-      if (session.processId !== processId || session.secretKey !== secretKey) continue;
-      if (this.scheduler.holder === session) this.cancelRunning();
-      else session.cancelWait();
+      if (session.processId === processId && session.secretKey === secretKey) session.cancelRequested();
     }
-  }
-
-  /**
-   * Asks the engine to stop the statement running now. One that computes without ever calling
-   * out cannot hear it: when it still runs after cancelGraceMs, its thread is ended and a new
-   * engine started (the clients are told the session was lost).
-   */
-  private cancelRunning(): void {
-    const threaded = this.engine.threaded;
-    if (!this.gate.cancelRunning() || !threaded?.busy) return;
-    const call = threaded.callNumber;
-    setTimeout(() => {
-      if (!threaded.busy || threaded.callNumber !== call || this.closing) return;
-      this.warn(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms: the engine is replaced`);
-      void threaded.replace(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms`);
-    }, this.limits.cancelGraceMs).unref();
-  }
-
-  engineFailed(error: unknown, by: ClientSession): void {
-    const reason = error instanceof Error ? error.message : String(error);
-    this.warn(`client ${by.id}: the engine failed: ${reason}`);
-    // Every client's transaction, statements and settings lived in that engine session.
-    this.sessionApplied = null;
-    const [code, message] =
-      error instanceof EngineReplacedError
-        ? ['57P01', `terminating connection: ${reason}`]
-        : ['XX000', `the engine session was lost: ${reason}`];
-    for (const session of this.sessions) void session.abandon(code, message);
-  }
-
-  otherClients(except: ClientSession): ClientSession[] {
-    return [...this.sessions].filter((session) => session !== except && session.ready);
   }
 
   sessionLeft(session: ClientSession): void {
     this.sessions.delete(session);
-    if (this.sessionOwner === session) this.sessionOwner = null;
-    if (this.sessions.size === 0) this.giveMemoryBack();
   }
 
-  /**
-   * WebAssembly memory never shrinks: after a big operation the engine keeps its peak. An engine
-   * on a data directory loses nothing by a restart, so it restarts once no client is connected.
-   */
-  private giveMemoryBack(): void {
-    const threaded = this.engine.threaded;
-    if (!threaded?.onDisk || this.closing || this.restarting) return;
-    const memory = threaded.memoryMiB;
-    if (memory <= this.limits.engineMemoryLimitMiB) return;
-    this.warn(`the engine holds ${memory} MiB after a big operation; restarting it to give the memory back`);
-    this.restarting = threaded
-      .restart()
-      .catch((error: unknown) => this.warn(`the engine restart failed: ${(error as Error).message}`))
-      .finally(() => {
-        this.restarting = null;
-      });
+  roomForClient(): boolean {
+    let ready = 0;
+    for (const session of this.sessions) if (session.ready) ready++;
+    return ready < this.limits.maxConnections;
   }
 
   warn(message: string): void {
@@ -379,8 +379,8 @@ class ProxyServer implements SessionHost {
   }
 
   close(reason?: string): Promise<void> {
-    this.closing ??= this.shutdown(reason ? `terminating connection: ${reason}` : SHUTDOWN_MESSAGE);
-    return this.closing;
+    this.closingDown ??= this.shutdown(reason ? `terminating connection: ${reason}` : SHUTDOWN_MESSAGE);
+    return this.closingDown;
   }
 
   private createListener(): net.Server {
@@ -393,7 +393,7 @@ class ProxyServer implements SessionHost {
   private accept(socket: net.Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    if (this.closing) {
+    if (this.closingDown) {
       socket.destroy();
       return;
     }
@@ -405,47 +405,33 @@ class ProxyServer implements SessionHost {
       );
       void starting[0]!.fatal('53300', 'too many connections are starting up; this one waited longest');
     }
-    this.sessions.add(new ClientSession(socket, this, this.nextId++));
+    this.sessions.add(new ClientSession(socket, this.main, this.nextId++));
   }
 
-  settingNames(): Iterable<string> {
-    const names = new Set<string>();
-    for (const session of this.sessions) for (const name of session.settings.values.keys()) names.add(name);
-    return names;
-  }
-
-  roomForClient(): boolean {
-    let ready = 0;
-    for (const session of this.sessions) if (session.ready) ready++;
-    return ready < this.limits.maxConnections;
+  /** Closes the engines of the databases other than the main one; their clients are ended. */
+  private async closeOthers(message = SHUTDOWN_MESSAGE): Promise<void> {
+    const others = [...this.others.values()];
+    this.others.clear();
+    await Promise.all(
+      others.map(async (opening) => {
+        const opened = await opening;
+        if (opened instanceof ServedDatabase) await opened.close('57P01', message);
+      }),
+    );
   }
 
   private async shutdown(message: string): Promise<void> {
     const stopped = this.listeners.map(
       (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
     );
-    const sessions = [...this.sessions];
-    const closeEngine = this.engine.close;
-    // An engine in a thread of its own is stopped at once: a statement running now cannot hold
-    // the shutdown up.
-    const engineStopping = closeEngine && this.engine.threaded ? closeEngine() : null;
-    // A closing engine needs no cleanup; a shared one is left as the clients found it.
-    const leaving = sessions.map((session) =>
-      closeEngine ? session.abandon('57P01', message) : session.fatal('57P01', message),
-    );
-    await withTimeout(Promise.all(leaving), 5_000);
+    // Clients still starting have no database yet.
+    for (const session of this.sessions) if (session.starting) void session.fatal('57P01', message);
+    await Promise.all([this.main.close('57P01', message), this.closeOthers(message)]);
     for (const socket of this.sockets) socket.destroy();
-    this.scheduler.close(new EngineWaitError('57P01', message));
-    this.transactionSlot.close(new EngineWaitError('57P01', message));
     await withTimeout(Promise.all(stopped), 2_000);
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
-    if (closeEngine) await (engineStopping ?? closeEngine());
+    await this.databases?.close();
   }
-}
-
-/** Who holds the engine, as a waiting client's error names it. */
-function describeHolder(holder: ClientSession | typeof TEST_CONTROLLER): string {
-  return holder instanceof ClientSession ? holder.describe() : 'the test toolkit';
 }
 
 function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
@@ -504,15 +490,4 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
   });
   if (alive) throw new ProxyStartError(`Another server is listening on ${socketPath}.`);
   await fs.rm(socketPath, { force: true });
-}
-
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    promise.catch(() => {}),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
 }

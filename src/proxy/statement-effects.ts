@@ -39,6 +39,15 @@ export interface StatementEffects {
   deallocated: string[];
   /** Temporary tables, views and sequences made (CREATE TEMP ...). */
   tempObjects: TempObject[];
+  /** CREATE DATABASE or DROP DATABASE: another engine serves the database. */
+  database: DatabaseStatement | null;
+}
+
+export interface DatabaseStatement {
+  action: 'create' | 'drop';
+  name: string;
+  /** DROP DATABASE ... WITH (FORCE): clients connected to it are ended first. */
+  force: boolean;
 }
 
 export interface TempObject {
@@ -46,7 +55,7 @@ export interface TempObject {
   name: string;
 }
 
-const INTERESTING = /copy|listen|set|prepare|deallocate|temp|discard/i;
+const INTERESTING = /copy|listen|set|prepare|deallocate|temp|discard|database/i;
 
 /** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
 export function statementEffects(
@@ -66,6 +75,7 @@ export function statementEffects(
     prepared: [],
     deallocated: [],
     tempObjects: [],
+    database: null,
   };
   const statements = splitStatements(sql, dialect);
   for (const [start, end] of statements) {
@@ -102,12 +112,33 @@ export function statementEffects(
       case 'CREATE': {
         const temp = readTempObject(sql, start, end, dialect);
         if (temp) effects.tempObjects.push(temp);
+        if (head[1]?.value === 'DATABASE' && isName(head[2]))
+          effects.database = { action: 'create', name: identifierOf(head[2]!, sql), force: false };
         break;
       }
+      case 'DROP':
+        if (head[1]?.value === 'DATABASE') effects.database = readDropDatabase(sql, start, end, dialect);
+        break;
     }
   }
   effects.touchesSettings ||= effects.settings.length > 0 || effects.resets.length > 0;
   return effects;
+}
+
+/** `DROP DATABASE [IF EXISTS] name [[WITH] (FORCE)]`. */
+function readDropDatabase(
+  sql: string,
+  start: number,
+  end: number,
+  dialect: SqlDialect,
+): DatabaseStatement | null {
+  const tokens = tokensOf(sql, start, end, dialect);
+  let at = 2;
+  if (tokens[at]?.value === 'IF' && tokens[at + 1]?.value === 'EXISTS') at += 2;
+  const name = tokens[at];
+  if (!isName(name)) return null;
+  const force = tokens.slice(at + 1).some((token) => token.kind === 'word' && token.value === 'FORCE');
+  return { action: 'drop', name: identifierOf(name!, sql), force };
 }
 
 /** `CREATE [LOCAL | GLOBAL] TEMP[ORARY] [UNLOGGED] TABLE | VIEW | SEQUENCE [IF NOT EXISTS] [pg_temp.]name`. */

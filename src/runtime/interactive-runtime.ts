@@ -55,6 +55,14 @@ export class InteractiveRuntime {
     this.interrupts = options.interrupts;
   }
 
+  /**
+   * The engine comes from an engineFactory (the toolkit's in-memory engines, started from
+   * `paths.pgdata` as a template, which they never write) rather than running on `paths.pgdata`.
+   */
+  get inMemory(): boolean {
+    return this.engineFactory !== openEngine;
+  }
+
   /** Starts an engine on an installed root (see installAndInitIn) and returns it ready for queries. */
   static async start(paths: PglitePaths, options: RuntimeOptions = {}): Promise<InteractiveRuntime> {
     const runtime = new InteractiveRuntime(paths, options);

@@ -76,7 +76,8 @@ export class ThreadedEngine {
   private closed = false;
 
   private constructor(
-    private readonly spec: EngineThreadSpec,
+    /** What the engine was started with. */
+    readonly spec: EngineThreadSpec,
     private readonly pgliteWasm: WebAssembly.Module,
   ) {
     this.env = { ...standardEnv(), ...spec.env };

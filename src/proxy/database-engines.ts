@@ -1,0 +1,114 @@
+// One engine opens one database. The proxy serves each other database a client asks for from an
+// engine of its own, on a copy of the cluster in which that database exists.
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { serialize } from 'pg-protocol';
+import { PglitePaths } from '../install/paths.js';
+import type { EngineSettings } from '../runtime/engine.js';
+import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { openMemoryEngine } from '../runtime/memory-engine.js';
+import { ThreadedEngine } from '../runtime/threaded-engine.js';
+import { type EngineGate, RuntimeGate } from './engine-gate.js';
+import type { ServedEngine } from './served-database.js';
+
+/** Runs `work` while the main engine is held: no client's unit runs meanwhile. */
+export type HoldMain = <T>(work: (gate: EngineGate) => Promise<T>) => Promise<T>;
+
+/** Starts the engines of databases other than the main one, and cleans up after them. */
+export interface DatabaseOpener {
+  /** Starts an engine that serves database `name`, which the main engine's catalog lists. */
+  open(name: string, holdMain: HoldMain): Promise<ServedEngine>;
+  /** `name` was dropped and its engine closed: what it kept on disk goes too. */
+  dropped(name: string): Promise<void>;
+  /** The proxy closed: copies made for this run only are removed. */
+  close(): Promise<void>;
+}
+
+/** The cluster the main engine runs on or started from, and how its engines run. */
+export interface MainCluster {
+  runtimeRoot: string;
+  pgdata: string;
+  env: Record<string, string>;
+  settings: EngineSettings;
+  /**
+   * `memory`: the main engine started in memory from `pgdata`, which it never writes (a template).
+   * `disk`: it runs on `pgdata`; copies of it are kept beside it, in `databases/`.
+   */
+  kind: 'memory' | 'disk';
+  /** Engines run in threads of their own (`serve`, `run`) or in this thread. */
+  threaded: boolean;
+}
+
+/** Databases every cluster has from initdb: an in-memory engine starts on them from the template. */
+const INITDB_DATABASES = new Set(['postgres', 'template1']);
+
+export function databaseOpener(main: MainCluster): DatabaseOpener {
+  let scratch: string | null = null;
+  const copiesDir = async (): Promise<string> => {
+    if (main.kind === 'disk') return path.join(path.dirname(main.pgdata), 'databases');
+    scratch ??= await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-databases-'));
+    return scratch;
+  };
+  return {
+    async open(name, holdMain) {
+      const env = { ...main.env, PGDATABASE: name };
+      if (main.kind === 'memory' && INITDB_DATABASES.has(name)) {
+        return startEngine(main, 'memory', main.pgdata, env);
+      }
+      const dir = path.join(await copiesDir(), encodeURIComponent(name));
+      if (!existsSync(path.join(dir, 'PG_VERSION'))) {
+        if (main.kind === 'memory') {
+          // The template never changes: no need to hold the engine.
+          await copyCluster(main.pgdata, dir);
+        } else {
+          await holdMain(async (gate) => {
+            await gate.exec(serialize.query('CHECKPOINT'));
+            await copyCluster(main.pgdata, dir);
+          });
+        }
+      }
+      // Opening a database the copy does not have creates it (from the copy's template1): so a
+      // database made by CREATE DATABASE on an in-memory engine starts as PostgreSQL made it.
+      return startEngine(main, 'disk', dir, env);
+    },
+    async dropped(name) {
+      await fs.rm(path.join(await copiesDir(), encodeURIComponent(name)), { recursive: true, force: true });
+    },
+    async close() {
+      if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A copy of a cluster, whole or not at all. */
+async function copyCluster(from: string, to: string): Promise<void> {
+  const partial = `${to}.copying-${process.pid}`;
+  await fs.rm(partial, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(to), { recursive: true });
+  await fs.cp(from, partial, { recursive: true });
+  await fs.rename(partial, to);
+}
+
+async function startEngine(
+  main: MainCluster,
+  kind: 'memory' | 'disk',
+  pgdata: string,
+  env: Record<string, string>,
+): Promise<ServedEngine> {
+  const { runtimeRoot, settings } = main;
+  if (main.threaded) {
+    const engine = await ThreadedEngine.start({ kind, runtimeRoot, pgdata, env, settings });
+    return { gate: engine, env: engine.env, close: () => engine.close(), threaded: engine };
+  }
+  const runtime = await InteractiveRuntime.start(new PglitePaths(runtimeRoot, pgdata), {
+    env,
+    settings,
+    engineFactory:
+      kind === 'memory'
+        ? (spec) => openMemoryEngine({ templatePgdata: pgdata, runtimeRoot, env: spec.env, settings })
+        : undefined,
+  });
+  return { gate: new RuntimeGate(runtime), env: runtime.env, close: () => runtime.close() };
+}

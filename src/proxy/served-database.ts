@@ -1,0 +1,328 @@
+import { serialize } from 'pg-protocol';
+import { EngineReplacedError, InvalidInputError } from '../errors.js';
+import { scanBackend } from '../protocol/backend-scanner.js';
+import type { ThreadedEngine } from '../runtime/threaded-engine.js';
+import type { PasswordAuthenticator } from './auth.js';
+import { ClientSession } from './client-session.js';
+import { type EngineGate, reportedSettings } from './engine-gate.js';
+import { EngineScheduler, EngineWaitError } from './engine-scheduler.js';
+import { NotificationHub } from './notifications.js';
+import type { ResolvedLimits } from './options.js';
+import { switchFrames } from './session-state.js';
+
+/** An engine the proxy serves a database from, and what the proxy may do with it. */
+export interface ServedEngine {
+  gate: EngineGate;
+  env: Record<string, string>;
+  /** Closes the engine when the proxy closes; null when the proxy does not own it. */
+  close: (() => Promise<void>) | null;
+  /** An engine in its own thread, which can be replaced when a statement will not stop. */
+  threaded?: ThreadedEngine;
+}
+
+/** Why a client cannot connect to a database, as PostgreSQL says it. */
+export interface DatabaseRefusal {
+  code: string;
+  message: string;
+  detail?: string;
+}
+
+/** What a served database needs from the proxy in front of it (the listeners and all clients). */
+export interface ProxyFront {
+  readonly limits: ResolvedLimits;
+  /** The name of the database the proxy was started on. */
+  readonly mainDatabase: string;
+  readonly authenticator: PasswordAuthenticator | null;
+  readonly closing: boolean;
+  cancel(processId: number, secretKey: number): void;
+  /** Whether one more client may log in (maxConnections). */
+  roomForClient(): boolean;
+  warn(message: string): void;
+  /** The database `name`, its engine started when it is first asked for; or why not. */
+  database(name: string): Promise<ServedDatabase | DatabaseRefusal>;
+  /** A client left: the front forgets it. */
+  sessionLeft(session: ClientSession): void;
+  /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */
+  beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null>;
+  /** The main engine dropped database `name`. */
+  dropped(name: string): Promise<void>;
+}
+
+/** Stands for the proxy itself in the engine's queue: test control, catalog look-ups. */
+const PROXY_ITSELF = Symbol('the proxy');
+/** How long test control waits for a client's unit of work before taking the engine anyway. */
+const PINNED_CLIENT_GRACE_MS = 1_000;
+
+/**
+ * One database and the engine that serves it: one engine session shared by the clients
+ * connected to it, who take turns on it. Each client's own state (settings, role, transaction)
+ * is kept by its session and brought to the engine for its turn.
+ */
+export class ServedDatabase {
+  readonly gate: EngineGate;
+  readonly scheduler = new EngineScheduler<ClientSession>(describeHolder);
+  /**
+   * Isolation 'transaction': which client has a transaction of its own open (a savepoint in the
+   * test's transaction). One at a time; other clients' statements run meanwhile, inside it.
+   */
+  readonly transactionSlot = new EngineScheduler<ClientSession>(describeHolder);
+  readonly hub = new NotificationHub();
+  /** ParameterStatus values sent to new clients: the engine's own, as it started. */
+  settings = new Map<string, string>();
+  readonly user: string;
+  /** A test's outer transaction is open right now. */
+  testTransactionOpen = false;
+  /**
+   * Clients that disconnected inside a transaction of their own during the current test,
+   * described: the test's end names them with those still inside one.
+   */
+  readonly leftInsideTransaction: string[] = [];
+  /**
+   * The settings the engine has from the proxy's switches, and the client they are for; null when
+   * not known (after a test's transaction ended, or a new engine).
+   */
+  sessionApplied: Map<string, string> | null = new Map();
+  sessionOwner: ClientSession | null = null;
+  /** Clients logged in to this database. */
+  readonly sessions = new Set<ClientSession>();
+  private restarting: Promise<void> | null = null;
+
+  /** The main database (the engine the proxy was started on): databases are created and dropped there. */
+  readonly main: boolean;
+  /** The proxy serves isolation 'transaction' here (see ProxyOptions.testTransactions). */
+  readonly testTransactions: boolean;
+
+  constructor(
+    readonly engine: ServedEngine,
+    readonly front: ProxyFront,
+    /** The database's name, as clients ask for it. */
+    readonly database: string,
+    role: { main: boolean; testTransactions: boolean },
+  ) {
+    this.gate = engine.gate;
+    this.user = engine.env.PGUSER ?? 'postgres';
+    this.main = role.main;
+    this.testTransactions = role.testTransactions;
+  }
+
+  async start(): Promise<void> {
+    this.settings = await reportedSettings(this.gate);
+  }
+
+  get limits(): ResolvedLimits {
+    return this.front.limits;
+  }
+
+  get authenticator(): PasswordAuthenticator | null {
+    return this.front.authenticator;
+  }
+
+  cancel(processId: number, secretKey: number): void {
+    this.front.cancel(processId, secretKey);
+  }
+
+  roomForClient(): boolean {
+    return this.front.roomForClient();
+  }
+
+  warn(message: string): void {
+    this.front.warn(message);
+  }
+
+  open(name: string): Promise<ServedDatabase | DatabaseRefusal> {
+    return this.front.database(name);
+  }
+
+  /** A client logged in here. */
+  join(session: ClientSession): void {
+    this.sessions.add(session);
+  }
+
+  /** The clients logged in here, other than `except`. */
+  otherClients(except: ClientSession): ClientSession[] {
+    return [...this.sessions].filter((session) => session !== except && session.ready);
+  }
+
+  /** Every setting name the connected clients have a value of their own for. */
+  settingNames(): Iterable<string> {
+    const names = new Set<string>();
+    for (const session of this.sessions) for (const name of session.settings.values.keys()) names.add(name);
+    return names;
+  }
+
+  sessionLeft(session: ClientSession): void {
+    this.sessions.delete(session);
+    if (this.sessionOwner === session) this.sessionOwner = null;
+    this.front.sessionLeft(session);
+    if (this.sessions.size === 0) this.giveMemoryBack();
+  }
+
+  /**
+   * Runs frames on the engine between clients' units, as the engine's own superuser (a client's
+   * role may be in force): catalog look-ups for logins and new connections' databases.
+   */
+  async runAsEngineUser(frames: Buffer): Promise<Uint8Array> {
+    return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, async () => {
+      const applied = this.sessionApplied;
+      if (applied === null || applied.has('session_authorization') || applied.has('role')) {
+        frames = Buffer.concat([switchFrames(null, new Map(), [], this.user)!, frames]);
+        if (applied) for (const name of ['session_authorization', 'role']) applied.delete(name);
+        this.sessionOwner = null;
+      }
+      return this.gate.exec(frames);
+    });
+  }
+
+  /** Runs `work` with the engine held by the proxy: no client's unit runs meanwhile. */
+  whileHeld<T>(work: (gate: EngineGate) => Promise<T>): Promise<T> {
+    return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => work(this.gate));
+  }
+
+  async beginTest(): Promise<void> {
+    this.checkTestTransactions();
+    await this.asProxy({ waitMs: PINNED_CLIENT_GRACE_MS, seize: true }, async () => {
+      if (this.testTransactionOpen) await this.endOuterTransaction('ROLLBACK');
+      this.leftInsideTransaction.length = 0;
+      await this.controlSql('BEGIN');
+      this.testTransactionOpen = true;
+    });
+  }
+
+  async endTest(outcome: 'rollback' | 'commit'): Promise<string[]> {
+    this.checkTestTransactions();
+    const leftOpen = [
+      ...this.leftInsideTransaction.splice(0),
+      ...[...this.sessions]
+        .filter((session) => session.ready && session.inOwnTransaction)
+        .map((session) => session.describe()),
+    ];
+    await this.asProxy({ waitMs: PINNED_CLIENT_GRACE_MS, seize: true }, async () => {
+      if (this.testTransactionOpen)
+        await this.endOuterTransaction(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');
+    });
+    return leftOpen;
+  }
+
+  private checkTestTransactions(): void {
+    if (!this.testTransactions) {
+      throw new InvalidInputError(
+        'beginTest() and endTest() need a proxy started with testTransactions: true',
+      );
+    }
+  }
+
+  private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    this.testTransactionOpen = false;
+    // Settings applied inside the test's transaction end with it.
+    this.sessionApplied = null;
+    for (const session of this.sessions) session.testTransactionEnded();
+    await this.controlSql(sql);
+  }
+
+  /**
+   * Runs `fn` with the engine to the proxy itself, after the unit of work in flight. Test control
+   * does not wait long for a client that stays inside a transaction of its own (the test is over
+   * for it): it seizes the engine after `waitMs`. Other calls fail with EngineWaitError then.
+   */
+  private async asProxy<T>(turn: { waitMs: number; seize: boolean }, fn: () => Promise<T>): Promise<T> {
+    const proxy = PROXY_ITSELF as unknown as ClientSession;
+    const wait = this.scheduler.acquire(proxy, turn.waitMs);
+    if (wait) {
+      await wait.catch((error: unknown) => {
+        if (!turn.seize) throw error;
+        this.scheduler.seize(proxy);
+      });
+    }
+    try {
+      return await fn();
+    } finally {
+      this.scheduler.release(proxy, false);
+    }
+  }
+
+  private async controlSql(sql: string): Promise<void> {
+    const summary = scanBackend(await this.gate.exec(serialize.query(sql)));
+    if (summary.errors > 0)
+      throw new Error(`${sql} failed in the engine (SQLSTATE ${summary.firstErrorCode})`);
+  }
+
+  /**
+   * Asks the engine to stop the statement running now. One that computes without ever calling
+   * out cannot hear it: when it still runs after cancelGraceMs, its thread is ended and a new
+   * engine started (the clients are told the session was lost).
+   */
+  cancelRunning(): void {
+    const threaded = this.engine.threaded;
+    if (!this.gate.cancelRunning() || !threaded?.busy) return;
+    const call = threaded.callNumber;
+    setTimeout(() => {
+      if (!threaded.busy || threaded.callNumber !== call || this.front.closing) return;
+      this.warn(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms: the engine is replaced`);
+      void threaded.replace(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms`);
+    }, this.limits.cancelGraceMs).unref();
+  }
+
+  engineFailed(error: unknown, by: ClientSession): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.warn(`client ${by.id}: the engine failed: ${reason}`);
+    // Every client's transaction, statements and settings lived in that engine session.
+    this.sessionApplied = null;
+    const [code, message] =
+      error instanceof EngineReplacedError
+        ? ['57P01', `terminating connection: ${reason}`]
+        : ['XX000', `the engine session was lost: ${reason}`];
+    for (const session of this.sessions) void session.abandon(code, message);
+  }
+
+  /**
+   * WebAssembly memory never shrinks: after a big operation the engine keeps its peak. An engine
+   * on a data directory loses nothing by a restart, so it restarts once no client is connected.
+   */
+  private giveMemoryBack(): void {
+    const threaded = this.engine.threaded;
+    if (!threaded?.onDisk || this.front.closing || this.restarting) return;
+    const memory = threaded.memoryMiB;
+    if (memory <= this.limits.engineMemoryLimitMiB) return;
+    this.warn(`the engine holds ${memory} MiB after a big operation; restarting it to give the memory back`);
+    this.restarting = threaded
+      .restart()
+      .catch((error: unknown) => this.warn(`the engine restart failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.restarting = null;
+      });
+  }
+
+  /**
+   * Ends every client here with `code`/`message` and closes the engine when the proxy owns it.
+   * A closing engine needs no cleanup; a shared one is left as the clients found it.
+   */
+  async close(code: string, message: string): Promise<void> {
+    const closeEngine = this.engine.close;
+    // An engine in a thread of its own is stopped at once: a statement running now cannot hold
+    // the shutdown up.
+    const engineStopping = closeEngine && this.engine.threaded ? closeEngine() : null;
+    const leaving = [...this.sessions].map((session) =>
+      closeEngine ? session.abandon(code, message) : session.fatal(code, message),
+    );
+    await withTimeout(Promise.all(leaving), 5_000);
+    this.scheduler.close(new EngineWaitError(code, message));
+    this.transactionSlot.close(new EngineWaitError(code, message));
+    if (closeEngine) await (engineStopping ?? closeEngine());
+  }
+}
+
+/** Who holds the engine, as a waiting client's error names it. */
+function describeHolder(holder: ClientSession | typeof PROXY_ITSELF): string {
+  return holder instanceof ClientSession ? holder.describe() : 'the test toolkit';
+}
+
+export async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
