@@ -154,10 +154,16 @@ describe('the pglite-oxide command', () => {
     expect(await served.exit).toBe(0);
   });
 
-  it('stops on SIGINT while a statement runs, keeping what was committed', async () => {
+  it('stops on SIGINT while a statement runs, keeping what was committed, in every database', async () => {
     const root = path.join(await tempRoot('pglite-oxide-cli-busy-'), 'db');
     const first = await serve(['--data', root]);
+    const inShop = (url: string) => url.replace(/\/postgres$/, '/shop');
     await queryRows(first.url, "CREATE TABLE kept (note text); INSERT INTO kept VALUES ('committed')");
+    await queryRows(first.url, 'CREATE DATABASE shop');
+    await queryRows(
+      inShop(first.url),
+      "CREATE TABLE items (name text); INSERT INTO items VALUES ('in shop')",
+    );
     const client = new pg.Client(first.url);
     client.on('error', () => {});
     await client.connect();
@@ -170,6 +176,7 @@ describe('the pglite-oxide command', () => {
     await expect(running).rejects.toMatchObject({ code: '57P01' });
     const second = await serve(['--data', root]);
     expect(await queryRows(second.url, 'SELECT note FROM kept')).toEqual([{ note: 'committed' }]);
+    expect(await queryRows(inShop(second.url), 'SELECT name FROM items')).toEqual([{ name: 'in shop' }]);
     second.child.kill('SIGTERM');
     expect(await second.exit).toBe(0);
   });

@@ -110,6 +110,50 @@ describe('the engine host', () => {
 });
 
 describe('an engine host that is gone', () => {
+  it("serves a file's other databases, and the next file finds them as the template left them", async () => {
+    const single = await startEngineHost({ template: await itemsTemplate(), maxDatabases: 1, spare: 0 });
+    const urlOf = (url: string, database: string) => url.replace(/\/postgres$/, `/${database}`);
+    try {
+      const first = await leaseDatabase(single.address);
+      const main = new pg.Client({ connectionString: first.connectionString });
+      await main.connect();
+      await main.query('CREATE DATABASE scratch');
+      await main.end();
+      const scratch = new pg.Client({ connectionString: urlOf(first.connectionString, 'scratch') });
+      await scratch.connect();
+      await scratch.query("CREATE TABLE drafts (body text); INSERT INTO drafts VALUES ('draft')");
+      await scratch.end();
+      expect(await names(urlOf(first.connectionString, 'postgres'))).toEqual(['seeded']);
+      await first.release();
+
+      const second = await leaseDatabase(single.address);
+      try {
+        await expect(names(urlOf(second.connectionString, 'scratch'))).rejects.toMatchObject({
+          code: '3D000',
+        });
+        // Made again, it starts empty: nothing of the first file's copy is left.
+        const again = new pg.Client({ connectionString: second.connectionString });
+        await again.connect();
+        await again.query('CREATE DATABASE scratch');
+        await again.end();
+        const scratchAgain = new pg.Client({ connectionString: urlOf(second.connectionString, 'scratch') });
+        await scratchAgain.connect();
+        expect((await scratchAgain.query("SELECT to_regclass('drafts') AS drafts")).rows).toEqual([
+          { drafts: null },
+        ]);
+        await scratchAgain.end();
+        const template = new pg.Client({ connectionString: urlOf(second.connectionString, 'template1') });
+        await template.connect();
+        expect((await template.query('SELECT current_database() AS db')).rows).toEqual([{ db: 'template1' }]);
+        await template.end();
+      } finally {
+        await second.release();
+      }
+    } finally {
+      await single.close();
+    }
+  });
+
   it("passes the run's client timeouts to every database's proxy", async () => {
     const timed = await startEngineHost({
       template: await itemsTemplate(),

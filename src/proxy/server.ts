@@ -259,7 +259,11 @@ class ProxyServer implements ProxyFront {
         [...this.sessions].filter((session) => session.ready).map((session) => session.describe()),
       beginTest: () => main.beginTest(),
       endTest: (outcome = 'rollback') => main.endTest(outcome),
-      closeDatabases: () => this.closeOthers(),
+      closeDatabases: async () => {
+        await this.closeOthers();
+        // Copies made for this run only go too: a database made again starts afresh.
+        await this.databases?.close();
+      },
       close: (reason) => this.close(reason),
     };
   }

@@ -82,6 +82,8 @@ async function main(): Promise<void> {
   /** Back to the template state for the next file, or false when it cannot be trusted to be. */
   async function recycle(): Promise<boolean> {
     if (!(await suite.proxy.clientsGone(2_000))) return false;
+    // Databases other than the file's own (template1, ones it created) start over too.
+    await suite.proxy.closeDatabases();
     if (testOpen) {
       testOpen = false;
       await suite.proxy.endTest('rollback');
