@@ -164,6 +164,32 @@ describe('one engine session shared safely', () => {
     }
   });
 
+  it("keeps each client's SQL-level PREPARE names its own, DEALLOCATE ALL included", async () => {
+    const a = await connect();
+    const b = await connect();
+    try {
+      await a.query('PREPARE q AS SELECT $$from a$$ AS said');
+      await b.query('PREPARE q AS SELECT $$from b$$ AS said');
+      await b.query({ name: 'b_protocol', text: 'SELECT 2 AS two' });
+      for (let turn = 0; turn < 2; turn++) {
+        expect((await a.query('EXECUTE q')).rows).toEqual([{ said: 'from a' }]);
+        expect((await b.query('EXECUTE q')).rows).toEqual([{ said: 'from b' }]);
+      }
+      expect((await a.query('EXPLAIN (COSTS OFF) EXECUTE q')).rows).toEqual([{ 'QUERY PLAN': 'Result' }]);
+      await a.query('DEALLOCATE ALL');
+      await expect(a.query('EXECUTE q')).rejects.toMatchObject({ code: '26000' });
+      // The other client's statements, SQL-level and protocol-level, are still there.
+      expect((await b.query('EXECUTE q')).rows).toEqual([{ said: 'from b' }]);
+      expect((await b.query({ name: 'b_protocol', text: 'SELECT 2 AS two' })).rows).toEqual([{ two: 2 }]);
+      await a.query('PREPARE q AS SELECT 1 AS again');
+      await a.query('DEALLOCATE q');
+      expect((await b.query('EXECUTE q')).rows).toEqual([{ said: 'from b' }]);
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
   it("deallocates a leaving client's prepared statements", async () => {
     const a = await connect();
     await a.query({ name: 'leaves_behind', text: 'SELECT $1::int AS leaves_behind', values: [1] });

@@ -3,6 +3,7 @@ import { serialize } from 'pg-protocol';
 import { EngineCrashedError, ProtocolViolationError } from '../errors.js';
 import { type BackendSummary, scanBackend } from '../protocol/backend-scanner.js';
 import {
+  commandComplete,
   copyInResponse,
   ENCRYPTION_REFUSED,
   type ErrorFields,
@@ -32,7 +33,12 @@ import {
   TERMINATE,
 } from '../protocol/extended-messages.js';
 import { type FrontendMessage, FrontendReader, printable } from '../protocol/frontend-reader.js';
-import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../protocol/sql-lexer.js';
+import {
+  BACKSLASH_DIALECT,
+  type SqlDialect,
+  STANDARD_DIALECT,
+  splitStatements,
+} from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import type { AuthExchange } from './auth.js';
 import { ClientTransaction } from './client-transaction.js';
@@ -51,6 +57,7 @@ import {
   settingsRead,
   switchFrames,
 } from './session-state.js';
+import { withOwnPreparedNames } from './sql-prepared.js';
 import { type ClientStartup, readStartupPacket, welcomeMessages } from './startup.js';
 import {
   type CopyInPlan,
@@ -505,11 +512,18 @@ export class ClientSession implements NotificationTarget {
     // A simple Query replaces the unnamed statement and portal.
     this.names.closedStatement('');
     this.names.closedPortal('');
-    const sql = message.body.toString('utf8', 0, sqlEnd);
+    let sql = message.body.toString('utf8', 0, sqlEnd);
     this.lastStatement = message.body.toString('utf8', 0, Math.min(sqlEnd, STATEMENT_QUOTE_BYTES));
+    let frames = [message.frame];
+    // Two clients may both PREPARE "q": each gets engine names of its own.
+    const own = withOwnPreparedNames(sql, (name) => this.names.sqlName(name), this.dialect);
+    if (own !== null) {
+      sql = own;
+      frames = [serialize.query(own)];
+    }
     const effects = statementEffects(sql, this.dialect);
-    const frames = [message.frame];
     if (effects?.refusal) return this.refuse(effects.refusal);
+    if (effects?.deallocateAll) return this.deallocateAllMine(sql);
     if (effects?.database) return this.runDatabaseStatement(effects.database, frames, effects);
     if (this.host.testTransactionOpen) {
       const statements = statementsWithControl(sql, this.dialect);
@@ -517,6 +531,34 @@ export class ClientSession implements NotificationTarget {
     }
     if (effects?.copyIn) return this.startCopy(effects.copyIn, false, []);
     return this.runUnit(frames, effects ? [effects] : null, true);
+  }
+
+  /**
+   * DEALLOCATE ALL would remove every client's prepared statements from the shared session: the
+   * proxy removes this client's own and answers as the server would.
+   */
+  private async deallocateAllMine(sql: string): Promise<void> {
+    if (splitStatements(sql, this.dialect).length > 1) {
+      return this.refuse({
+        code: '0A000',
+        message: 'DEALLOCATE ALL must be the only statement of its query when served through pglite-oxide',
+      });
+    }
+    let taken = this.takeEngine(true);
+    if (taken instanceof Promise) taken = await taken;
+    if (!taken) return;
+    const names = [...this.sqlPrepared, ...this.names.engineStatementNames()];
+    if (names.length > 0) {
+      const output = await this.engineCall(
+        serialize.query(names.map((name) => `DEALLOCATE ${quoteIdent(name)}`).join('; ')),
+      );
+      if (!output) return;
+      this.routeOnly(output);
+    }
+    this.sqlPrepared.clear();
+    for (const name of [...this.names.statements]) this.names.closedStatement(name);
+    this.write(Buffer.concat([commandComplete('DEALLOCATE ALL'), readyForQuery(this.status)]));
+    this.releaseOrIdle();
   }
 
   /**

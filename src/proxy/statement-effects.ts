@@ -37,6 +37,8 @@ export interface StatementEffects {
   /** SQL-level prepared statements made (PREPARE) and removed (DEALLOCATE). */
   prepared: string[];
   deallocated: string[];
+  /** DEALLOCATE ALL: every prepared statement of the session, other clients' too. */
+  deallocateAll: boolean;
   /** Temporary tables, views and sequences made (CREATE TEMP ...). */
   tempObjects: TempObject[];
   /** CREATE DATABASE or DROP DATABASE: another engine serves the database. */
@@ -74,6 +76,7 @@ export function statementEffects(
     touchesSettings: /set_config/i.test(sql),
     prepared: [],
     deallocated: [],
+    deallocateAll: false,
     tempObjects: [],
     database: null,
   };
@@ -106,7 +109,8 @@ export function statementEffects(
         break;
       case 'DEALLOCATE': {
         const name = head[1]?.value === 'PREPARE' ? head[2] : head[1];
-        if (isName(name) && name!.value !== 'ALL') effects.deallocated.push(identifierOf(name!, sql));
+        if (name?.value === 'ALL') effects.deallocateAll = true;
+        else if (isName(name)) effects.deallocated.push(identifierOf(name!, sql));
         break;
       }
       case 'CREATE': {

@@ -17,6 +17,7 @@ export class StatementNames {
   private readonly prefix: string;
   private readonly engineNames = new Map<string, string>();
   private readonly enginePortalNames = new Map<string, string>();
+  private readonly sqlNames = new Map<string, string>();
   /** Named statements the client prepared and has not closed, by the client's name. */
   readonly statements = new Set<string>();
   /** Statements (named or unnamed) whose SQL is a COPY FROM STDIN, by the client's name. */
@@ -36,6 +37,11 @@ export class StatementNames {
   /** The engine's name for the client's statement `name`, the same for as long as the client stays. */
   engineName(name: string): string {
     return this.mapped(this.engineNames, name, 's');
+  }
+
+  /** The engine's name for the client's SQL-level prepared statement `name` (PREPARE). */
+  sqlName(name: string): string {
+    return this.mapped(this.sqlNames, name, 'q');
   }
 
   /** The engine's name for the client's portal `name` (portals have a namespace of their own). */
