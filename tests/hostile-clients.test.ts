@@ -128,6 +128,30 @@ describe('temporary objects die with their client', () => {
   });
 });
 
+describe('temporary objects of clients connected at once', () => {
+  it('share one name space: a name another client holds gets 42P07 saying why', async () => {
+    const holder = new pg.Client(url);
+    const other = new pg.Client(url);
+    await holder.connect();
+    await other.connect();
+    try {
+      await holder.query('CREATE TEMP TABLE basket (item text)');
+      const pid = (holder as unknown as { processID: number }).processID;
+      await expect(other.query('CREATE TEMP TABLE IF NOT EXISTS basket (item text)')).rejects.toMatchObject({
+        code: '42P07',
+        message: 'relation "basket" already exists',
+        detail: expect.stringContaining(
+          `Client ${pid} made a temporary object of that name and is still connected`,
+        ),
+      });
+      await other.query('CREATE TEMP TABLE other_basket (item text)');
+    } finally {
+      await holder.end();
+      await other.end();
+    }
+  });
+});
+
 describe('client text never becomes SQL of the proxy', () => {
   it('a CopyFail message is only a message, with standard_conforming_strings off too', async () => {
     await queryRows(url, 'CREATE SEQUENCE IF NOT EXISTS inj_seq');

@@ -524,6 +524,10 @@ export class ClientSession implements NotificationTarget {
     const effects = statementEffects(sql, this.dialect);
     if (effects?.refusal) return this.refuse(effects.refusal);
     if (effects?.deallocateAll) return this.deallocateAllMine(sql);
+    if (effects && effects.tempObjects.length > 0) {
+      const clash = this.tempClash(effects.tempObjects);
+      if (clash) return this.refuse(clash);
+    }
     if (effects?.database) return this.runDatabaseStatement(effects.database, frames, effects);
     if (this.host.testTransactionOpen) {
       const statements = statementsWithControl(sql, this.dialect);
@@ -531,6 +535,31 @@ export class ClientSession implements NotificationTarget {
     }
     if (effects?.copyIn) return this.startCopy(effects.copyIn, false, []);
     return this.runUnit(frames, effects ? [effects] : null, true);
+  }
+
+  /** Whether this client made a temporary object of that name, and has not left. */
+  hasTemp(name: string): boolean {
+    return this.tempObjects.some((object) => object.name === name);
+  }
+
+  /**
+   * Temporary objects live in the one engine session all clients share: a name another connected
+   * client made cannot be made again until it leaves. PostgreSQL's error, saying why.
+   */
+  private tempClash(objects: readonly TempObject[]): Pick<ErrorFields, 'code' | 'message' | 'detail'> | null {
+    for (const { name } of objects) {
+      const owner = this.host.otherClients(this).find((other) => other.hasTemp(name));
+      if (!owner) continue;
+      return {
+        code: '42P07',
+        message: `relation "${name}" already exists`,
+        detail:
+          `Client ${owner.processId} made a temporary object of that name and is still connected: pglite-oxide ` +
+          'serves the clients of a database from one engine session, whose temporary schema they share. ' +
+          'Use another name, or end that connection first.',
+      };
+    }
+    return null;
   }
 
   /**
