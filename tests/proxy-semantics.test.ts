@@ -190,6 +190,36 @@ describe('one engine session shared safely', () => {
     }
   });
 
+  it("DISCARD ALL and DISCARD TEMP discard only the calling client's state while others are connected", async () => {
+    const a = await connect();
+    const b = await connect();
+    try {
+      await a.query('PREPARE q AS SELECT 1 AS one');
+      await a.query('CREATE TEMP TABLE a_scratch (n int)');
+      await a.query('SET search_path = pg_catalog');
+      await b.query('PREPARE q AS SELECT 2 AS two');
+      await b.query('CREATE TEMP TABLE b_scratch (n int)');
+      await b.query({ name: 'b_protocol', text: 'SELECT 3 AS three' });
+      await b.query("SET TimeZone = 'Asia/Tokyo'");
+
+      await a.query('DISCARD TEMP');
+      await expect(a.query('SELECT * FROM a_scratch')).rejects.toMatchObject({ code: '42P01' });
+      expect((await a.query('EXECUTE q')).rows).toEqual([{ one: 1 }]);
+
+      expect((await a.query('DISCARD ALL')).command).toBe('DISCARD');
+      await expect(a.query('EXECUTE q')).rejects.toMatchObject({ code: '26000' });
+      expect((await a.query('SHOW search_path')).rows[0].search_path).not.toBe('pg_catalog');
+      // The other client keeps everything of its own.
+      expect((await b.query('EXECUTE q')).rows).toEqual([{ two: 2 }]);
+      expect((await b.query('SELECT count(*)::int AS n FROM b_scratch')).rows).toEqual([{ n: 0 }]);
+      expect((await b.query({ name: 'b_protocol', text: 'SELECT 3 AS three' })).rows).toEqual([{ three: 3 }]);
+      expect((await b.query('SHOW TimeZone')).rows).toEqual([{ TimeZone: 'Asia/Tokyo' }]);
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
   it("deallocates a leaving client's prepared statements", async () => {
     const a = await connect();
     await a.query({ name: 'leaves_behind', text: 'SELECT $1::int AS leaves_behind', values: [1] });

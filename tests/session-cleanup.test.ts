@@ -26,6 +26,7 @@ describe('cleanupFrames', () => {
         deallocate: 'all',
         temp: 'all',
         engineUser: 'postgres',
+        settings: 'reset',
       }),
     );
     expect(frames).toEqual([
@@ -49,6 +50,7 @@ describe('cleanupFrames', () => {
         deallocate: ['plan'],
         temp: [{ kind: 'TABLE', name: 'person' }],
         engineUser: 'post"gres',
+        settings: 'reset',
       }),
     );
     expect(frames).toEqual([

@@ -524,6 +524,9 @@ export class ClientSession implements NotificationTarget {
     const effects = statementEffects(sql, this.dialect);
     if (effects?.refusal) return this.refuse(effects.refusal);
     if (effects?.deallocateAll) return this.deallocateAllMine(sql);
+    if (effects?.discard && this.status === 'I' && this.host.otherClients(this).length > 0) {
+      return this.discardMine(effects.discard, sql);
+    }
     if (effects && effects.tempObjects.length > 0) {
       const clash = this.tempClash(effects.tempObjects);
       if (clash) return this.refuse(clash);
@@ -587,6 +590,48 @@ export class ClientSession implements NotificationTarget {
     this.sqlPrepared.clear();
     for (const name of [...this.names.statements]) this.names.closedStatement(name);
     this.write(Buffer.concat([commandComplete('DEALLOCATE ALL'), readyForQuery(this.status)]));
+    this.releaseOrIdle();
+  }
+
+  /**
+   * DISCARD ALL and DISCARD TEMP while other clients are connected: the engine would discard their
+   * state too. The proxy discards this client's own (its temporary objects; for ALL also its
+   * prepared statements, channels and settings) and answers as the server would.
+   */
+  private async discardMine(what: 'ALL' | 'TEMP', sql: string): Promise<void> {
+    if (splitStatements(sql, this.dialect).length > 1) {
+      return this.refuse({
+        code: '0A000',
+        message: `DISCARD ${what} must be the only statement of its query when other clients are connected`,
+      });
+    }
+    let taken = this.takeEngine(true);
+    if (taken instanceof Promise) taken = await taken;
+    if (!taken) return;
+    const hub = this.host.hub;
+    const channels = what === 'ALL' ? hub.channelsOf(this) : [];
+    if (what === 'ALL') hub.unlisten(this);
+    const frames = cleanupFrames({
+      statements: what === 'ALL' ? this.names.engineStatementNames() : [],
+      unlisten: channels.filter((channel) => !hub.isListened(channel)),
+      deallocate: what === 'ALL' ? [...this.sqlPrepared] : [],
+      temp: this.tempObjects,
+      engineUser: this.host.user,
+      settings: what === 'ALL' ? 'reset' : 'keep',
+    });
+    const output = await this.engineCall(frames);
+    if (!output) return;
+    this.routeOnly(output);
+    this.tempObjects.length = 0;
+    if (what === 'ALL') {
+      this.sqlPrepared.clear();
+      for (const name of [...this.names.statements]) this.names.closedStatement(name);
+      this.settings.values = new Map(this.settings.startup);
+    }
+    // The frames ran as the engine's own user: the next unit brings the engine back to a client.
+    this.host.sessionApplied = null;
+    this.host.sessionOwner = null;
+    this.write(Buffer.concat([commandComplete(`DISCARD ${what}`), readyForQuery(this.status)]));
     this.releaseOrIdle();
   }
 
@@ -1155,6 +1200,7 @@ export class ClientSession implements NotificationTarget {
         deallocate: others.length === 0 ? 'all' : [...this.sqlPrepared],
         temp: others.length === 0 ? 'all' : this.tempObjects,
         engineUser: this.host.user,
+        settings: 'reset',
       });
       this.routeOnly(await this.host.gate.exec(frames));
       // The cleanup put every setting back to the engine's defaults: the next client sets its own.

@@ -14,6 +14,8 @@ export interface LeftBehind {
   temp: TempObject[] | 'all';
   /** The engine's own user: the session's authorization goes back to it. */
   engineUser: string;
+  /** `reset`: every setting goes back to the engine's defaults (the next client sets its own). */
+  settings: 'reset' | 'keep';
 }
 
 /**
@@ -38,7 +40,7 @@ export function cleanupFrames(left: LeftBehind): Buffer {
       ...left.temp.map(({ kind, name }) => `DROP ${kind} IF EXISTS pg_temp.${quoteIdent(name)} CASCADE`),
     );
   // Every setting goes back to the engine's defaults; the next client's are set for its units.
-  statements.push('RESET ALL');
+  if (left.settings === 'reset') statements.push('RESET ALL');
   for (const sql of statements) frames.push(serialize.query(sql));
   return Buffer.concat(frames);
 }

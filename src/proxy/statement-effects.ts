@@ -41,6 +41,8 @@ export interface StatementEffects {
   deallocateAll: boolean;
   /** Temporary tables, views and sequences made (CREATE TEMP ...). */
   tempObjects: TempObject[];
+  /** DISCARD ALL or DISCARD TEMP: they reach every client's state in a shared session. */
+  discard: 'ALL' | 'TEMP' | null;
   /** CREATE DATABASE or DROP DATABASE: another engine serves the database. */
   database: DatabaseStatement | null;
 }
@@ -79,6 +81,7 @@ export function statementEffects(
     deallocateAll: false,
     tempObjects: [],
     database: null,
+    discard: null,
   };
   const statements = splitStatements(sql, dialect);
   for (const [start, end] of statements) {
@@ -102,6 +105,8 @@ export function statementEffects(
         break;
       case 'DISCARD':
         if (head[1]?.value === 'ALL') effects.resets.push('*');
+        if (head[1]?.value === 'ALL' || head[1]?.value === 'TEMP' || head[1]?.value === 'TEMPORARY')
+          effects.discard = head[1].value === 'ALL' ? 'ALL' : 'TEMP';
         break;
       case 'PREPARE':
         if (isName(head[1]) && head[1]!.value !== 'TRANSACTION')
