@@ -5,7 +5,6 @@ import { type BackendSummary, scanBackend } from '../protocol/backend-scanner.js
 import {
   commandComplete,
   copyInResponse,
-  ENCRYPTION_REFUSED,
   type ErrorFields,
   errorResponse,
   readyForQuery,
@@ -27,7 +26,6 @@ import {
   FLUSH,
   FUNCTION_CALL,
   PARSE,
-  PASSWORD,
   QUERY,
   SYNC,
   TERMINATE,
@@ -40,15 +38,14 @@ import {
   splitStatements,
 } from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
-import type { AuthExchange } from './auth.js';
+import { type Admission, ClientLogin, type LoginConnection } from './client-login.js';
 import { ClientTransaction } from './client-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { clientReply } from './engine-reply.js';
 import { EngineWaitError } from './engine-scheduler.js';
 import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
 import type { NotificationTarget } from './notifications.js';
-import { type Role, roleQuery, roleRead } from './roles.js';
-import type { DatabaseRefusal, ServedDatabase } from './served-database.js';
+import type { ServedDatabase } from './served-database.js';
 import { cleanupFrames } from './session-cleanup.js';
 import {
   ClientSettings,
@@ -58,7 +55,7 @@ import {
   switchFrames,
 } from './session-state.js';
 import { withOwnPreparedNames } from './sql-prepared.js';
-import { type ClientStartup, readStartupPacket, welcomeMessages } from './startup.js';
+import { welcomeMessages } from './startup.js';
 import {
   type CopyInPlan,
   type DatabaseStatement,
@@ -69,8 +66,8 @@ import {
 import { StatementNames } from './statement-names.js';
 import { replies, type Statement, statementsWithControl } from './test-transaction.js';
 
-/** 'refused': a wrong password, answered after a delay; nothing more is read. */
-type Phase = 'startup' | 'auth' | 'refused' | 'ready' | 'closed';
+/** `login`: until the client is in (see ClientLogin); `ready`: taking turns on its database. */
+type Phase = 'login' | 'ready' | 'closed';
 
 /** An unfinished extended batch is sent on to the engine once it is this big. */
 const BATCH_FLUSH_BYTES = 1024 * 1024;
@@ -84,7 +81,8 @@ const READY_FOR_QUERY = 0x5a;
 export class ClientSession implements NotificationTarget {
   readonly processId: number;
   readonly secretKey: number;
-  private phase: Phase = 'startup';
+  private phase: Phase = 'login';
+  private readonly login: ClientLogin;
   private readonly reader: FrontendReader;
   private readonly names: StatementNames;
   /** This client's transaction status, as the engine last reported it to this client. */
@@ -108,14 +106,11 @@ export class ClientSession implements NotificationTarget {
   private lastStatement = '';
   /** When the client's transaction status last changed. */
   private stateSince = Date.now();
-  private auth: AuthExchange | null = null;
-  private user = '';
   private applicationName = '';
   private pumping = false;
   private work: Promise<void> | null = null;
   private paused = false;
   private idleTimer: NodeJS.Timeout | undefined;
-  private startupTimer: NodeJS.Timeout | undefined;
   private leaving: Promise<void> | null = null;
   /** The engine session this client used is gone (restarted or closing): nothing to clean up. */
   private engineStateLost = false;
@@ -140,7 +135,26 @@ export class ClientSession implements NotificationTarget {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => {});
     socket.on('close', () => void this.leave());
-    this.armStartupTimer();
+    this.login = new ClientLogin(this.loginConnection(), host, (admission) => this.admitted(admission));
+  }
+
+  /** What logging in may do to this connection. */
+  private loginConnection(): LoginConnection {
+    const session = this;
+    return {
+      id: this.id,
+      get closed() {
+        return session.phase === 'closed';
+      },
+      write: (bytes) => this.write(bytes),
+      fatal: (code, message, detail) => this.fatal(code, message, detail),
+      endQuietly: () => {
+        this.phase = 'closed';
+        this.socket.end();
+        void this.leave();
+      },
+      stopReading: () => this.socket.pause(),
+    };
   }
 
   /** How the engine reads '...' strings right now (standard_conforming_strings is reported). */
@@ -183,7 +197,7 @@ export class ClientSession implements NotificationTarget {
 
   /** Connected and not yet logged in. */
   get starting(): boolean {
-    return this.phase === 'startup' || this.phase === 'auth' || this.phase === 'refused';
+    return this.phase === 'login';
   }
 
   /**
@@ -252,17 +266,17 @@ export class ClientSession implements NotificationTarget {
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
-      while (this.phase !== 'closed' && this.phase !== 'refused') {
-        if (this.phase === 'startup') {
+      while (this.phase !== 'closed' && this.login.state !== 'refused') {
+        if (this.login.state === 'startup') {
           const packet = this.reader.nextStartup();
           if (!packet) break;
-          const starting = this.onStartupPacket(packet);
+          const starting = this.login.onStartupPacket(packet);
           if (starting) await starting;
           continue;
         }
         const message = this.reader.next();
         if (!message) break;
-        const pending = this.phase === 'auth' ? this.onAuthMessage(message) : this.onMessage(message);
+        const pending = this.phase === 'login' ? this.login.onAuthMessage(message) : this.onMessage(message);
         if (pending) await pending;
       }
       if (this.paused) {
@@ -270,7 +284,7 @@ export class ClientSession implements NotificationTarget {
         this.socket.resume();
       }
     } catch (error) {
-      if (error instanceof ProtocolViolationError && this.phase === 'startup') {
+      if (error instanceof ProtocolViolationError && this.login.state === 'startup') {
         // As PostgreSQL: a broken startup packet (or pg's Terminate before one) closes the
         // connection without a word to the client, and is only logged.
         this.host.warn(`client ${this.id}: ${error.message}`);
@@ -288,154 +302,16 @@ export class ClientSession implements NotificationTarget {
     }
   }
 
-  private onStartupPacket(packet: Buffer): Promise<void> | undefined {
-    const request = readStartupPacket(packet);
-    switch (request.kind) {
-      case 'encryption':
-        this.write(ENCRYPTION_REFUSED);
-        return undefined;
-      case 'cancel':
-        if (request.processId !== null) this.host.cancel(request.processId, request.secretKey);
-        this.phase = 'closed';
-        this.socket.end();
-        void this.leave();
-        return undefined;
-      case 'refused':
-        void this.fatal(request.error.code, request.error.message);
-        return undefined;
-    }
-    if (request.negotiation) this.write(request.negotiation);
-    this.user = request.user;
-    this.applicationName = request.applicationName;
-    this.request = request;
-    // The main database and the engine's own user need no look-up (unless a password is asked
-    // for: the role may have one of its own).
-    if (request.database === this.host.database && this.user === this.host.user && !this.host.authenticator) {
-      this.authenticate({ name: this.user, canLogin: true, superuser: true, password: null });
-      return undefined;
-    }
-    this.phase = 'auth';
-    return this.enter(request);
-  }
-
-  /** The client's startup, kept until it is admitted. */
-  private request: ClientStartup | null = null;
-  /** The role the client logs in as; null when there is no such role. */
-  private role: Role | null = null;
-  /** Why the client cannot have the database it asked for; told once it has authenticated. */
-  private databaseRefusal: DatabaseRefusal | null = null;
-
-  /** Finds the database the client asked for (starting its engine), then its role there. */
-  private async enter(request: ClientStartup): Promise<void> {
-    // Starting another database's engine takes a while: the startup timeout is not for that.
-    clearTimeout(this.startupTimer);
-    const database = await this.host.open(request.database);
-    if (this.phase === 'closed') return;
-    if ('code' in database) this.databaseRefusal = database;
-    else this.host = database;
-    this.armStartupTimer();
-    const role =
-      this.user === this.host.user && !this.host.authenticator
-        ? { name: this.user, canLogin: true, superuser: true, password: null }
-        : await this.lookUpRole();
-    if (role !== undefined) this.authenticate(role);
-  }
-
-  private armStartupTimer(): void {
-    clearTimeout(this.startupTimer);
-    this.startupTimer = setTimeout(
-      () => this.fatal('08P01', 'canceling authentication due to timeout'),
-      this.host.limits.startupTimeoutMs,
-    ).unref();
-  }
-
-  /**
-   * Looks the client's role up in the engine's catalog, as the engine's own superuser. Undefined
-   * when the client was told it cannot be done (the engine failed, or the wait for it timed out).
-   */
-  private async lookUpRole(): Promise<Role | null | undefined> {
-    let output: Uint8Array;
-    try {
-      output = await this.host.runAsEngineUser(roleQuery(this.user));
-    } catch (error) {
-      if (error instanceof EngineWaitError) void this.fatal(error.sqlstate, error.message);
-      else void this.fatal('XX000', `pglite-oxide proxy: ${describe(error)}`);
-      return undefined;
-    }
-    if (this.phase === 'closed') return undefined;
-    return roleRead(this.user, output);
-  }
-
-  /** Starts the password exchange when the proxy asks for one; otherwise admits the client. */
-  private authenticate(role: Role | null): void {
-    if (this.phase === 'closed') return;
-    this.role = role;
-    if (this.host.authenticator) {
-      this.phase = 'auth';
-      this.auth = this.host.authenticator.exchange(this.user, role?.password ?? null);
-      this.write(this.auth.start());
-      return;
-    }
-    this.admit();
-  }
-
-  private onAuthMessage(message: FrontendMessage): undefined {
-    if (message.type !== PASSWORD || !this.auth) {
-      throw new ProtocolViolationError(`expected a password message, got '${printable(message.type)}'`);
-    }
-    const step = this.auth.step(message.body);
-    // As PostgreSQL: a role that does not exist fails as a wrong password would, so that a
-    // client cannot tell which roles exist.
-    const failed = 'failed' in step ? step.failed : 'done' in step && !this.role ? 'no such role' : null;
-    if (failed) {
-      this.host.warn(`client ${this.id}: password authentication failed: ${failed}`);
-      // Answered late, so guessing passwords is slow (as PostgreSQL's auth_delay does).
-      this.phase = 'refused';
-      this.socket.pause();
-      setTimeout(
-        () => void this.fatal('28P01', `password authentication failed for user "${this.user}"`),
-        this.host.limits.authFailureDelayMs,
-      ).unref();
-      return undefined;
-    }
-    if ('reply' in step && step.reply) this.write(step.reply);
-    if ('done' in step) {
-      this.auth = null;
-      this.admit();
-    }
-    return undefined;
-  }
-
-  /** Checks role and database, then sends what a server sends after authentication. */
-  private admit(): void {
-    const request = this.request!;
-    const role = this.role;
-    if (!role) {
-      void this.fatal('28000', `role "${this.user}" does not exist`);
-      return;
-    }
-    if (!role.canLogin) {
-      void this.fatal('28000', `role "${this.user}" is not permitted to log in`);
-      return;
-    }
-    if (this.databaseRefusal) {
-      const { code, message, detail } = this.databaseRefusal;
-      void this.fatal(code, message, detail);
-      return;
-    }
-    if (!this.host.roomForClient()) {
-      void this.fatal('53300', 'sorry, too many clients already');
-      return;
-    }
-    clearTimeout(this.startupTimer);
+  /** The client is in: it gets what a server sends after authentication, and its turns begin. */
+  private admitted(admission: Admission): void {
+    this.host = admission.database;
+    this.applicationName = admission.applicationName;
+    this.settings = admission.settings;
     this.reader.authenticated();
-    // A client of another role than the engine's runs its units as that role.
-    const asRole = role.name === this.host.user ? [] : [['session_authorization', role.name] as const];
-    this.settings = new ClientSettings(new Map([...request.settings, ...asRole]));
-    this.request = null;
+    const { role } = admission;
     const own = (name: string) => {
       if (name === 'application_name') return this.applicationName;
-      if (name === 'is_superuser' && asRole.length > 0) return role.superuser ? 'on' : 'off';
+      if (name === 'is_superuser' && role.name !== this.host.user) return role.superuser ? 'on' : 'off';
       return this.settings.values.get(name.toLowerCase());
     };
     this.phase = 'ready';
@@ -1157,7 +1033,7 @@ export class ClientSession implements NotificationTarget {
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
     clearTimeout(this.idleTimer);
-    clearTimeout(this.startupTimer);
+    this.login.stop();
     this.host.scheduler.cancel(this, new EngineWaitError('08006', 'the client disconnected'));
     if (this.work) await this.work.catch(() => {});
     try {

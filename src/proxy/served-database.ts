@@ -313,7 +313,9 @@ export class ServedDatabase {
 
 /** Who holds the engine, as a waiting client's error names it. */
 function describeHolder(holder: ClientSession | typeof PROXY_ITSELF): string {
-  return holder instanceof ClientSession ? holder.describe() : 'the test toolkit';
+  return holder instanceof ClientSession
+    ? holder.describe()
+    : 'the proxy itself (test control, or a look-up for a login)';
 }
 
 export async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
