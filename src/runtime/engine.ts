@@ -9,6 +9,7 @@ import { quoteIdent } from '../protocol/sql-quote.js';
 import { guardEngine } from './engine-guards.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import { settingsFromEnv } from './env.js';
+import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -80,6 +81,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     startParams: startParams(spec.env, spec.settings),
   });
   guardEngine(engine);
+  loadExtensionsOnDemand((engine as unknown as { mod: unknown }).mod);
   return engine;
 }
 

@@ -16,6 +16,7 @@ import {
   takeSnapshot,
 } from './engine-snapshot.js';
 import { standardEnv } from './env.js';
+import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -109,6 +110,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     process.exitCode = exitCode;
   }
   guardEngine(engine);
+  loadExtensionsOnDemand((engine as unknown as { mod: unknown }).mod);
   return engine;
 }
 
