@@ -71,8 +71,8 @@ describe('fixtures/jest-app with the packed package', () => {
     const run = runJest();
     const output = run.stdout + run.stderr;
     expect(run.status, output).toBe(0);
-    expect(output).toMatch(/Test Suites:\s+5 passed, 5 total/);
-    expect(output).toMatch(/Tests:\s+11 passed, 11 total/);
+    expect(output).toMatch(/Test Suites:\s+6 passed, 6 total/);
+    expect(output).toMatch(/Tests:\s+12 passed, 12 total/);
     expect(keptRoots(output)).toEqual([]);
 
     await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
@@ -126,6 +126,8 @@ describe('fixtures/jest-app with the packed package', () => {
     try {
       const rows = dataRows(await runtime.execInteractive('SELECT message FROM audit_log'));
       expect(rows).toEqual([['left for inspection']]);
+      const extensions = "SELECT 'A'::citext = 'a', '[1,2]'::vector <-> '[1,3]', length(gen_random_bytes(4))";
+      expect(dataRows(await runtime.execInteractive(extensions))).toEqual([['t', '1', '4']]);
     } finally {
       await runtime.close();
     }

@@ -103,8 +103,8 @@ describe('fixtures/vitest-app with the packed package', () => {
 
     const transaction = runSuite({});
     expect(transaction.status, transaction.output).toBe(0);
-    expect(transaction.stdout).toMatch(/Test Files\s+6 passed \(6\)/);
-    expect(transaction.stdout).toMatch(/Tests\s+15 passed \| 1 expected fail \(16\)/);
+    expect(transaction.stdout).toMatch(/Test Files\s+7 passed \(7\)/);
+    expect(transaction.stdout).toMatch(/Tests\s+17 passed \| 1 expected fail \(18\)/);
     const templates = () =>
       readdirSync(path.join(cacheDir, 'templates'), { withFileTypes: true }).filter((e) => e.isDirectory());
     expect(templates()).toHaveLength(1);
@@ -112,7 +112,7 @@ describe('fixtures/vitest-app with the packed package', () => {
     // Isolation 'reset', in Vitest's worker-threads pool, reusing the cached template.
     const reset = runSuite({ FIXTURE_ISOLATION: 'reset' }, '--pool=threads');
     expect(reset.status, reset.output).toBe(0);
-    expect(reset.stdout).toMatch(/Tests\s+15 passed \| 1 expected fail \(16\)/);
+    expect(reset.stdout).toMatch(/Tests\s+17 passed \| 1 expected fail \(18\)/);
     expect(templates()).toHaveLength(1);
 
     // A failing test, with keep-on-failure: its database is written to disk and the output says
@@ -129,6 +129,9 @@ describe('fixtures/vitest-app with the packed package', () => {
       expect(dataRows(await runtime.execInteractive('SELECT message FROM audit_log'))).toEqual([
         ['left for inspection'],
       ]);
+      // Reopened, it has the extensions its migrations created.
+      const extensions = "SELECT 'A'::citext = 'a', '[1,2]'::vector <-> '[1,3]', length(gen_random_bytes(4))";
+      expect(dataRows(await runtime.execInteractive(extensions))).toEqual([['t', '1', '4']]);
     } finally {
       await runtime.close();
     }
