@@ -1,6 +1,9 @@
 import pg from 'pg';
+import { InteractiveRuntime, installAndInitIn } from 'pglite-oxide';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServedEngine } from './helpers/proxy-engine.js';
+import { tempRoot } from './helpers/temp-root.js';
+import { dataRows, decodeBackend } from './helpers/wire.js';
 
 /** Each extension the pinned engine ships, and a statement that uses it: its first value is checked. */
 const EXTENSIONS: Array<[name: string, sql: string, expected: unknown]> = [
@@ -115,6 +118,34 @@ describe('extensions', () => {
       await expect(c.query("CREATE ROLE weak PASSWORD 'short'")).rejects.toMatchObject({ code: '22023' });
     } finally {
       await c.end();
+    }
+  });
+
+  it('dumps a database that uses extensions with pg_dump, and the dump restores into a fresh one', async () => {
+    const source = await InteractiveRuntime.start(
+      await installAndInitIn(await tempRoot('pglite-oxide-dump-')),
+    );
+    const target = await InteractiveRuntime.start(
+      await installAndInitIn(await tempRoot('pglite-oxide-restore-')),
+    );
+    try {
+      await source.execInteractive(`CREATE EXTENSION citext; CREATE EXTENSION vector;
+        CREATE TABLE people (email citext PRIMARY KEY, taste vector(2));
+        INSERT INTO people VALUES ('Ada@Example.com', '[1,2]')`);
+      const dump = await source.runPgDump(['pg_dump', '--no-owner', '--inserts']);
+      expect(dump).toContain('CREATE EXTENSION IF NOT EXISTS citext');
+      const restored = decodeBackend(await target.execInteractive(dump!));
+      expect(restored.filter((message) => message.name === 'error')).toEqual([]);
+      expect(
+        dataRows(
+          await target.execInteractive(
+            "RESET search_path; SELECT email::text, taste <-> '[1,3]' FROM people WHERE email = 'ada@example.com'",
+          ),
+        ),
+      ).toEqual([['Ada@Example.com', '1']]);
+    } finally {
+      await source.close();
+      await target.close();
     }
   });
 
