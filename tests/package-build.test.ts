@@ -33,4 +33,29 @@ describe('the built package (npm test builds it first)', () => {
       });`;
     expect(runNode(['-e', script]).trim()).toBe('same');
   });
+
+  it('carries the shipped cluster, which the CJS and ESM builds both find and unpack', async () => {
+    const packed = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' }),
+    ) as Array<{
+      files: Array<{ path: string }>;
+    }>;
+    const files = packed[0]!.files.map((file) => file.path);
+    expect(files).toEqual(expect.arrayContaining(['assets/cluster.tar.xz', 'assets/cluster.json']));
+    for (const entry of ['index.cjs', 'index.js']) {
+      const cacheDir = await tempRoot('pglite-oxide-empty-cache-');
+      const load = entry.endsWith('.cjs')
+        ? `Promise.resolve(require(${JSON.stringify(path.join(dist, entry))}))`
+        : `import(${JSON.stringify(path.join(dist, entry))})`;
+      const script = `
+        ${load}.then(async (ox) => {
+          const tasks = [];
+          await ox.cachedCluster({ cacheDir: ${JSON.stringify(cacheDir)}, onProgress: (e) => e.phase === 'start' && tasks.push(e.task) });
+          console.log(JSON.stringify(tasks));
+        });`;
+      expect(JSON.parse(runNode(['-e', script]).trim())).toEqual([
+        expect.stringContaining('unpacking the PostgreSQL 17.5 cluster'),
+      ]);
+    }
+  });
 });
