@@ -8,11 +8,13 @@ import {
   test as baseTest,
   beforeAll,
   beforeEach,
+  describe,
   expect,
   inject,
   type TestContext,
 } from 'vitest';
 import { InvalidInputError } from '../src/errors.js';
+import { pgtapFiles, runTapFiles, type TapFileResult, tapChecks } from '../src/testing/pgtap-files.js';
 import { TestFileDatabase } from '../src/testing/test-file-database.js';
 import { PROVIDE_KEY } from './vitest-options.js';
 
@@ -209,4 +211,33 @@ export function usePglite(): PgliteFixture {
     execInteractive: (input) => current().execInteractive(input),
     reset: () => current().reset(),
   };
+}
+
+/**
+ * pgTAP files as tests: `await pgtap('tests/db/*.sql')` in a test file. Each SQL file runs on this
+ * file's database in the template's state (pgTAP is created for it), and each TAP assertion
+ * becomes a test, failing with pgTAP's diagnostics; a plan not met, or an error that stops the
+ * file, fails it too. Patterns: a file, a directory, or a `*` in the file name, relative to the
+ * working directory.
+ */
+export async function pgtap(...patterns: string[]): Promise<void> {
+  const files = pgtapFiles(patterns);
+  const database = await openFileDatabase();
+  let results: TapFileResult[];
+  try {
+    results = await runTapFiles(database, files);
+  } finally {
+    await database.close(testFileLabel());
+  }
+  for (const result of results) {
+    describe(result.file, () => {
+      for (const check of tapChecks(result)) {
+        // Vitest's own test: these need none of the fixtures (the database is already given back).
+        const declare = check.todo ? baseTest.fails : check.skip ? baseTest.skip : baseTest;
+        declare(check.name, () => {
+          if (check.failure) throw new Error(check.failure);
+        });
+      }
+    });
+  }
 }

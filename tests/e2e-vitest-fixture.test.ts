@@ -66,6 +66,21 @@ describe('a suite that never ends its own pool', () => {
 });
 `;
 
+const FAILING_TAP = `
+BEGIN;
+SELECT plan(2);
+SELECT has_table('accounts');
+SELECT is((SELECT count(*)::int FROM accounts), 3, 'the seed has three accounts');
+SELECT * FROM finish();
+ROLLBACK;
+`;
+
+const FAILING_TAP_TEST = `
+import { pgtap } from 'pglite-oxide/vitest';
+
+await pgtap('tests/db-broken/*.sql');
+`;
+
 const TWO_CLIENTS_TEST = `
 import { test } from 'pglite-oxide/vitest';
 import { expect } from 'vitest';
@@ -103,8 +118,8 @@ describe('fixtures/vitest-app with the packed package', () => {
 
     const transaction = runSuite({});
     expect(transaction.status, transaction.output).toBe(0);
-    expect(transaction.stdout).toMatch(/Test Files\s+7 passed \(7\)/);
-    expect(transaction.stdout).toMatch(/Tests\s+17 passed \| 1 expected fail \(18\)/);
+    expect(transaction.stdout).toMatch(/Test Files\s+8 passed \(8\)/);
+    expect(transaction.stdout).toMatch(/Tests\s+22 passed \| 1 expected fail \(23\)/);
     const templates = () =>
       readdirSync(path.join(cacheDir, 'templates'), { withFileTypes: true }).filter((e) => e.isDirectory());
     expect(templates()).toHaveLength(1);
@@ -112,7 +127,7 @@ describe('fixtures/vitest-app with the packed package', () => {
     // Isolation 'reset', in Vitest's worker-threads pool, reusing the cached template.
     const reset = runSuite({ FIXTURE_ISOLATION: 'reset' }, '--pool=threads');
     expect(reset.status, reset.output).toBe(0);
-    expect(reset.stdout).toMatch(/Tests\s+17 passed \| 1 expected fail \(18\)/);
+    expect(reset.stdout).toMatch(/Tests\s+22 passed \| 1 expected fail \(23\)/);
     expect(templates()).toHaveLength(1);
 
     // A failing test, with keep-on-failure: its database is written to disk and the output says
@@ -136,6 +151,20 @@ describe('fixtures/vitest-app with the packed package', () => {
       await runtime.close();
     }
     await fs.rm(path.join(project, 'tests', 'failing.test.ts'));
+
+    // A failing pgTAP file: its failing assertion is a failing test, with pgTAP's diagnostics.
+    await fs.mkdir(path.join(project, 'tests', 'db-broken'));
+    await fs.writeFile(path.join(project, 'tests', 'db-broken', 'counts.sql'), FAILING_TAP);
+    await fs.writeFile(path.join(project, 'tests', 'broken-tap.test.ts'), FAILING_TAP_TEST);
+    const tap = runSuite({}, 'tests/broken-tap.test.ts');
+    expect(tap.status, tap.output).not.toBe(0);
+    expect(tap.stdout, tap.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/);
+    expect(tap.output).toContain('2 - the seed has three accounts');
+    expect(tap.output).toMatch(
+      /not ok 2 - the seed has three accounts\s+Failed test 2: "the seed has three accounts"\s+have: 2\s+want: 3/,
+    );
+    await fs.rm(path.join(project, 'tests', 'db-broken'), { recursive: true });
+    await fs.rm(path.join(project, 'tests', 'broken-tap.test.ts'));
 
     // Two clients in one test, released in a finally: answered at once under 'transaction';
     // under 'reset' the second waits for the first's transaction and gets 55P03 naming it.

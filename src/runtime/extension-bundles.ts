@@ -122,8 +122,9 @@ export function loadExtensionsOnDemand(module: unknown, bundles: ExtensionBundle
     [`${prefix}/${EXTENSION_DIR}`, EXTENSION_DIR],
     [`${prefix}/${LIBRARY_DIR}`, LIBRARY_DIR],
   ]);
-  const loaded = new Set<string>();
-  let listed = false;
+  // The bundle being written now: its own new files are missing until written. Nothing else is
+  // remembered, since a snapshot restore takes written files away again.
+  let writing: string | null = null;
   const write = (file: string, data: Buffer) => {
     const target = `${prefix}/${file}`;
     fs.mkdirTree(path.posix.dirname(target));
@@ -135,20 +136,23 @@ export function loadExtensionsOnDemand(module: unknown, bundles: ExtensionBundle
     try {
       return lookupNode(parent, name);
     } catch (error) {
-      if ((error as { errno?: number })?.errno !== ENOENT) throw error;
+      if ((error as { errno?: number })?.errno !== ENOENT || writing) throw error;
       const directory = directories.get(fs.getPath(parent));
       const bundle = directory && bundles.bundleOf(`${directory}/${name}`);
-      if (!bundle || loaded.has(bundle)) throw error;
-      loaded.add(bundle);
-      for (const [file, data] of bundles.files(bundle)) write(file, data);
+      if (!bundle) throw error;
+      writing = bundle;
+      try {
+        for (const [file, data] of bundles.files(bundle)) write(file, data);
+      } finally {
+        writing = null;
+      }
       return lookupNode(parent, name);
     }
   };
   const readdir = fs.readdir;
   const extensionDir = `${prefix}/${EXTENSION_DIR}`;
   fs.readdir = (dir) => {
-    if (!listed && path.posix.normalize(dir) === extensionDir) {
-      listed = true;
+    if (path.posix.normalize(dir) === extensionDir) {
       for (const [file, data] of bundles.controlFiles()) write(file, data);
     }
     return readdir(dir);
