@@ -196,6 +196,40 @@ describe('the pglite-oxide command', () => {
     expect(served.stderr()).not.toContain('file pw');
   });
 
+  it('runs pgTAP files as tests with the test command, and fails saying which assertion and why', async () => {
+    const dir = await tempRoot('pglite-oxide-cli-tap-');
+    await fs.writeFile(path.join(dir, 'schema.sql'), 'CREATE TABLE notes (body text NOT NULL);');
+    await fs.writeFile(
+      path.join(dir, 'a_test.sql'),
+      "SELECT plan(2);\nSELECT has_table('notes');\nSELECT col_not_null('notes', 'body');\nSELECT * FROM finish();",
+    );
+    const passing = await cli([
+      'test',
+      path.join(dir, 'a_test.sql'),
+      '--migrations',
+      path.join(dir, 'schema.sql'),
+    ]);
+    expect(passing.status, passing.stderr).toBe(0);
+    expect(passing.stdout).toContain('ok - 2 - Column notes.body should be NOT NULL');
+    expect(passing.stdout).toContain('# files: 1 passed, 0 failed, 1 in all');
+
+    await fs.writeFile(
+      path.join(dir, 'b_test.sql'),
+      "SELECT plan(1);\nSELECT is((SELECT count(*)::int FROM notes), 1, 'one note');\nSELECT * FROM finish();",
+    );
+    const failing = await cli([
+      'test',
+      path.join(dir, '*_test.sql'),
+      '--migrations',
+      path.join(dir, 'schema.sql'),
+    ]);
+    expect(failing.status).toBe(1);
+    expect(failing.stdout).toMatch(
+      /not ok - 1 - one note\n#\s+Failed test 1: "one note"\n#\s+have: 0\n#\s+want: 1/,
+    );
+    expect(failing.stdout).toContain('# files: 1 passed, 1 failed, 2 in all');
+  });
+
   it('prebuilds the caches with init, and refuses a dump of a directory without a database', async () => {
     const init = await cli(['init']);
     expect(init.status).toBe(0);

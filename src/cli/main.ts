@@ -7,6 +7,7 @@ import { dumpCommand } from './dump.js';
 import { initCommand } from './init.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { testCommand } from './tap.js';
 
 const { version } = packageJson();
 
@@ -59,6 +60,16 @@ function program(): Command {
     .addOption(migrations())
     .addOption(seed())
     .action(runCommand);
+
+  cli
+    .command('test')
+    .description(
+      'Run pgTAP files as tests, each on a database migrated and seeded afresh; exit 1 on a failure.',
+    )
+    .argument('<files...>', 'SQL files, directories, or patterns with a * in the file name (tests/db/*.sql)')
+    .addOption(migrations())
+    .addOption(seed())
+    .action(testCommand);
 
   cli
     .command('init')
