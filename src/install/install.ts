@@ -52,10 +52,16 @@ export async function ensureCluster(paths: PglitePaths, options: ClusterCacheOpt
 export async function install(paths: PglitePaths, options: InstallOptions = {}): Promise<InstallOutcome> {
   await fs.mkdir(paths.pgroot, { recursive: true });
   return withRootLock(paths, async () => {
-    const runtimeReused = await ensureRuntimeFiles(paths);
-    if (options.ensureCluster === false) return { paths, runtimeReused };
-    const clusterReused = await ensureClusterLocked(paths, options);
-    return { paths, runtimeReused, clusterReused };
+    if (options.ensureCluster === false) return { paths, runtimeReused: await ensureRuntimeFiles(paths) };
+    // On a first run the engine files are copied (I/O on other threads) while the cluster is
+    // unpacked (work on this one). Both finish before the lock is let go, whatever fails.
+    const [runtime, cluster] = await Promise.allSettled([
+      ensureRuntimeFiles(paths),
+      ensureClusterLocked(paths, options),
+    ]);
+    if (runtime.status === 'rejected') throw runtime.reason;
+    if (cluster.status === 'rejected') throw cluster.reason;
+    return { paths, runtimeReused: runtime.value, clusterReused: cluster.value };
   });
 }
 
