@@ -1,11 +1,12 @@
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { cachedCluster, type ProgressEvent } from 'pglite-oxide';
+import { cachedCluster, InteractiveRuntime, installAndInitIn, type ProgressEvent } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
 import { clusterAssetProblem, packageAssetsDir } from '../src/install/cluster-asset.js';
 import { clusterCacheKey } from '../src/install/cluster-cache.js';
 import { tempRoot } from './helpers/temp-root.js';
+import { dataRows } from './helpers/wire.js';
 
 /** Every file under `dir`, relative, sorted. */
 function filesOf(dir: string, relative = ''): string[] {
@@ -52,6 +53,21 @@ describe('the shipped cluster', () => {
     expect(made.tasks[1]).toContain('initializing the PostgreSQL 17.5 cluster');
     expect(filesOf(unpacked.dir)).toEqual(filesOf(made.dir));
   }, 60_000);
+
+  it('is unpacked straight into the first root on a machine; the cache keeps its tar for the next', async () => {
+    const cacheDir = await tempRoot('pglite-oxide-empty-cache-');
+    const first = await installAndInitIn(await tempRoot('pglite-oxide-first-root-'), { cacheDir });
+    expect(existsSync(path.join(cacheDir, 'clusters', `${clusterCacheKey()}.tar`))).toBe(true);
+    expect(existsSync(path.join(cacheDir, 'clusters', clusterCacheKey()))).toBe(false);
+    const second = await installAndInitIn(await tempRoot('pglite-oxide-second-root-'), { cacheDir });
+    expect(filesOf(second.pgdata)).toEqual(filesOf(first.pgdata));
+    const runtime = await InteractiveRuntime.start(second);
+    try {
+      expect(dataRows(await runtime.execInteractive('SELECT current_database()'))).toEqual([['postgres']]);
+    } finally {
+      await runtime.close();
+    }
+  });
 
   it('is not used when missing, or made for another engine', async () => {
     const empty = await tempRoot('pglite-oxide-no-assets-');

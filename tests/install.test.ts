@@ -144,10 +144,14 @@ describe('install', () => {
     await fs.cp(path.join(shared, key), path.join(cacheDir, 'clusters', key), { recursive: true });
     await fs.rm(path.join(cacheDir, 'clusters', key, 'global', 'pg_control'));
     const root = await tempRoot();
-    // The child runs with --input-type=module: initdb's worker must not inherit that flag.
-    const child = spawnPackageScript(`await ox.installAndInitIn(${JSON.stringify(root)});`, {
-      PGLITE_OXIDE_CACHE_DIR: cacheDir,
-    });
+    // The child runs with --input-type=module: initdb's worker must not inherit that flag. (No
+    // shipped cluster, so that initdb runs.)
+    const child = spawnPackageScript(
+      `await ox.installAndInitIn(${JSON.stringify(root)}, { assetsDir: null });`,
+      {
+        PGLITE_OXIDE_CACHE_DIR: cacheDir,
+      },
+    );
     expect(await exitOf(child), child.lines.join('\n')).toBe(0);
     expect(existsSync(path.join(cacheDir, 'clusters', key, 'global', 'pg_control'))).toBe(true);
     expect(await selectOne(PglitePaths.withRoot(root))).toBe('1');

@@ -47,18 +47,22 @@ export function clusterAssetProblem(assetsDir: string, key: string): string | nu
   return null;
 }
 
-/** Unpacks the shipped cluster into `dir` (which must not exist yet). */
-export async function unpackClusterAsset(assetsDir: string, into: string): Promise<void> {
-  const dir = path.resolve(into);
+/** The shipped cluster as an uncompressed tar (check it with clusterAssetProblem first). */
+export async function decodeClusterAsset(assetsDir: string): Promise<Buffer> {
   const compressed = new Blob([readFileSync(path.join(assetsDir, CLUSTER_ASSET_NAME))]).stream();
-  const tarball = Buffer.from(await new Response(new xz.XzReadableStream(compressed)).arrayBuffer());
+  return Buffer.from(await new Response(new xz.XzReadableStream(compressed)).arrayBuffer());
+}
+
+/** Writes the files of a cluster tar into `into` (created; it should not exist yet). */
+export function unpackClusterTar(tarball: Buffer, into: string): void {
+  const dir = path.resolve(into);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // node-tar parses a buffer as it is written: the files are written as they come, synchronously.
   const parser = new Parser({
     onReadEntry: (entry) => {
       const target = path.resolve(dir, entry.path);
       if (target !== dir && !target.startsWith(dir + path.sep)) {
-        throw new Error(`unsafe path in the cluster asset: ${entry.path}`);
+        throw new Error(`unsafe path in the cluster archive: ${entry.path}`);
       }
       if (entry.type === 'Directory') {
         mkdirSync(target, { recursive: true, mode: 0o700 });

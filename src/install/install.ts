@@ -1,8 +1,8 @@
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ClusterCorruptedError } from '../errors.js';
-import { type ClusterCacheOptions, cachedCluster } from './cluster-cache.js';
+import { type ClusterCacheOptions, restoreCluster } from './cluster-cache.js';
 import { engineInfo } from './engine-assets.js';
 import { removeAbandonedStaging, stagingName } from './fs-util.js';
 import { withDirLock } from './lock.js';
@@ -78,12 +78,9 @@ async function ensureClusterLocked(paths: PglitePaths, options: ClusterCacheOpti
   // place only when complete, so whatever is there is not a cluster. Start it over.
   await fs.rm(paths.pgdata, { recursive: true, force: true });
   await removeAbandonedStaging(paths.pgdata);
-  const pristine = await cachedCluster(options);
   const staging = stagingName(paths.pgdata);
   try {
-    // A synchronous recursive copy measured fastest of copy, tar and tar.gz (bench/cluster-restore.ts):
-    // ~1000 small files, where async I/O pays a thread-pool round trip for each step of each file.
-    cpSync(pristine, staging, { recursive: true });
+    await restoreCluster(staging, options);
     await fs.rename(staging, paths.pgdata);
   } catch (error) {
     await fs.rm(staging, { recursive: true, force: true });

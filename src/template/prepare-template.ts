@@ -1,9 +1,9 @@
-import { cpSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { TemplateBuildError } from '../errors.js';
-import { cachedCluster } from '../install/cluster-cache.js';
+import { restoreCluster } from '../install/cluster-cache.js';
 import { looksLikeCluster, stagingName } from '../install/fs-util.js';
 import { install } from '../install/install.js';
 import { withDirLock } from '../install/lock.js';
@@ -86,7 +86,7 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
     if (looksLikeCluster(pgdata)) return { ...template, reused: true };
     const staging = stagingName(pgdata);
     try {
-      cpSync(await cachedCluster(options), staging, { recursive: true });
+      await restoreCluster(staging, options);
       await withProgress('pglite-oxide: building the migrated template', options.onProgress, () =>
         applyToCluster(new PglitePaths(runtimeRoot, staging), {
           migrations,
