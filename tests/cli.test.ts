@@ -203,12 +203,9 @@ describe('the pglite-oxide command', () => {
       path.join(dir, 'a_test.sql'),
       "SELECT plan(2);\nSELECT has_table('notes');\nSELECT col_not_null('notes', 'body');\nSELECT * FROM finish();",
     );
-    const passing = await cli([
-      'test',
-      path.join(dir, 'a_test.sql'),
-      '--migrations',
-      path.join(dir, 'schema.sql'),
-    ]);
+    const tapTest = (files: string) =>
+      cli(['test', path.join(dir, files), '--migrations', path.join(dir, 'schema.sql')]);
+    const passing = await tapTest('a_test.sql');
     expect(passing.status, passing.stderr).toBe(0);
     expect(passing.stdout).toContain('ok - 2 - Column notes.body should be NOT NULL');
     expect(passing.stdout).toContain('# files: 1 passed, 0 failed, 1 in all');
@@ -217,12 +214,7 @@ describe('the pglite-oxide command', () => {
       path.join(dir, 'b_test.sql'),
       "SELECT plan(1);\nSELECT is((SELECT count(*)::int FROM notes), 1, 'one note');\nSELECT * FROM finish();",
     );
-    const failing = await cli([
-      'test',
-      path.join(dir, '*_test.sql'),
-      '--migrations',
-      path.join(dir, 'schema.sql'),
-    ]);
+    const failing = await tapTest('*_test.sql');
     expect(failing.status).toBe(1);
     expect(failing.stdout).toMatch(
       /not ok - 1 - one note\n#\s+Failed test 1: "one note"\n#\s+have: 0\n#\s+want: 1/,
