@@ -6,7 +6,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Parser } from 'tar';
-import xz from 'xz-decompress';
+import * as xzModule from 'xz-decompress';
+
+/** xz-decompress is CommonJS: an ES module sees its exports as `default`, a CommonJS build as they are. */
+const { XzReadableStream } = ((xzModule as unknown as { default?: typeof xzModule }).default ??
+  xzModule) as typeof xzModule;
 
 /** What `assets/cluster.json` says of the asset beside it. */
 export interface ClusterAssetInfo {
@@ -50,7 +54,7 @@ export function clusterAssetProblem(assetsDir: string, key: string): string | nu
 /** The shipped cluster as an uncompressed tar (check it with clusterAssetProblem first). */
 export async function decodeClusterAsset(assetsDir: string): Promise<Buffer> {
   const compressed = new Blob([readFileSync(path.join(assetsDir, CLUSTER_ASSET_NAME))]).stream();
-  return Buffer.from(await new Response(new xz.XzReadableStream(compressed)).arrayBuffer());
+  return Buffer.from(await new Response(new XzReadableStream(compressed)).arrayBuffer());
 }
 
 /** Writes the files of a cluster tar into `into` (created; it should not exist yet). */
