@@ -156,3 +156,8 @@ export class EngineHostError extends PgliteOxideError {
     super('ENGINE_HOST_FAILED', message, options);
   }
 }
+
+/** The message of anything thrown: an Error's, an object's `message`, or the value as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String((error as { message?: string })?.message ?? error);
+}

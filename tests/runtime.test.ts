@@ -215,7 +215,7 @@ describe('engine control', () => {
 
 describe('standardEnv', () => {
   it('has the defaults: postgres, postgres, UTF8, UTC, and the engine runs with them', async () => {
-    expect(standardEnv(paths)).toMatchObject({
+    expect(standardEnv()).toMatchObject({
       PGUSER: 'postgres',
       PGDATABASE: 'postgres',
       PGCLIENTENCODING: 'UTF8',
@@ -231,7 +231,7 @@ describe('standardEnv', () => {
   it('applies overrides made before the runtime starts: database and time zone', async () => {
     const own = await installAndInitIn(await tempRoot());
     const env = {
-      ...standardEnv(own),
+      ...standardEnv(),
       PGDATABASE: 'app_db',
       TZ: 'America/New_York',
       PGTZ: 'America/New_York',

@@ -65,10 +65,6 @@ export function readyForQuery(status: TransactionStatus): Buffer {
   return READY[status];
 }
 
-export function authenticationOk(): Buffer {
-  return frame('R', int32(0));
-}
-
 export function authenticationMd5Password(salt: Buffer): Buffer {
   return frame('R', Buffer.concat([int32(5), salt]));
 }

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
-import { EngineCrashedError, ProtocolViolationError } from '../errors.js';
+import { EngineCrashedError, errorMessage, ProtocolViolationError } from '../errors.js';
 import { type BackendSummary, scanBackend } from '../protocol/backend-scanner.js';
 import {
   commandComplete,
@@ -294,8 +294,8 @@ export class ClientSession implements NotificationTarget {
         this.host.warn(`client ${this.id}: ${error.message}`);
         void this.fatal('08P01', error.message);
       } else {
-        this.host.warn(`client ${this.id}: ${describe(error)}`);
-        void this.fatal('XX000', `pglite-oxide proxy: ${describe(error)}`);
+        this.host.warn(`client ${this.id}: ${errorMessage(error)}`);
+        void this.fatal('XX000', `pglite-oxide proxy: ${errorMessage(error)}`);
       }
     } finally {
       this.pumping = false;
@@ -1039,7 +1039,7 @@ export class ClientSession implements NotificationTarget {
     try {
       if (wasReady && !this.engineStateLost) await this.cleanUpEngineState();
     } catch (error) {
-      this.host.warn(`client ${this.id}: cleanup failed: ${describe(error)}`);
+      this.host.warn(`client ${this.id}: cleanup failed: ${errorMessage(error)}`);
     } finally {
       this.host.hub.unlisten(this);
       this.host.scheduler.forget(this, new EngineWaitError('08006', 'the client disconnected'));
@@ -1096,8 +1096,4 @@ const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43
 function brief(sql: string): string {
   const line = sql.replace(/\s+/g, ' ').trim();
   return line.length > 60 ? `${line.slice(0, 57)}...` : line;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -25,10 +25,6 @@ export class CopyInCollector {
     return true;
   }
 
-  get size(): number {
-    return this.bytes;
-  }
-
   /** The data, joined once (the chunks are let go). */
   data(): Uint8Array {
     const data = Buffer.concat(this.chunks);

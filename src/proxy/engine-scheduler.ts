@@ -33,10 +33,6 @@ export class EngineScheduler<Client> {
     return this.owner;
   }
 
-  get queued(): number {
-    return this.waiters.length;
-  }
-
   /**
    * Gives `client` the engine. Returns null when it got it at once (the hot path takes no
    * promise), otherwise a promise that settles when its turn comes or its wait ends.

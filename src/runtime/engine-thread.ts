@@ -3,7 +3,7 @@
 // CancelRequest, and handles signals stays free. Wire calls come through the shared channel;
 // the rest (COPY data, close) as messages.
 import { parentPort, workerData } from 'node:worker_threads';
-import { EngineCrashedError } from '../errors.js';
+import { EngineCrashedError, errorMessage } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { InteractiveRuntime } from './interactive-runtime.js';
 import { openMemoryEngine } from './memory-engine.js';
@@ -64,7 +64,7 @@ async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
         channel.signal(REPLY_POSTED);
       }
     } catch (error) {
-      channel.fail({ message: describe(error), crashed: error instanceof EngineCrashedError });
+      channel.fail({ message: errorMessage(error), crashed: error instanceof EngineCrashedError });
     }
     if (channel.callerAsleep()) send({ type: 'wake' });
   }
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
           send({
             type: 'execReply',
             id: message.id,
-            error: { message: describe(error), crashed: error instanceof EngineCrashedError },
+            error: { message: errorMessage(error), crashed: error instanceof EngineCrashedError },
           }),
       );
     } else if (message.type === 'close') {
@@ -110,8 +110,4 @@ async function main(): Promise<void> {
   await serveCalls(runtime);
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-main().catch((error: unknown) => send({ type: 'failed', reason: describe(error) }));
+main().catch((error: unknown) => send({ type: 'failed', reason: errorMessage(error) }));

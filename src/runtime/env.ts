@@ -1,5 +1,3 @@
-import type { PglitePaths } from '../install/paths.js';
-
 /**
  * The environment an engine instance starts with. Keys the engine honours are mapped to its
  * startup (user, database, time zone, client encoding, DateStyle); the rest describe the guest.
@@ -27,7 +25,7 @@ const GUEST_PREFIX = '/pglite';
 const GUEST_PGDATA = '/pglite/data';
 
 /** The defaults: user `postgres`, database `postgres`, UTF8, UTC. Override before the runtime starts. */
-export function standardEnv(_paths?: PglitePaths): StandardEnv {
+export function standardEnv(): StandardEnv {
   return {
     ENVIRONMENT: 'wasm32-emscripten',
     PREFIX: GUEST_PREFIX,

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { EngineCrashedError, RuntimeClosedError } from '../errors.js';
+import { EngineCrashedError, errorMessage, RuntimeClosedError } from '../errors.js';
 import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
@@ -12,7 +12,7 @@ import { runPgDumpOn } from './pg-dump.js';
 import { EngineUnwoundError, execWire } from './raw-wire.js';
 
 export interface RuntimeOptions {
-  /** Overrides of standardEnv(paths): PGUSER, PGDATABASE, TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
+  /** Overrides of standardEnv(): PGUSER, PGDATABASE, TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
   env?: Record<string, string>;
   /** Server settings passed at start (`-c name=value`), over the defaults (shared_buffers=16MB). */
   settings?: EngineSettings;
@@ -48,7 +48,7 @@ export class InteractiveRuntime {
 
   private constructor(paths: PglitePaths, options: RuntimeOptions) {
     this.paths = paths;
-    this.env = { ...standardEnv(paths), ...options.env };
+    this.env = { ...standardEnv(), ...options.env };
     this.settings = { ...options.settings };
     this.wasmPath = path.resolve(options.wasmPath ?? path.join(paths.binDir, 'pglite.wasm'));
     this.engineFactory = options.engineFactory ?? openEngine;
@@ -201,7 +201,7 @@ export class InteractiveRuntime {
     this.engine = undefined;
     process.exitCode = exitCode;
     return new EngineCrashedError(
-      `The engine stopped while running this call (${describe(error)}); the next call restarts it on ${this.paths.pgdata}.`,
+      `The engine stopped while running this call (${errorMessage(error)}); the next call restarts it on ${this.paths.pgdata}.`,
       { cause: error },
     );
   }
@@ -216,8 +216,4 @@ function isEngineDeath(error: unknown): boolean {
     (error as { name?: string }).name === 'ExitStatus' &&
     typeof (error as { status?: unknown }).status === 'number'
   );
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String((error as { message?: string }).message ?? error);
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { MemoryFS, PGlite } from '@electric-sql/pglite';
-import { EngineStartError, RuntimeClosedError } from '../errors.js';
+import { EngineStartError, errorMessage, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { type EngineSettings, startParams } from './engine.js';
@@ -193,7 +193,7 @@ export class ResettableEngine {
             const restore = await restoreSnapshot(this.engine, snapshot);
             return this.finish({ path: 'snapshot', ms: performance.now() - started, restore });
           } catch (error) {
-            fallbackReason = describe(error);
+            fallbackReason = errorMessage(error);
             if (error instanceof SnapshotRestoreError) {
               for (const library of error.libraries) this.libraries.add(library);
             }
@@ -240,7 +240,7 @@ export class ResettableEngine {
       this.current = await takeSnapshot(this.engine);
       this.unavailable = undefined;
     } catch (error) {
-      this.unavailable = describe(error);
+      this.unavailable = errorMessage(error);
     }
   }
 
@@ -270,8 +270,4 @@ export class ResettableEngine {
 /** Opens an in-memory engine from a template, ready for exact resets (see ResettableEngine). */
 export function createResettableEngine(options: ResettableEngineOptions): Promise<ResettableEngine> {
   return ResettableEngine.open(options);
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,8 +1,10 @@
 // One hosted database, in a worker thread of the engine host: its engine, its proxy, and a
 // control socket test files call for per-test isolation and raw wire access. The main thread
 // decides who uses it; this thread only serves it.
+
 import path from 'node:path';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { errorMessage } from '../../errors.js';
 import { PglitePaths } from '../../install/paths.js';
 import type { ClientTimeouts } from '../../proxy/options.js';
 import { adoptCompiledModule } from '../../runtime/wasm-modules.js';
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
     if (message.type === 'recycle') {
       recycle().then(
         (ok) => send({ type: 'recycled', ok }),
-        (error: unknown) => send({ type: 'recycled', ok: false, reason: describe(error) }),
+        (error: unknown) => send({ type: 'recycled', ok: false, reason: errorMessage(error) }),
       );
     } else if (message.type === 'close') {
       void suite
@@ -115,8 +117,4 @@ async function main(): Promise<void> {
   send({ type: 'ready', info });
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-main().catch((error: unknown) => send({ type: 'failed', reason: describe(error) }));
+main().catch((error: unknown) => send({ type: 'failed', reason: errorMessage(error) }));
