@@ -6,7 +6,7 @@ import type { EnvironmentContext, JestEnvironmentConfig } from '@jest/environmen
 import type { Circus } from '@jest/types';
 import { TestEnvironment as NodeEnvironment } from 'jest-environment-node';
 import { TestFileDatabase } from '../src/testing/test-file-database.js';
-import { type PgliteFixture, SANDBOX_GLOBAL } from './jest-fixture.js';
+import { fixtureOf, SANDBOX_GLOBAL } from './fixture.js';
 import { publishedRun } from './jest-run.js';
 
 export default class PgliteEnvironment extends NodeEnvironment {
@@ -24,13 +24,7 @@ export default class PgliteEnvironment extends NodeEnvironment {
     this.database = database;
     const sandboxEnv = (this.global.process as NodeJS.Process).env;
     Object.assign(sandboxEnv, database.env);
-    const fixture: PgliteFixture = {
-      connectionString: database.connectionString,
-      env: database.env,
-      execInteractive: (input) => database.execInteractive(input),
-      reset: () => database.reset(),
-    };
-    (this.global as Record<string, unknown>)[SANDBOX_GLOBAL] = fixture;
+    (this.global as Record<string, unknown>)[SANDBOX_GLOBAL] = fixtureOf(database);
   }
 
   override async teardown(): Promise<void> {

@@ -1,9 +1,10 @@
 // pglite-oxide in Jest test files. It loads inside Jest's sandbox, so it imports nothing of the
 // engine: the environment ('pglite-oxide/jest/environment') has already leased the database.
-import { type PgliteFixture, SANDBOX_GLOBAL } from './jest-fixture.js';
+import { InvalidInputError } from '../src/errors.js';
+import { type PgliteFixture, SANDBOX_GLOBAL } from './fixture.js';
 
 export type { Isolation, KeepPolicy } from '../src/testing/isolation.js';
-export type { PgliteFixture } from './jest-fixture.js';
+export type { PgliteFixture } from './fixture.js';
 export type { PgliteJestOptions } from './jest-run.js';
 
 /**
@@ -13,7 +14,7 @@ export type { PgliteJestOptions } from './jest-run.js';
 export function usePglite(): PgliteFixture {
   const fixture = (globalThis as Record<string, unknown>)[SANDBOX_GLOBAL] as PgliteFixture | undefined;
   if (!fixture) {
-    throw new Error(
+    throw new InvalidInputError(
       "pglite-oxide: usePglite() needs testEnvironment: 'pglite-oxide/jest/environment' in jest.config.",
     );
   }

@@ -16,20 +16,11 @@ import {
 import { InvalidInputError } from '../src/errors.js';
 import { pgtapFiles, runTapFiles, type TapFileResult, tapChecks } from '../src/testing/pgtap-files.js';
 import { TestFileDatabase } from '../src/testing/test-file-database.js';
+import { fixtureOf, type PgliteFixture } from './fixture.js';
 import { PROVIDE_KEY } from './vitest-options.js';
 
+export type { PgliteFixture } from './fixture.js';
 export type { Isolation, KeepPolicy, PgliteVitestOptions } from './vitest-options.js';
-
-/** What a test file gets: its own database, leased once for the file. */
-export interface PgliteFixture {
-  connectionString: string;
-  /** DATABASE_URL and PG* for this file's database (also set in process.env). */
-  env: Record<string, string>;
-  /** Raw wire access to this file's engine (SQL string or frontend message bytes). */
-  execInteractive(input: string | Uint8Array): Promise<Uint8Array>;
-  /** Puts the database back to the template state now, whatever the isolation. */
-  reset(): Promise<void>;
-}
 
 async function openFileDatabase(): Promise<TestFileDatabase> {
   const config = inject(PROVIDE_KEY);
@@ -47,15 +38,6 @@ async function openFileDatabase(): Promise<TestFileDatabase> {
 function testFileLabel(): string {
   const file = expect.getState().testPath;
   return file ? path.relative(process.cwd(), file) : 'the test file';
-}
-
-function fixtureOf(database: TestFileDatabase): PgliteFixture {
-  return {
-    connectionString: database.connectionString,
-    env: database.env,
-    execInteractive: (input) => database.execInteractive(input),
-    reset: () => database.reset(),
-  };
 }
 
 async function afterTest(database: TestFileDatabase, context: Pick<TestContext, 'task'>): Promise<void> {
