@@ -7,24 +7,13 @@ import {
   parameterStatus,
   readyForQuery,
 } from '../src/protocol/backend-writer.js';
-
-/** A DataRow with one text field. */
-function dataRow(value: string): Buffer {
-  const field = Buffer.from(value);
-  const body = Buffer.alloc(6 + field.length);
-  body.writeInt16BE(1, 0);
-  body.writeInt32BE(field.length, 2);
-  field.copy(body, 6);
-  const header = Buffer.from([0x44, 0, 0, 0, 0]);
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
+import { dataRowFrame } from './helpers/wire.js';
 
 describe('scanBackend', () => {
   it('reads what the proxy needs: status, errors, notifications, settings, the last tag, the first value', () => {
     const output = Buffer.concat([
-      dataRow('42'),
-      dataRow('43'),
+      dataRowFrame('42'),
+      dataRowFrame('43'),
       commandComplete('SELECT 2'),
       notificationResponse(7, 'jobs', 'new'),
       parameterStatus('TimeZone', 'Asia/Tokyo'),

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { commandComplete, errorResponse, readyForQuery } from '../src/protocol/backend-writer.js';
 import { roleQuery, roleRead } from '../src/proxy/roles.js';
-
-function dataRow(...fields: Array<string | null>): Buffer {
-  const parts = fields.map((field) => {
-    if (field === null) return Buffer.from([0xff, 0xff, 0xff, 0xff]);
-    const length = Buffer.alloc(4);
-    length.writeInt32BE(Buffer.byteLength(field));
-    return Buffer.concat([length, Buffer.from(field)]);
-  });
-  const body = Buffer.concat([Buffer.from([0, fields.length]), ...parts]);
-  const header = Buffer.from([0x44, 0, 0, 0, 0]);
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
+import { dataRowFrame } from './helpers/wire.js';
 
 describe('roles', () => {
   it('looks a role up by a name quoted so that no client text becomes SQL', () => {
@@ -22,7 +10,11 @@ describe('roles', () => {
   });
 
   it('reads the role, or null when there is none; an engine error throws', () => {
-    const found = Buffer.concat([dataRow('t', 'f', null), commandComplete('SELECT 1'), readyForQuery('I')]);
+    const found = Buffer.concat([
+      dataRowFrame('t', 'f', null),
+      commandComplete('SELECT 1'),
+      readyForQuery('I'),
+    ]);
     expect(roleRead('app', found)).toEqual({ name: 'app', canLogin: true, superuser: false, password: null });
     expect(roleRead('app', Buffer.concat([commandComplete('SELECT 0'), readyForQuery('I')]))).toBeNull();
     const failed = errorResponse({

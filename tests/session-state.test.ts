@@ -7,6 +7,7 @@ import {
   settingsRead,
   switchFrames,
 } from '../src/proxy/session-state.js';
+import { dataRowFrame } from './helpers/wire.js';
 
 /** The SQL of each Query frame. */
 function queries(frames: Buffer | null): string[] {
@@ -17,22 +18,6 @@ function queries(frames: Buffer | null): string[] {
     at = end;
   }
   return out;
-}
-
-/** A DataRow of text fields. */
-function dataRow(...fields: Array<string | null>): Buffer {
-  const parts = fields.map((field) => {
-    if (field === null) return Buffer.from([0xff, 0xff, 0xff, 0xff]);
-    const value = Buffer.from(field);
-    const length = Buffer.alloc(4);
-    length.writeInt32BE(value.length);
-    return Buffer.concat([length, value]);
-  });
-  const body = Buffer.concat([Buffer.from([0, fields.length]), ...parts]);
-  const header = Buffer.alloc(5);
-  header[0] = 0x44;
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
 }
 
 describe('switchFrames', () => {
@@ -91,11 +76,11 @@ describe('reading a session’s settings', () => {
 
   it('keeps values that differ from the defaults', () => {
     const output = Buffer.concat([
-      dataRow('timezone', 'Asia/Tokyo'),
-      dataRow('session_authorization', ''),
-      dataRow('role', 'none'),
-      dataRow('my.x', null),
-      dataRow('my.y', '1'),
+      dataRowFrame('timezone', 'Asia/Tokyo'),
+      dataRowFrame('session_authorization', ''),
+      dataRowFrame('role', 'none'),
+      dataRowFrame('my.x', null),
+      dataRowFrame('my.y', '1'),
       commandComplete('SELECT 5'),
       readyForQuery('I'),
     ]);
@@ -105,7 +90,7 @@ describe('reading a session’s settings', () => {
         ['my.y', '1'],
       ]),
     );
-    expect(settingsRead(Buffer.concat([dataRow('session_authorization', 'app')]), 'postgres')).toEqual(
+    expect(settingsRead(Buffer.concat([dataRowFrame('session_authorization', 'app')]), 'postgres')).toEqual(
       new Map([['session_authorization', 'app']]),
     );
     const failed = errorResponse({ severity: 'ERROR', code: '25P02', message: 'aborted' });

@@ -1,8 +1,7 @@
 // Clients may connect as any role of the database that may log in, as on a server: the proxy
 // looks the role up in the engine's catalog, and the client's units then run as that role.
 import { serialize } from 'pg-protocol';
-import type { DataRowMessage } from 'pg-protocol/dist/messages.js';
-import { Parser } from 'pg-protocol/dist/parser.js';
+import { readRows } from '../protocol/backend-rows.js';
 import { dollarQuote } from '../protocol/sql-quote.js';
 
 /** A role as the engine's catalog has it. */
@@ -27,14 +26,10 @@ export function roleQuery(name: string): Buffer {
  * answered with an error.
  */
 export function roleRead(name: string, output: Uint8Array): Role | null {
-  let role: Role | null = null;
-  let error: string | null = null;
-  new Parser().parse(Buffer.from(output.buffer, output.byteOffset, output.byteLength), (message) => {
-    if (message.name === 'error') error = (message as unknown as { message: string }).message;
-    if (message.name !== 'dataRow') return;
-    const [canLogin, superuser, password] = (message as DataRowMessage).fields;
-    role = { name, canLogin: canLogin === 't', superuser: superuser === 't', password: password ?? null };
-  });
-  if (error) throw new Error(`looking up role "${name}" failed: ${error}`);
-  return role;
+  const { rows, error } = readRows(output);
+  if (error) throw new Error(`looking up role "${name}" failed: ${error.message}`);
+  const [row] = rows;
+  if (!row) return null;
+  const [canLogin, superuser, password] = row;
+  return { name, canLogin: canLogin === 't', superuser: superuser === 't', password: password ?? null };
 }

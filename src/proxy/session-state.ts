@@ -2,8 +2,7 @@
 // parameters, then its own SET and RESET), and how the engine is brought to them when it passes
 // from one client to another. Only differences are sent, and nothing when clients do not differ.
 import { serialize } from 'pg-protocol';
-import type { DataRowMessage } from 'pg-protocol/dist/messages.js';
-import { Parser } from 'pg-protocol/dist/parser.js';
+import { readRows } from '../protocol/backend-rows.js';
 import { dollarQuote, quoteIdent } from '../protocol/sql-quote.js';
 
 /** Settings pg_settings does not list: who the session runs as. Applied first when undone, last when set. */
@@ -84,18 +83,16 @@ export function readSettingsQuery(names: readonly string[]): Buffer {
  * engine's own user, an unknown custom name. Null when the query failed (an aborted transaction).
  */
 export function settingsRead(output: Uint8Array, engineUser: string): Map<string, string> | null {
+  const { rows, error } = readRows(output);
+  if (error) return null;
   const values = new Map<string, string>();
-  let failed = false;
-  new Parser().parse(Buffer.from(output.buffer, output.byteOffset, output.byteLength), (message) => {
-    if (message.name === 'error') failed = true;
-    if (message.name !== 'dataRow') return;
-    const [name, value] = (message as DataRowMessage).fields;
-    if (name == null || value == null) return;
-    if (name === 'role' && value === 'none') return;
-    if (name === 'session_authorization' && (value === '' || value === engineUser)) return;
+  for (const [name, value] of rows) {
+    if (name == null || value == null) continue;
+    if (name === 'role' && value === 'none') continue;
+    if (name === 'session_authorization' && (value === '' || value === engineUser)) continue;
     values.set(name, value);
-  });
-  return failed ? null : values;
+  }
+  return values;
 }
 
 /**

@@ -2,9 +2,8 @@
 // output says which assertions passed.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { BackendMessage, DatabaseError, DataRowMessage } from 'pg-protocol/dist/messages.js';
-import { Parser } from 'pg-protocol/dist/parser.js';
 import { InvalidInputError } from '../errors.js';
+import { readRows } from '../protocol/backend-rows.js';
 import { parseTap, type TapResult } from './tap.js';
 
 export interface TapFileResult {
@@ -82,26 +81,15 @@ export async function runTapFiles(
 
 /** The text of every row the engine sent, and its error if one stopped the file. */
 function readOutput(output: Uint8Array): { lines: string[]; error: string | null } {
-  const lines: string[] = [];
-  let error: string | null = null;
-  new Parser().parse(
-    Buffer.from(output.buffer, output.byteOffset, output.byteLength),
-    (message: BackendMessage) => {
-      if (message.name === 'dataRow') {
-        for (const field of (message as DataRowMessage).fields) if (field !== null) lines.push(field);
-      } else if (message.name === 'error') {
-        const failure = message as DatabaseError;
-        error = [
-          failure.message,
-          failure.detail && `DETAIL: ${failure.detail}`,
-          failure.hint && `HINT: ${failure.hint}`,
-        ]
-          .filter(Boolean)
-          .join('\n');
-      }
-    },
-  );
-  return { lines, error };
+  const { rows, error } = readRows(output);
+  const lines = rows.flat().filter((field): field is string => field !== null);
+  if (!error) return { lines, error: null };
+  const parts = [
+    error.message,
+    error.detail && `DETAIL: ${error.detail}`,
+    error.hint && `HINT: ${error.hint}`,
+  ];
+  return { lines, error: parts.filter(Boolean).join('\n') };
 }
 
 /** One test a TAP file gives: an assertion, or a check of the file as a whole. */
