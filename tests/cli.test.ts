@@ -4,7 +4,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { exitOf, killAfterTest } from './helpers/child.js';
 import { queryRows } from './helpers/pg-query.js';
 import { tempRoot } from './helpers/temp-root.js';
 
@@ -12,12 +13,16 @@ import { tempRoot } from './helpers/temp-root.js';
 const CLI = path.resolve('dist/cli.js');
 const execFileAsync = promisify(execFile);
 
+/** Runs the command to its end, or kills it before the test's own timeout would strike. */
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
+    const running = execFileAsync(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
-      timeout: 120_000,
+      timeout: 45_000,
+      killSignal: 'SIGKILL',
     });
+    killAfterTest(running.child);
+    const { stdout, stderr } = await running;
     return { status: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout: string; stderr: string };
@@ -25,21 +30,14 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   }
 }
 
-const servers = new Set<ChildProcess>();
-// A test that fails halfway must not leave its server running.
-afterEach(() => {
-  for (const child of servers) child.kill('SIGKILL');
-  servers.clear();
-});
-
 /** Starts `serve`, and resolves with the connection URL it prints first. */
 async function serve(
   args: string[],
 ): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null>; stderr: () => string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  servers.add(child);
-  child.once('exit', () => servers.delete(child));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const child = killAfterTest(
+    spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  const exit = exitOf(child);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -87,6 +85,41 @@ describe('the pglite-oxide command', () => {
     expect((await cli(['run', '--', 'sh', '-c', 'kill -ABRT $$'])).status).toBe(134);
     const missing = await cli(['run', '--', 'no-such-command-anywhere']);
     expect(missing.status).toBe(127);
+  });
+
+  it('stops run on Ctrl+C: the command ends, run exits 130, nothing is left behind', async () => {
+    const tmp = await tempRoot('pglite-oxide-cli-tmp-');
+    const command = `console.log('ready ' + process.pid); setInterval(() => {}, 1000);`;
+    // A process group of its own, as a terminal's foreground job: Ctrl+C signals the whole group.
+    const child = killAfterTest(
+      spawn(process.execPath, [CLI, 'run', '--', process.execPath, '-e', command], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+        env: { ...process.env, TMPDIR: tmp },
+      }),
+    );
+    const exit = exitOf(child);
+    try {
+      const commandPid = await new Promise<number>((resolve, reject) => {
+        let stdout = '';
+        child.stdout?.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const ready = /ready (\d+)/.exec(stdout);
+          if (ready) resolve(Number(ready[1]));
+        });
+        void exit.then((code) => reject(new Error(`run exited with ${code} before the command started`)));
+      });
+      process.kill(-child.pid!, 'SIGINT');
+      expect(await exit).toBe(130);
+      expect(() => process.kill(commandPid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+      expect(await fs.readdir(tmp)).toEqual([]);
+    } finally {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }
   });
 
   it('applies migrations and seed for run, and names the file when one fails', async () => {
@@ -137,7 +170,7 @@ describe('the pglite-oxide command', () => {
     const socketDir = path.join(await tempRoot('pglite-oxide-cli-socket-'), 'sock');
     const served = await serve(['--socket-dir', socketDir]);
     expect(served.url).toContain(`host=${encodeURIComponent(socketDir)}`);
-    expect(statSync(socketDir).mode & 0o002).toBe(0);
+    expect(statSync(socketDir).mode & 0o777).toBe(0o700);
     const { stdout } = await execFileAsync('psql', [
       '-h',
       socketDir,

@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { InteractiveRuntime, installAndInitIn } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
+import { runCommand } from './helpers/child.js';
 import { cleanEnv, installFixture, keptRoots, packPackage } from './helpers/fixture-project.js';
 import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
 import { dataRows } from './helpers/wire.js';
@@ -60,20 +60,24 @@ describe('fixtures/jest-app with the packed package', () => {
     const project = await installFixture('jest-app', await packPackage(), ['vitest-app']);
     const cacheDir = await freshCacheDir();
     const keepDir = await tempRoot('pglite-oxide-kept-');
-    const runJest = (env: NodeJS.ProcessEnv = {}) =>
-      spawnSync('npx', ['jest'], {
+    const jest = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      runCommand('npx', ['jest', ...args], {
         cwd: project,
-        encoding: 'utf8',
         env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir, ...env }),
-        timeout: 240_000,
+        timeoutMs: 150_000,
       });
 
-    const run = runJest();
-    const output = run.stdout + run.stderr;
+    const run = await jest([]);
+    const output = run.output;
     expect(run.status, output).toBe(0);
     expect(output).toMatch(/Test Suites:\s+6 passed, 6 total/);
     expect(output).toMatch(/Tests:\s+12 passed, 12 total/);
     expect(keptRoots(output)).toEqual([]);
+
+    // The same suite under isolation 'reset', on the cached template.
+    const reset = await jest([], { FIXTURE_ISOLATION: 'reset' });
+    expect(reset.status, reset.output).toBe(0);
+    expect(reset.output).toMatch(/Tests:\s+12 passed, 12 total/);
 
     await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
     await fs.writeFile(
@@ -81,13 +85,10 @@ describe('fixtures/jest-app with the packed package', () => {
       `module.exports = { ...require('./jest.config.cjs'), testEnvironmentOptions: { pgliteOxide: {
         ...require('./jest.config.cjs').testEnvironmentOptions.pgliteOxide, keepDir: ${JSON.stringify(keepDir)} } } };`,
     );
-    const failing = spawnSync('npx', ['jest', '--config', 'jest.keep.config.cjs', 'tests/failing.test.ts'], {
-      cwd: project,
-      encoding: 'utf8',
-      env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir, PGLITE_OXIDE_KEEP: 'on-failure' }),
-      timeout: 240_000,
+    const failing = await jest(['--config', 'jest.keep.config.cjs', 'tests/failing.test.ts'], {
+      PGLITE_OXIDE_KEEP: 'on-failure',
     });
-    const failingOutput = failing.stdout + failing.stderr;
+    const failingOutput = failing.output;
     expect(failing.status, failingOutput).toBe(1);
     expect(failingOutput).toContain('npx pglite-oxide serve --data');
     const [kept] = keptRoots(failingOutput);
@@ -96,15 +97,10 @@ describe('fixtures/jest-app with the packed package', () => {
     // A test that leaves a client checked out of its own pool, in a transaction: another client
     // is answered inside it, the next test starts clean, and the run ends.
     await fs.writeFile(path.join(project, 'tests', 'leak.test.ts'), LEAKING_TEST);
-    const leaking = spawnSync('npx', ['jest', 'tests/leak.test.ts'], {
-      cwd: project,
-      encoding: 'utf8',
-      env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir }),
-      timeout: 240_000,
-    });
-    const leakingOutput = leaking.stdout + leaking.stderr;
-    // Ended on its own (spawnSync's timeout would set an error).
-    expect(leaking.error, leakingOutput).toBeUndefined();
+    const leaking = await jest(['tests/leak.test.ts']);
+    const leakingOutput = leaking.output;
+    // Ended on its own, not by the timeout.
+    expect(leaking.timedOut, leakingOutput).toBe(false);
     expect(leakingOutput).toMatch(/Tests:\s+3 passed, 3 total/);
     // The output names the test and what it left open.
     expect(leakingOutput).toMatch(

@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { InteractiveRuntime, installAndInitIn } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
+import { runCommand } from './helpers/child.js';
 import { cleanEnv, installFixture, keptRoots, packPackage } from './helpers/fixture-project.js';
 import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
 import { dataRows } from './helpers/wire.js';
@@ -106,17 +106,14 @@ describe('fixtures/vitest-app with the packed package', () => {
   it('passes its own suite in both isolations and pools, rebuilds the template when a migration changes, and keeps a failing test database on request', async () => {
     const project = await installFixture('vitest-app', await packPackage());
     const cacheDir = await freshCacheDir();
-    const runSuite = (env: NodeJS.ProcessEnv, ...args: string[]) => {
-      const run = spawnSync('npm', ['test', ...(args.length > 0 ? ['--', ...args] : [])], {
+    const runSuite = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+      runCommand('npm', ['test', ...(args.length > 0 ? ['--', ...args] : [])], {
         cwd: project,
-        encoding: 'utf8',
         env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir, ...env }),
-        timeout: 240_000,
+        timeoutMs: 150_000,
       });
-      return { ...run, output: run.stdout + run.stderr };
-    };
 
-    const transaction = runSuite({});
+    const transaction = await runSuite({});
     expect(transaction.status, transaction.output).toBe(0);
     expect(transaction.stdout).toMatch(/Test Files\s+8 passed \(8\)/);
     expect(transaction.stdout).toMatch(/Tests\s+22 passed \| 1 expected fail \(23\)/);
@@ -125,16 +122,23 @@ describe('fixtures/vitest-app with the packed package', () => {
     expect(templates()).toHaveLength(1);
 
     // Isolation 'reset', in Vitest's worker-threads pool, reusing the cached template.
-    const reset = runSuite({ FIXTURE_ISOLATION: 'reset' }, '--pool=threads');
+    const reset = await runSuite({ FIXTURE_ISOLATION: 'reset' }, '--pool=threads');
     expect(reset.status, reset.output).toBe(0);
     expect(reset.stdout).toMatch(/Tests\s+22 passed \| 1 expected fail \(23\)/);
+    // Under 'none', test.concurrent tests of one file run at once on the file's database.
+    const none = await runSuite({ FIXTURE_ISOLATION: 'none' }, 'tests/concurrent.test.ts');
+    expect(none.status, none.output).toBe(0);
+    expect(none.stdout).toMatch(/Tests\s+2 passed \(2\)/);
     expect(templates()).toHaveLength(1);
 
     // A failing test, with keep-on-failure: its database is written to disk and the output says
     // where and how to reopen it.
     const keepDir = await tempRoot('pglite-oxide-kept-');
     await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
-    const failing = runSuite({ PGLITE_OXIDE_KEEP: 'on-failure', TMPDIR: keepDir }, 'tests/failing.test.ts');
+    const failing = await runSuite(
+      { PGLITE_OXIDE_KEEP: 'on-failure', TMPDIR: keepDir },
+      'tests/failing.test.ts',
+    );
     expect(failing.status, failing.output).not.toBe(0);
     expect(failing.output).toContain('npx pglite-oxide serve --data');
     const [kept] = keptRoots(failing.output);
@@ -156,7 +160,7 @@ describe('fixtures/vitest-app with the packed package', () => {
     await fs.mkdir(path.join(project, 'tests', 'db-broken'));
     await fs.writeFile(path.join(project, 'tests', 'db-broken', 'counts.sql'), FAILING_TAP);
     await fs.writeFile(path.join(project, 'tests', 'broken-tap.test.ts'), FAILING_TAP_TEST);
-    const tap = runSuite({}, 'tests/broken-tap.test.ts');
+    const tap = await runSuite({}, 'tests/broken-tap.test.ts');
     expect(tap.status, tap.output).not.toBe(0);
     expect(tap.stdout, tap.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/);
     expect(tap.output).toContain('2 - the seed has three accounts');
@@ -169,9 +173,9 @@ describe('fixtures/vitest-app with the packed package', () => {
     // Two clients in one test, released in a finally: answered at once under 'transaction';
     // under 'reset' the second waits for the first's transaction and gets 55P03 naming it.
     await fs.writeFile(path.join(project, 'tests', 'two-clients.test.ts'), TWO_CLIENTS_TEST);
-    const twoClients = runSuite({}, 'tests/two-clients.test.ts');
+    const twoClients = await runSuite({}, 'tests/two-clients.test.ts');
     expect(twoClients.status, twoClients.output).toBe(0);
-    const twoClientsReset = runSuite({ FIXTURE_ISOLATION: 'reset' }, 'tests/two-clients.test.ts');
+    const twoClientsReset = await runSuite({ FIXTURE_ISOLATION: 'reset' }, 'tests/two-clients.test.ts');
     expect(twoClientsReset.status, twoClientsReset.output).not.toBe(0);
     expect(twoClientsReset.output).toMatch(
       /waited 3000 ms \(queueTimeoutMs\) for client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
@@ -184,8 +188,8 @@ describe('fixtures/vitest-app with the packed package', () => {
     // that never ends its pool: the file and its client are named, and the run still ends.
     await fs.writeFile(path.join(project, 'tests', 'leak.test.ts'), LEAKING_TEST);
     await fs.writeFile(path.join(project, 'tests', 'leak-pool.test.ts'), LEAKING_POOL_TEST);
-    const leaking = runSuite({}, 'tests/leak.test.ts', 'tests/leak-pool.test.ts');
-    expect(leaking.error, leaking.output).toBeUndefined();
+    const leaking = await runSuite({}, 'tests/leak.test.ts', 'tests/leak-pool.test.ts');
+    expect(leaking.timedOut, leaking.output).toBe(false);
     expect(leaking.status, leaking.output).not.toBe(0);
     expect(leaking.output).toMatch(
       /left 1 client checked out of the pool \(last query: "INSERT INTO accounts/,
@@ -204,7 +208,7 @@ describe('fixtures/vitest-app with the packed package', () => {
       path.join(project, 'migrations', '010_orders.sql'),
       '\nALTER TABLE orders ADD COLUMN note text;\n',
     );
-    const rebuilt = runSuite({});
+    const rebuilt = await runSuite({});
     expect(rebuilt.status, rebuilt.output).toBe(0);
     expect(templates()).toHaveLength(2);
   }, 600_000);

@@ -9,11 +9,13 @@ import {
   InteractiveRuntime,
   installAndInitIn,
   installWithOptions,
+  LockTimeoutError,
   PglitePaths,
   projectDataDir,
 } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
 import { install } from '../src/install/install.js';
+import { withDirLock } from '../src/install/lock.js';
 import { exitOf, lineFrom, spawnPackageScript } from './helpers/child.js';
 import { tempRoot } from './helpers/temp-root.js';
 
@@ -81,6 +83,27 @@ describe('install', () => {
     const paths = PglitePaths.withRoot(root);
     expect(leftovers(paths)).toEqual([]);
     expect(await selectOne(paths)).toBe('1');
+  });
+
+  it('takes over the lock of an installer that was killed while holding it', async () => {
+    const dir = await tempRoot();
+    const lockPath = path.join(dir, 'install.lock');
+    const holder = spawnPackageScript(`
+      const { withDirLock } = await import(${JSON.stringify(path.resolve('src/install/lock.ts'))});
+      await withDirLock(${JSON.stringify(dir)}, ${JSON.stringify(lockPath)}, async () => {
+        console.log('locked');
+        setInterval(() => {}, 1_000); // busy until killed, as an installer would be
+        await new Promise(() => {});
+      });`);
+    await lineFrom(holder, 'locked');
+    // While the holder lives, its lock stands: a short wait ends with the typed error.
+    await expect(withDirLock(dir, lockPath, async () => 'mine', 300)).rejects.toBeInstanceOf(
+      LockTimeoutError,
+    );
+    holder.kill('SIGKILL');
+    await exitOf(holder);
+    // Its lock is no longer refreshed; once stale it is taken over, not waited on for minutes.
+    expect(await withDirLock(dir, lockPath, async () => 'mine', 30_000)).toBe('mine');
   });
 
   it('redoes an install that a killed process left half-written', async () => {

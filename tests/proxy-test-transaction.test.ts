@@ -114,8 +114,67 @@ describe('a proxy serving test transactions', () => {
     const vacuum = await client.query('VACUUM items').catch((error: pg.DatabaseError) => error);
     expect(vacuum).toMatchObject({ code: '25001', hint: expect.stringMatching(/isolation 'reset'/) });
     await expect(client.query('CREATE DATABASE other')).rejects.toMatchObject({ code: '25001' });
+    await expect(
+      client.query('CREATE INDEX CONCURRENTLY items_by_name ON items (name)'),
+    ).rejects.toMatchObject({
+      code: '25001',
+      hint: expect.stringMatching(/isolation 'reset'/),
+    });
     expect((await client.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 1 }]);
     await client.end();
+  });
+
+  it('ends a client transaction with END (as COMMIT) and ABORT (as ROLLBACK), inside the test', async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("INSERT INTO items (name) VALUES ('aborted')");
+      expect((await client.query('ABORT')).command).toBe('ROLLBACK');
+      await client.query('START TRANSACTION');
+      await client.query("INSERT INTO items (name) VALUES ('ended')");
+      expect((await client.query('END')).command).toBe('COMMIT');
+      expect((await client.query('SELECT array_agg(name ORDER BY id) AS names FROM items')).rows).toEqual([
+        { names: ['seeded', 'ended'] },
+      ]);
+    } finally {
+      await client.end();
+    }
+    await served.proxy.endTest();
+    expect(await scalar('SELECT count(*)::int FROM items')).toBe(1);
+  });
+
+  it('does not roll sequences back: ids keep growing from test to test', async () => {
+    const insert = "INSERT INTO items (name) VALUES ('numbered') RETURNING id";
+    const first = (await scalar(insert)) as number;
+    await served.proxy.endTest();
+    await served.proxy.beginTest();
+    expect(await scalar(insert)).toBe(first + 1);
+  });
+
+  it('keeps now() for the whole test, across statements and clients', async () => {
+    const first = (await scalar('SELECT now()')) as Date;
+    // The clock goes on; the test's transaction started before it did.
+    await scalar('SELECT pg_sleep(0.02)');
+    expect(await scalar('SELECT clock_timestamp() > now()')).toBe(true);
+    expect(((await scalar('SELECT now()')) as Date).getTime()).toBe(first.getTime());
+  });
+
+  it('never delivers NOTIFY: nothing a test does commits', async () => {
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (message) => heard.push(message.payload ?? ''));
+    try {
+      await listener.query('LISTEN changes');
+      await scalar("NOTIFY changes, 'inside the test'");
+      await listener.query('SELECT 1');
+      await served.proxy.endTest();
+      await listener.query('SELECT 1');
+      expect(heard).toEqual([]);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('answers transaction control sent through the extended protocol, named or not', async () => {

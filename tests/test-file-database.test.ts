@@ -1,9 +1,12 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import {
   checkIsolation,
+  InteractiveRuntime,
   InvalidInputError,
   type Isolation,
+  installAndInitIn,
   startEngineHost,
   TestFileDatabase,
 } from 'pglite-oxide';
@@ -12,6 +15,7 @@ import { keepPolicy } from '../src/testing/isolation.js';
 import { itemsTemplate } from './helpers/items-template.js';
 import { queryRows } from './helpers/pg-query.js';
 import { tempRoot } from './helpers/temp-root.js';
+import { dataRows } from './helpers/wire.js';
 
 const query = (database: TestFileDatabase, sql: string) => queryRows(database.connectionString, sql);
 
@@ -140,7 +144,20 @@ describe('per-test isolation around a leased database', () => {
     expect(message).toContain('npx pglite-oxide serve --data');
     const kept = (await fs.readdir(keepDir)).filter((name) => name.startsWith('orders'));
     expect(kept).toEqual([expect.stringMatching(/^orders\.test\.ts-places-an-order-\d+$/)]);
+    // The next test starts from the template; the kept copy has what the failing test wrote.
+    await database.beforeTest();
+    expect(await query(database, 'SELECT array_agg(name) AS names FROM items')).toEqual([
+      { names: ['seeded'] },
+    ]);
+    await database.afterTest({ failed: false, label: 'next' });
     await database.close();
+    const runtime = await InteractiveRuntime.start(await installAndInitIn(path.join(keepDir, kept[0]!)));
+    try {
+      const rows = dataRows(await runtime.execInteractive('SELECT name FROM items ORDER BY id'));
+      expect(rows).toEqual([['seeded'], ['evidence']]);
+    } finally {
+      await runtime.close();
+    }
   });
 });
 

@@ -188,7 +188,9 @@ export class ClientSession implements NotificationTarget {
   describe(): string {
     const who = `client ${this.processId}${this.applicationName ? ` (${this.applicationName})` : ''}`;
     const since = ((Date.now() - this.stateSince) / 1000).toFixed(1);
-    const idle = this.host.scheduler.holder === this ? 'busy' : 'idle';
+    const scheduler = this.host.scheduler;
+    const idle =
+      scheduler.holder === this ? 'busy' : scheduler.isWaiting(this) ? 'waiting for the engine' : 'idle';
     const state =
       this.status === 'I' ? idle : this.status === 'E' ? 'in a failed transaction' : 'in a transaction';
     const last = this.lastStatement ? `, its last statement "${brief(this.lastStatement)}"` : '';

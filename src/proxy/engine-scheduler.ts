@@ -33,6 +33,11 @@ export class EngineScheduler<Client> {
     return this.owner;
   }
 
+  /** Whether `client` is queued for the engine. */
+  isWaiting(client: Client): boolean {
+    return this.waiters.some((waiter) => waiter.client === client);
+  }
+
   /**
    * Gives `client` the engine. Returns null when it got it at once (the hot path takes no
    * promise), otherwise a promise that settles when its turn comes or its wait ends.
