@@ -15,7 +15,7 @@ const ESM_ONLY = {
   vitest: 'presets/vitest.ts',
   'vitest-config': 'presets/vitest-config.ts',
   // Loaded by path from vitest.config (globalSetup), so it stays a file of its own.
-  'vitest-setup': 'presets/vitest-setup.ts',
+  'vitest-global-setup': 'presets/vitest-global-setup.ts',
   // The pglite-oxide command (package bin); its shebang line is kept.
   cli: 'src/cli/main.ts',
   // Started by path (as .js) as each hosted test database's worker thread.

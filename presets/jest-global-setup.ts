@@ -2,7 +2,8 @@
 // the engine cannot load), builds the migrated template and starts the engine host.
 import type { Config } from '@jest/types';
 import { startTestRun } from '../src/testing/start-test-run.js';
-import { optionsFromConfig, publishRun, rememberRun } from './jest-run.js';
+import { handOver } from './handoff.js';
+import { optionsFromConfig, publishRun, RUN_KEY } from './jest-run.js';
 
 export default async function globalSetup(
   globalConfig: Config.GlobalConfig,
@@ -11,5 +12,5 @@ export default async function globalSetup(
   const options = optionsFromConfig(projectConfig.testEnvironmentOptions, projectConfig.rootDir);
   const run = await startTestRun(options, { parallelFiles: globalConfig.maxWorkers });
   publishRun(run.config);
-  rememberRun(run);
+  handOver(RUN_KEY, run);
 }

@@ -1,6 +1,8 @@
 // Jest globalTeardown of pglite-oxide: stops the engine host the global setup started.
-import { takeRun } from './jest-run.js';
+import type { TestRun } from '../src/testing/start-test-run.js';
+import { handedOver } from './handoff.js';
+import { RUN_KEY } from './jest-run.js';
 
 export default async function globalTeardown(): Promise<void> {
-  await takeRun()?.close();
+  await handedOver<TestRun>(RUN_KEY)?.close();
 }

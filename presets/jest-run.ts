@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { InvalidInputError } from '../src/errors.js';
-import type { TestRun, TestRunOptions } from '../src/testing/start-test-run.js';
+import type { TestRunOptions } from '../src/testing/start-test-run.js';
 import type { TestFileConfig } from '../src/testing/test-file-database.js';
 
 /** pglite-oxide's options under `testEnvironmentOptions.pgliteOxide` in jest.config. */
@@ -40,17 +40,5 @@ export function optionsFromConfig(
   return options;
 }
 
-// The global setup and teardown run in one process, but as separate bundles: the run is kept on
-// globalThis between them.
-const RUN = Symbol.for('pglite-oxide.jest.run');
-
-export function rememberRun(run: TestRun): void {
-  (globalThis as Record<symbol, TestRun | undefined>)[RUN] = run;
-}
-
-export function takeRun(): TestRun | undefined {
-  const holder = globalThis as Record<symbol, TestRun | undefined>;
-  const run = holder[RUN];
-  holder[RUN] = undefined;
-  return run;
-}
+/** What the global setup leaves for the global teardown: the started run. */
+export const RUN_KEY = 'jest.run';

@@ -3,14 +3,15 @@
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import type { ViteUserConfig } from 'vitest/config';
-import { type PgliteVitestOptions, registerOptions } from './vitest-options.js';
+import { handOver } from './handoff.js';
+import { OPTIONS_KEY, type PgliteVitestOptions } from './vitest-run.js';
 
-export type { Isolation, PgliteVitestOptions } from './vitest-options.js';
+export type { Isolation, PgliteVitestOptions } from './vitest-run.js';
 
 /** The Vitest plugin: builds the migrated template once per run and gives every test file its own database. */
 export function pgliteOxide(options: PgliteVitestOptions = {}): Plugin {
-  registerOptions(options);
-  const setupFile = fileURLToPath(new URL('./vitest-setup.js', import.meta.url));
+  handOver(OPTIONS_KEY, options);
+  const setupFile = fileURLToPath(new URL('./vitest-global-setup.js', import.meta.url));
   return {
     name: 'pglite-oxide',
     config: (): ViteUserConfig => ({ test: { globalSetup: [setupFile] } }),

@@ -17,10 +17,10 @@ import { InvalidInputError } from '../src/errors.js';
 import { pgtapFiles, runTapFiles, type TapFileResult, tapChecks } from '../src/testing/pgtap-files.js';
 import { TestFileDatabase } from '../src/testing/test-file-database.js';
 import { fixtureOf, type PgliteFixture } from './fixture.js';
-import { PROVIDE_KEY } from './vitest-options.js';
+import { PROVIDE_KEY } from './vitest-run.js';
 
 export type { PgliteFixture } from './fixture.js';
-export type { Isolation, KeepPolicy, PgliteVitestOptions } from './vitest-options.js';
+export type { Isolation, KeepPolicy, PgliteVitestOptions } from './vitest-run.js';
 
 async function openFileDatabase(): Promise<TestFileDatabase> {
   const config = inject(PROVIDE_KEY);
@@ -55,9 +55,22 @@ async function loadPg(): Promise<typeof import('pg')> {
   return module.default ?? module;
 }
 
-const databases = new WeakMap<PgliteFixture, TestFileDatabase>();
-/** What the test's pool fixture found left checked out, for the isolation fixture to report. */
-const leaks = new WeakMap<PgliteFixture, string>();
+/**
+ * What the fixtures of one file share behind its `pglite` fixture: the leased database, and what
+ * the test's pool fixture found left checked out, for the isolation fixture to report.
+ */
+interface FileState {
+  database: TestFileDatabase;
+  leak?: string;
+}
+const files = new WeakMap<PgliteFixture, FileState>();
+
+function fileOf(fixture: PgliteFixture): FileState {
+  const state = files.get(fixture);
+  if (!state)
+    throw new InvalidInputError('pglite-oxide: this pglite fixture was not made by pglite-oxide/vitest.');
+  return state;
+}
 
 /**
  * `test` with fixtures: `pglite` (the file's database), `db` (a connected pg client, released
@@ -73,7 +86,7 @@ export const test = baseTest.extend<{
     async ({}, use) => {
       const database = await openFileDatabase();
       const fixture = fixtureOf(database);
-      databases.set(fixture, database);
+      files.set(fixture, { database });
       try {
         await use(fixture);
       } finally {
@@ -84,13 +97,13 @@ export const test = baseTest.extend<{
   ],
   isolated: [
     async ({ pglite, task }, use) => {
-      const database = databases.get(pglite)!;
-      await database.beforeTest();
+      const file = fileOf(pglite);
+      await file.database.beforeTest();
       await use(undefined);
-      await afterTest(database, { task });
+      await afterTest(file.database, { task });
       // Torn down after the test's other fixtures: the test is isolated first, then told.
-      const leak = leaks.get(pglite);
-      leaks.delete(pglite);
+      const leak = file.leak;
+      file.leak = undefined;
       if (leak) throw new InvalidInputError(leak);
     },
     { auto: true },
@@ -106,7 +119,7 @@ export const test = baseTest.extend<{
     // fails saying which.
     const leaked = [...checkedOut.values()];
     if (leaked.length > 0) {
-      leaks.set(pglite, leakMessage(leaked));
+      fileOf(pglite).leak = leakMessage(leaked);
       // Ending a client fails its query in flight; pool.query then releases its own client.
       await withinMs(
         Promise.all([...checkedOut.keys()].map((client) => client.end().catch(() => {}))),

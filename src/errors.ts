@@ -15,6 +15,9 @@ export type PgliteOxideErrorCode =
   | 'SNAPSHOT_RESTORE_FAILED'
   | 'ENGINE_HOST_FAILED';
 
+/** Marks this package's error classes, in whichever copy of it they were made. */
+const ERROR_CLASS = Symbol.for('pglite-oxide.error-class');
+
 export class PgliteOxideError extends Error {
   readonly code: PgliteOxideErrorCode;
 
@@ -22,6 +25,28 @@ export class PgliteOxideError extends Error {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
+  }
+
+  // A getter, not a static field: the CommonJS build would rename a class with static fields.
+  static get [ERROR_CLASS](): boolean {
+    return true;
+  }
+
+  /**
+   * `instanceof` that holds across the package's ES module and CommonJS copies (a process may
+   * load both): an error of the other copy's class of the same name counts.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    for (
+      let proto = value === null ? null : Object.getPrototypeOf(value);
+      proto;
+      proto = Object.getPrototypeOf(proto)
+    ) {
+      const made = proto.constructor as { name?: string; [ERROR_CLASS]?: boolean } | undefined;
+      if (made?.[ERROR_CLASS] && made.name === this.name) return true;
+    }
+    return false;
   }
 }
 

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import {
@@ -70,6 +72,28 @@ describe('the engine host', () => {
     expect(report.path).toBe('snapshot');
     const reply = await leased.execInteractive('SELECT count(*) FROM items');
     expect(dataRows(reply)).toEqual([['1']]);
+    await leased.release();
+  });
+
+  it('answers a call it does not know with an error naming it, and goes on serving', async () => {
+    const at = host.address.lastIndexOf(':');
+    const socket = net.connect({ host: host.address.slice(0, at), port: Number(host.address.slice(at + 1)) });
+    try {
+      socket.write(`${JSON.stringify({ id: 7, op: 'frobnicate', args: {} })}\n`);
+      const [line] = (await once(socket, 'data')) as [Buffer];
+      expect(JSON.parse(line.toString())).toEqual({
+        id: 7,
+        ok: false,
+        error: {
+          name: 'EngineHostError',
+          code: 'ENGINE_HOST_FAILED',
+          message: "unknown engine host call 'frobnicate'",
+        },
+      });
+    } finally {
+      socket.destroy();
+    }
+    const leased = await leaseDatabase(host.address);
     await leased.release();
   });
 

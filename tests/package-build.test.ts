@@ -34,6 +34,43 @@ describe('the built package (npm test builds it first)', () => {
     expect(runNode(['-e', script]).trim()).toBe('same');
   });
 
+  it('behaves as one package when a process loads it by both require() and import', async () => {
+    const root = await tempRoot();
+    const script = `
+      const cjs = require(${JSON.stringify(path.join(dist, 'index.cjs'))});
+      import(${JSON.stringify(path.join(dist, 'index.js'))}).then(async (esm) => {
+        const facts = {
+          twoCopies: cjs.InteractiveRuntime !== esm.InteractiveRuntime,
+          cjsErrorIsEsmClass: new cjs.LockTimeoutError('x') instanceof esm.LockTimeoutError,
+          cjsErrorIsEsmBase: new cjs.InvalidInputError('x') instanceof esm.PgliteOxideError,
+          esmErrorIsCjsBase: new esm.InvalidInputError('x') instanceof cjs.PgliteOxideError,
+          otherClassIsNot: new cjs.LockTimeoutError('x') instanceof esm.InstallError,
+          plainErrorIsNot: new Error('x') instanceof esm.PgliteOxideError,
+        };
+        const [a, b] = await Promise.all([esm.defaultRuntime(), cjs.defaultRuntime()]);
+        facts.oneDefaultRuntime = a === b;
+        await cjs.closeDefaultRuntime();
+        facts.closedForBoth = a.isClosed;
+        console.log(JSON.stringify(facts));
+      });`;
+    const facts = JSON.parse(
+      execFileSync(process.execPath, ['-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, PGLITE_OXIDE_ROOT: root },
+      }).trim(),
+    );
+    expect(facts).toEqual({
+      twoCopies: true,
+      cjsErrorIsEsmClass: true,
+      cjsErrorIsEsmBase: true,
+      esmErrorIsCjsBase: true,
+      otherClassIsNot: false,
+      plainErrorIsNot: false,
+      oneDefaultRuntime: true,
+      closedForBoth: true,
+    });
+  });
+
   it('carries the shipped cluster, which the CJS and ESM builds both find and unpack', async () => {
     const packed = JSON.parse(
       execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' }),

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../errors.js';
 import { install } from '../install/install.js';
 import { PglitePaths } from '../install/paths.js';
 import { projectDataDir } from '../install/project-dirs.js';
+import { processWide } from '../process-wide.js';
 import type { PokeInput } from '../protocol/frontend.js';
 import { InteractiveRuntime, type RuntimeOptions } from './interactive-runtime.js';
 
@@ -26,26 +27,34 @@ export function defaultMountRoot(env: NodeJS.ProcessEnv = process.env): string {
   return projectDataDir({ qualifier: 'dev', organization: 'pglite-oxide', application: 'pglite-oxide' }, env);
 }
 
-let mount: Promise<MountInfo> | undefined;
-let runtime: Promise<InteractiveRuntime> | undefined;
-let runtimeOptions: RuntimeOptions = {};
+interface DefaultRuntimeState {
+  mount?: Promise<MountInfo>;
+  runtime?: Promise<InteractiveRuntime>;
+  options: RuntimeOptions;
+}
+
+// One default runtime per process, even when the package is loaded by both import and require.
+const state = processWide<DefaultRuntimeState>('default-runtime', () => ({ options: {} }));
 
 /** Installs (or finds) the runtime and cluster under the default mount root. */
 export function prepareDefaultMount(): Promise<MountInfo> {
-  mount ??= (async () => {
-    const root = defaultMountRoot();
-    const outcome = await install(PglitePaths.withRoot(root));
-    return {
-      paths: outcome.paths,
-      mountRoot: root,
-      socketPath: path.join(outcome.paths.runtimeDir, 'run', '.s.PGSQL.5432'),
-      reused: outcome.runtimeReused && outcome.clusterReused === true,
-    };
-  })();
-  mount.catch(() => {
-    mount = undefined;
-  });
-  return mount;
+  if (!state.mount) {
+    const mount = (async () => {
+      const root = defaultMountRoot();
+      const outcome = await install(PglitePaths.withRoot(root));
+      return {
+        paths: outcome.paths,
+        mountRoot: root,
+        socketPath: path.join(outcome.paths.runtimeDir, 'run', '.s.PGSQL.5432'),
+        reused: outcome.runtimeReused && outcome.clusterReused === true,
+      };
+    })();
+    state.mount = mount;
+    mount.catch(() => {
+      if (state.mount === mount) state.mount = undefined;
+    });
+  }
+  return state.mount;
 }
 
 /** The MountInfo of the default runtime (prepared on first use). */
@@ -55,11 +64,15 @@ export function defaultMount(): Promise<MountInfo> {
 
 /** The process-wide runtime behind the free functions, started on first use. */
 export function defaultRuntime(): Promise<InteractiveRuntime> {
-  runtime ??= (async () => InteractiveRuntime.start((await prepareDefaultMount()).paths, runtimeOptions))();
-  runtime.catch(() => {
-    runtime = undefined;
-  });
-  return runtime;
+  if (!state.runtime) {
+    const runtime = (async () =>
+      InteractiveRuntime.start((await prepareDefaultMount()).paths, state.options))();
+    state.runtime = runtime;
+    runtime.catch(() => {
+      if (state.runtime === runtime) state.runtime = undefined;
+    });
+  }
+  return state.runtime;
 }
 
 /**
@@ -67,13 +80,13 @@ export function defaultRuntime(): Promise<InteractiveRuntime> {
  * Only takes effect before the runtime starts, or after closeDefaultRuntime().
  */
 export function configureDefaultRuntime(options: RuntimeOptions): void {
-  runtimeOptions = { ...options };
+  state.options = { ...options };
 }
 
 /** Closes the default runtime so the process can exit; the next free-function call reopens it. */
 export async function closeDefaultRuntime(): Promise<void> {
-  const current = runtime;
-  runtime = undefined;
+  const current = state.runtime;
+  state.runtime = undefined;
   if (current) await (await current.catch(() => undefined))?.close();
 }
 
@@ -97,7 +110,7 @@ export async function wasmImport(alias: string, modulePath?: string): Promise<st
   if (!existsSync(file)) throw new InvalidInputError(`No WASM module for '${alias}' at ${file}.`);
   if (modulePath && MODULE_FILES[alias] === 'pglite.wasm') {
     await closeDefaultRuntime();
-    runtimeOptions = { ...runtimeOptions, wasmPath: file };
+    state.options = { ...state.options, wasmPath: file };
   }
   return file;
 }

@@ -1,21 +1,31 @@
 import net from 'node:net';
 import { EngineHostError, PgliteOxideError, type PgliteOxideErrorCode } from '../../errors.js';
+import type { ControlCall } from './messages.js';
 
 // Test files talk to the engine host over a local socket, one JSON object a line: test files
 // may be other processes (Vitest forks, Jest workers), and a line protocol keeps a control call
 // to ~0.1 ms, well under the per-test isolation budget.
 
-export type ControlArgs = Record<string, unknown>;
-export type ControlHandler = (
-  op: string,
-  args: ControlArgs,
-  connection: ControlConnection,
-) => Promise<unknown>;
+/** The calls a control socket answers, by name (see messages.ts). */
+// biome-ignore lint/suspicious/noExplicitAny: each socket's own interface narrows these.
+export type ControlCalls = { [op: string]: ControlCall<any, any> };
+
+/** One function a call, answering it. */
+export type ControlHandlers<Calls extends ControlCalls> = {
+  [Op in keyof Calls]: (
+    args: Calls[Op]['args'],
+    connection: ControlConnection,
+  ) => Promise<Calls[Op]['result']>;
+};
+
+/** A call's arguments, optional when it takes none. */
+type ArgsOf<Call extends ControlCall<unknown, unknown>> =
+  Record<string, never> extends Call['args'] ? [args?: Call['args']] : [args: Call['args']];
 
 interface Request {
   id: number;
   op: string;
-  args: ControlArgs;
+  args: unknown;
 }
 
 type Response =
@@ -44,7 +54,15 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function serveControl(handler: ControlHandler, listenPort = 0): Promise<ControlServer> {
+export async function serveControl<Calls extends ControlCalls>(
+  handlers: ControlHandlers<Calls>,
+  listenPort = 0,
+): Promise<ControlServer> {
+  const answer = async (request: Request, connection: ControlConnection): Promise<unknown> => {
+    if (!Object.hasOwn(handlers, request.op))
+      throw new EngineHostError(`unknown engine host call '${request.op}'`);
+    return handlers[request.op as keyof Calls](request.args ?? {}, connection);
+  };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -54,7 +72,7 @@ export async function serveControl(handler: ControlHandler, listenPort = 0): Pro
     const connection = new ControlConnection(socket);
     readLines(socket, (line) => {
       const request = JSON.parse(line) as Request;
-      handler(request.op, request.args, connection).then(
+      answer(request, connection).then(
         (value) => reply(socket, { id: request.id, ok: true, value: value ?? null }),
         (error: unknown) => reply(socket, { id: request.id, ok: false, error: errorFields(error) }),
       );
@@ -78,7 +96,7 @@ export async function serveControl(handler: ControlHandler, listenPort = 0): Pro
 }
 
 /** The caller's side: calls are answered in order of arrival, matched by id. */
-export class ControlClient {
+export class ControlClient<Calls extends ControlCalls> {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   private closedError: Error | undefined;
@@ -101,13 +119,13 @@ export class ControlClient {
     });
   }
 
-  static connect(address: string): Promise<ControlClient> {
+  static connect<Calls extends ControlCalls>(address: string): Promise<ControlClient<Calls>> {
     const at = address.lastIndexOf(':');
     const socket = net.connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)) });
     return new Promise((resolve, reject) => {
       socket.once('connect', () => {
         socket.off('error', reject);
-        resolve(new ControlClient(socket));
+        resolve(new ControlClient<Calls>(socket));
       });
       socket.once('error', (error) =>
         reject(
@@ -117,12 +135,12 @@ export class ControlClient {
     });
   }
 
-  call<T>(op: string, args: ControlArgs = {}): Promise<T> {
+  call<Op extends keyof Calls & string>(op: Op, ...[args]: ArgsOf<Calls[Op]>): Promise<Calls[Op]['result']> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.socket.write(`${JSON.stringify({ id, op, args } satisfies Request)}\n`);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.socket.write(`${JSON.stringify({ id, op, args: args ?? {} } satisfies Request)}\n`);
     });
   }
 

@@ -7,7 +7,7 @@ import { compiledModule } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
 import { type ControlConnection, serveControl } from './control-channel.js';
 import { HostedDatabase } from './hosted-database.js';
-import type { HostedDatabaseInfo } from './messages.js';
+import type { HostCalls, LeaseReply, RescueOutcome } from './messages.js';
 
 export interface EngineHostOptions {
   /** The migrated template every database starts from (see `prepareTemplate`). */
@@ -25,11 +25,6 @@ export interface EngineHost {
   /** Where test files lease from: pass to `leaseDatabase()`. */
   readonly address: string;
   close(): Promise<void>;
-}
-
-export interface LeaseReply {
-  leaseId: number;
-  info: HostedDatabaseInfo;
 }
 
 /** How long a cancelled statement may run on before its database is replaced. */
@@ -136,7 +131,7 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
    * A test file's control waits behind a statement its test left running: asks the statement to
    * stop, and replaces the database when it does not (it computes without calling out).
    */
-  async function rescue(leaseId: number): Promise<'idle' | 'cancelled' | 'replaced'> {
+  async function rescue(leaseId: number): Promise<RescueOutcome> {
     const database = leases.get(leaseId);
     if (database?.replacing) {
       await database.replacing;
@@ -159,11 +154,10 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     return { leaseId, info: await database.ready };
   }
 
-  const control = await serveControl(async (op, args, connection) => {
-    if (op === 'lease') return lease(connection);
-    if (op === 'release') return release(Number(args.leaseId));
-    if (op === 'cancel') return rescue(Number(args.leaseId));
-    throw new EngineHostError(`unknown engine host call '${op}'`);
+  const control = await serveControl<HostCalls>({
+    lease: (_args, connection) => lease(connection),
+    release: ({ leaseId }) => release(leaseId),
+    cancel: ({ leaseId }) => rescue(leaseId),
   });
   // The first test files find their databases ready, instead of starting them while the runner
   // starts its workers on the same cores.

@@ -12,7 +12,7 @@ import type { Template } from '../../template/prepare-template.js';
 import { startSuiteDatabase } from '../suite-database.js';
 import { serveControl } from './control-channel.js';
 import { keepDatabase } from './keep-database.js';
-import type { HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
+import type { DatabaseCalls, HostedDatabaseInfo, MainToWorker, WorkerToMain } from './messages.js';
 
 export interface HostWorkerData {
   template: Template;
@@ -45,41 +45,40 @@ async function main(): Promise<void> {
   let testOpen = false;
   /** What the clients still connected at close are told: the file that left them, once known. */
   let closingReason: string | undefined;
-  const control = await serveControl(async (op, args) => {
-    switch (op) {
-      case 'beginTest':
+  const control = await serveControl<DatabaseCalls>(
+    {
+      beginTest: async () => {
         await suite.proxy.beginTest();
         testOpen = true;
-        return;
-      case 'endTest':
+      },
+      endTest: ({ outcome }) => {
         testOpen = false;
-        return suite.proxy.endTest(args.outcome === 'commit' ? 'commit' : 'rollback');
-      case 'reset': {
+        return suite.proxy.endTest(outcome === 'commit' ? 'commit' : 'rollback');
+      },
+      reset: async () => {
         // A reset in the middle of a test under isolation 'transaction' starts its transaction again.
         const inTest = testOpen;
         if (inTest) await suite.proxy.endTest('rollback');
         const report = await suite.reset();
         if (inTest) await suite.proxy.beginTest();
         return report;
-      }
-      case 'exec': {
-        const input = typeof args.sql === 'string' ? args.sql : Buffer.from(String(args.bytes), 'base64');
-        const output = await suite.runtime.execInteractive(input);
-        return Buffer.from(output).toString('base64');
-      }
-      case 'keep':
-        return keepDatabase(suite, String(args.dir));
-      case 'clientsLeft':
+      },
+      exec: async (args) => {
+        const input = 'sql' in args ? args.sql : Buffer.from(args.bytes, 'base64');
+        return Buffer.from(await suite.runtime.execInteractive(input)).toString('base64');
+      },
+      keep: ({ dir }) => keepDatabase(suite, dir),
+      clientsLeft: async ({ graceMs, label }) => {
         // Clients that said goodbye may still be leaving: they get a moment.
-        await suite.proxy.clientsGone(Number(args.graceMs));
+        await suite.proxy.clientsGone(graceMs);
         closingReason =
-          `${String(args.label)} ended with this client still connected, and pglite-oxide closes ` +
+          `${label} ended with this client still connected, and pglite-oxide closes ` +
           'such clients at the end of the run. End pools and clients in afterAll (pool.end(), client.end())';
         return suite.proxy.clients();
-      default:
-        throw new Error(`unknown engine host call '${op}'`);
-    }
-  }, data.ports?.control);
+      },
+    },
+    data.ports?.control,
+  );
 
   /** Back to the template state for the next file, or false when it cannot be trusted to be. */
   async function recycle(): Promise<boolean> {

@@ -1,6 +1,6 @@
 import type { ResetReport } from '../../runtime/memory-engine.js';
 import { ControlClient } from './control-channel.js';
-import type { LeaseReply } from './engine-host.js';
+import type { DatabaseCalls, HostCalls, LeaseReply, RescueOutcome } from './messages.js';
 
 /** A test file's database, leased from the engine host: clients reach it at `connectionString`. */
 export interface LeasedDatabase {
@@ -34,12 +34,12 @@ const LEFT_STATEMENT_GRACE_MS = 1_000;
 
 /** Leases a database from the engine host at `hostAddress` (see `startEngineHost`). */
 export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase> {
-  const host = await ControlClient.connect(hostAddress);
-  let control: ControlClient;
+  const host = await ControlClient.connect<HostCalls>(hostAddress);
+  let control: ControlClient<DatabaseCalls>;
   let reply: LeaseReply;
   try {
-    reply = await host.call<LeaseReply>('lease');
-    control = await ControlClient.connect(reply.info.control);
+    reply = await host.call('lease');
+    control = await ControlClient.connect<DatabaseCalls>(reply.info.control);
   } catch (error) {
     host.close();
     throw error;
@@ -58,7 +58,7 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
     if (generation !== seen) return Promise.resolve();
     reconnecting ??= (async () => {
       control.close();
-      control = await ControlClient.connect(reply.info.control);
+      control = await ControlClient.connect<DatabaseCalls>(reply.info.control);
       generation++;
     })().finally(() => {
       reconnecting = null;
@@ -66,28 +66,25 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
     return reconnecting;
   };
   // One rescue for all the calls that wait behind the same statement.
-  let rescuing: { generation: number; outcome: Promise<string> } | null = null;
-  const rescueFor = (seen: number): Promise<string> => {
+  let rescuing: { generation: number; outcome: Promise<RescueOutcome | 'failed'> } | null = null;
+  const rescueFor = (seen: number): Promise<RescueOutcome | 'failed'> => {
     if (rescuing?.generation !== seen) {
       rescuing = {
         generation: seen,
-        outcome: host.call<string>('cancel', { leaseId: reply.leaseId }).catch(() => 'failed'),
+        outcome: host.call('cancel', { leaseId: reply.leaseId }).catch(() => 'failed' as const),
       };
     }
     return rescuing.outcome;
   };
-  const testControl = async <T>(
-    op: 'beginTest' | 'endTest',
-    args?: Record<string, unknown>,
-  ): Promise<T | undefined> => {
+  const testControl = async <T>(call: () => Promise<T>, beginsTest: boolean): Promise<T | undefined> => {
     const seen = generation;
-    const answered: Promise<{ value?: T; error?: unknown }> = control.call<T>(op, args).then(
+    const answered: Promise<{ value?: T; error?: unknown }> = call().then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
-    let rescue: Promise<string> | undefined;
+    let rescue: Promise<RescueOutcome | 'failed'> | undefined;
     let timer: NodeJS.Timeout | undefined;
-    const rescued = new Promise<string>((resolve) => {
+    const rescued = new Promise<RescueOutcome | 'failed'>((resolve) => {
       timer = setTimeout(() => {
         rescue = rescueFor(seen);
         void rescue.then(resolve);
@@ -103,7 +100,7 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
       }
       await reconnect(seen);
       // A fresh database has no test open: a BEGIN is still needed, a rollback is not.
-      if (op === 'beginTest') await control.call('beginTest');
+      if (beginsTest) await control.call('beginTest');
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -113,19 +110,20 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
     connectionString: reply.info.connectionString,
     env: reply.info.env,
     beginTest: async () => {
-      await testControl<void>('beginTest');
+      await testControl(() => control.call('beginTest'), true);
     },
-    endTest: async (outcome = 'rollback') => (await testControl<string[]>('endTest', { outcome })) ?? [],
-    reset: () => control.call<ResetReport>('reset'),
+    endTest: async (outcome = 'rollback') =>
+      (await testControl(() => control.call('endTest', { outcome }), false)) ?? [],
+    reset: () => control.call('reset'),
     async execInteractive(input) {
       const args =
         typeof input === 'string' ? { sql: input } : { bytes: Buffer.from(input).toString('base64') };
-      return new Uint8Array(Buffer.from(await control.call<string>('exec', args), 'base64'));
+      return new Uint8Array(Buffer.from(await control.call('exec', args), 'base64'));
     },
-    keep: (dir) => control.call<string>('keep', { dir }),
-    clientsLeft: (graceMs, label) => control.call<string[]>('clientsLeft', { graceMs, label }),
+    keep: (dir) => control.call('keep', { dir }),
+    clientsLeft: (graceMs, label) => control.call('clientsLeft', { graceMs, label }),
     release() {
-      released ??= host.call<void>('release', { leaseId: reply.leaseId }).finally(() => {
+      released ??= host.call('release', { leaseId: reply.leaseId }).finally(() => {
         control.close();
         host.close();
       });

@@ -1,0 +1,266 @@
+import { describe, expect, it } from 'vitest';
+import type { CopyInPlan } from '../src/proxy/statement-effects.js';
+import { type ControlStatement, StatementNames } from '../src/proxy/statement-names.js';
+
+const plan = (relation: string): CopyInPlan => ({
+  loadSql: `COPY ${relation} FROM '/dev/blob'`,
+  binary: false,
+  columns: 0,
+  relation: [relation],
+});
+
+const begin: ControlStatement = { sql: 'BEGIN', control: 'begin' };
+const commit: ControlStatement = { sql: 'COMMIT', control: 'commit' };
+
+describe('StatementNames: engine names', () => {
+  it("gives each named statement a short engine name of the client's own, numbered in order", () => {
+    const names = new StatementNames(7);
+    expect(names.engineName('s1')).toBe('pgo7s1');
+    expect(names.engineName('other')).toBe('pgo7s2');
+    expect(names.engineName('s1')).toBe('pgo7s1');
+    expect(names.engineName('other')).toBe('pgo7s2');
+  });
+
+  it('passes the unnamed statement and portal as they are', () => {
+    const names = new StatementNames(7);
+    expect(names.engineName('')).toBe('');
+    expect(names.enginePortalName('')).toBe('');
+    expect(names.sqlName('')).toBe('');
+    // The unnamed ones take no number.
+    expect(names.engineName('a')).toBe('pgo7s1');
+  });
+
+  it('keeps statements, SQL-level prepared statements and portals in namespaces of their own', () => {
+    const names = new StatementNames(3);
+    expect(names.engineName('x')).toBe('pgo3s1');
+    expect(names.sqlName('x')).toBe('pgo3q1');
+    expect(names.enginePortalName('x')).toBe('pgo3p1');
+    expect(names.enginePortalName('y')).toBe('pgo3p2');
+    expect(names.sqlName('y')).toBe('pgo3q2');
+    expect(names.engineName('x')).toBe('pgo3s1');
+  });
+
+  it('gives two clients different engine names for the same client name', () => {
+    const first = new StatementNames(1);
+    const second = new StatementNames(11);
+    expect(first.engineName('s1')).toBe('pgo1s1');
+    expect(second.engineName('s1')).toBe('pgo11s1');
+    expect(first.enginePortalName('p')).toBe('pgo1p1');
+    expect(second.enginePortalName('p')).toBe('pgo11p1');
+  });
+
+  it('gives long names that share a 63-byte prefix different short engine names', () => {
+    const names = new StatementNames(2);
+    const prefix = 'x'.repeat(70);
+    expect(names.engineName(`${prefix}a`)).toBe('pgo2s1');
+    expect(names.engineName(`${prefix}b`)).toBe('pgo2s2');
+  });
+
+  it('keeps names case-sensitive', () => {
+    const names = new StatementNames(4);
+    expect(names.engineName('S')).toBe('pgo4s1');
+    expect(names.engineName('s')).toBe('pgo4s2');
+  });
+
+  it('keeps the engine name of a closed statement for when the client prepares it again', () => {
+    const names = new StatementNames(5);
+    names.engineName('a');
+    expect(names.engineName('b')).toBe('pgo5s2');
+    names.parsed('b', null);
+    names.closedStatement('b');
+    expect(names.engineName('c')).toBe('pgo5s3');
+    expect(names.engineName('b')).toBe('pgo5s2');
+  });
+});
+
+describe('StatementNames: open statements', () => {
+  it('remembers named statements the client parsed, but not the unnamed one', () => {
+    const names = new StatementNames(1);
+    names.parsed('s1', null);
+    names.parsed('', null);
+    names.parsed('s2', plan('items'));
+    names.parsed('s1', null);
+    expect([...names.statements]).toEqual(['s1', 's2']);
+  });
+
+  it('forgets a statement the client closed', () => {
+    const names = new StatementNames(1);
+    names.parsed('s1', null);
+    names.parsed('s2', null);
+    names.closedStatement('s1');
+    expect([...names.statements]).toEqual(['s2']);
+    names.closedStatement('never-parsed');
+    expect([...names.statements]).toEqual(['s2']);
+  });
+
+  it('does not count a statement the proxy answers itself as one to deallocate', () => {
+    const names = new StatementNames(1);
+    names.parsed('tx', null, begin);
+    expect([...names.statements]).toEqual([]);
+    expect(names.engineStatementNames()).toEqual([]);
+  });
+
+  it("lists the engine names of the client's open statements, in the order they were parsed", () => {
+    const names = new StatementNames(9);
+    expect(names.engineStatementNames()).toEqual([]);
+    names.engineName('late');
+    names.parsed('early', null);
+    names.parsed('late', null);
+    names.parsed('gone', null);
+    names.closedStatement('gone');
+    // 'late' was named first, 'early' gets its engine name when listed.
+    expect(names.engineStatementNames()).toEqual(['pgo9s2', 'pgo9s1']);
+    expect(names.engineName('early')).toBe('pgo9s2');
+  });
+});
+
+describe('StatementNames: COPY FROM STDIN portals', () => {
+  it('hands the COPY plan of a bound statement to the first Execute of its portal only', () => {
+    const names = new StatementNames(1);
+    const items = plan('items');
+    names.parsed('load', items);
+    names.bound('p', 'load');
+    expect(names.isSpentCopyPortal('p')).toBe(false);
+    expect(names.executeCopyPortal('p')).toEqual(items);
+    expect(names.isSpentCopyPortal('p')).toBe(true);
+    expect(names.executeCopyPortal('p')).toBeUndefined();
+    expect(names.isSpentCopyPortal('p')).toBe(true);
+  });
+
+  it('plans the unnamed statement and portal too', () => {
+    const names = new StatementNames(1);
+    const items = plan('items');
+    names.parsed('', items);
+    names.bound('', '');
+    expect(names.executeCopyPortal('')).toEqual(items);
+    expect(names.isSpentCopyPortal('')).toBe(true);
+  });
+
+  it('renews a spent portal that is bound again', () => {
+    const names = new StatementNames(1);
+    const items = plan('items');
+    names.parsed('load', items);
+    names.bound('p', 'load');
+    names.executeCopyPortal('p');
+    names.bound('p', 'load');
+    expect(names.isSpentCopyPortal('p')).toBe(false);
+    expect(names.executeCopyPortal('p')).toEqual(items);
+  });
+
+  it('has no plan for a portal bound to a statement that is not a COPY FROM STDIN', () => {
+    const names = new StatementNames(1);
+    names.parsed('load', plan('items'));
+    names.parsed('select', null);
+    names.bound('p', 'load');
+    names.bound('p', 'select');
+    expect(names.executeCopyPortal('p')).toBeUndefined();
+    expect(names.isSpentCopyPortal('p')).toBe(false);
+    expect(names.executeCopyPortal('unbound')).toBeUndefined();
+    expect(names.isSpentCopyPortal('unbound')).toBe(false);
+  });
+
+  it('drops the plan of a statement parsed again as something else', () => {
+    const names = new StatementNames(1);
+    names.parsed('s', plan('items'));
+    names.parsed('s', null);
+    names.bound('p', 's');
+    expect(names.executeCopyPortal('p')).toBeUndefined();
+  });
+
+  it('takes the newest plan of a statement parsed again', () => {
+    const names = new StatementNames(1);
+    names.parsed('s', plan('items'));
+    names.parsed('s', plan('orders'));
+    names.bound('p', 's');
+    expect(names.executeCopyPortal('p')).toEqual(plan('orders'));
+  });
+
+  it('binds no plan from a closed statement, but keeps the plan of a portal bound before', () => {
+    const names = new StatementNames(1);
+    const items = plan('items');
+    names.parsed('load', items);
+    names.bound('before', 'load');
+    names.closedStatement('load');
+    names.bound('after', 'load');
+    expect(names.executeCopyPortal('after')).toBeUndefined();
+    expect(names.executeCopyPortal('before')).toEqual(items);
+  });
+
+  it('forgets the plan and the spent mark of a closed portal', () => {
+    const names = new StatementNames(1);
+    names.parsed('load', plan('items'));
+    names.bound('spent', 'load');
+    names.bound('ready', 'load');
+    names.executeCopyPortal('spent');
+    names.closedPortal('spent');
+    names.closedPortal('ready');
+    expect(names.isSpentCopyPortal('spent')).toBe(false);
+    expect(names.executeCopyPortal('ready')).toBeUndefined();
+  });
+
+  it('forgets every COPY portal when the transaction ends, but keeps the statements', () => {
+    const names = new StatementNames(1);
+    const items = plan('items');
+    names.parsed('load', items);
+    names.bound('spent', 'load');
+    names.bound('ready', 'load');
+    names.executeCopyPortal('spent');
+    names.transactionEnded();
+    expect(names.isSpentCopyPortal('spent')).toBe(false);
+    expect(names.executeCopyPortal('ready')).toBeUndefined();
+    expect([...names.statements]).toEqual(['load']);
+    names.bound('again', 'load');
+    expect(names.executeCopyPortal('again')).toEqual(items);
+  });
+});
+
+describe('StatementNames: statements the proxy answers', () => {
+  it('remembers transaction control statements and the portals bound to them', () => {
+    const names = new StatementNames(1);
+    names.parsed('tx', null, begin);
+    names.parsed('', null, commit);
+    expect(names.controlStatement('tx')).toEqual(begin);
+    expect(names.controlStatement('')).toEqual(commit);
+    expect(names.controlStatement('other')).toBeUndefined();
+    names.bound('p', 'tx');
+    names.bound('', '');
+    expect(names.controlPortal('p')).toEqual(begin);
+    expect(names.controlPortal('')).toEqual(commit);
+    expect(names.controlPortal('other')).toBeUndefined();
+  });
+
+  it('forgets the control of a statement parsed again without one, and of its portals bound again', () => {
+    const names = new StatementNames(1);
+    names.parsed('tx', null, begin);
+    names.bound('p', 'tx');
+    names.parsed('tx', null);
+    expect(names.controlStatement('tx')).toBeUndefined();
+    expect([...names.statements]).toEqual(['tx']);
+    // The portal keeps what it was bound to until it is bound again.
+    expect(names.controlPortal('p')).toEqual(begin);
+    names.bound('p', 'tx');
+    expect(names.controlPortal('p')).toBeUndefined();
+  });
+
+  it('forgets the control of a closed statement and of a closed portal', () => {
+    const names = new StatementNames(1);
+    names.parsed('tx', null, begin);
+    names.bound('p', 'tx');
+    names.closedStatement('tx');
+    expect(names.controlStatement('tx')).toBeUndefined();
+    expect(names.controlPortal('p')).toEqual(begin);
+    names.closedPortal('p');
+    expect(names.controlPortal('p')).toBeUndefined();
+  });
+
+  it('keeps control and COPY plans apart', () => {
+    const names = new StatementNames(1);
+    names.parsed('tx', null, begin);
+    names.parsed('load', plan('items'));
+    names.bound('p', 'tx');
+    names.bound('q', 'load');
+    expect(names.executeCopyPortal('p')).toBeUndefined();
+    expect(names.controlPortal('q')).toBeUndefined();
+    expect(names.controlStatement('load')).toBeUndefined();
+  });
+});
