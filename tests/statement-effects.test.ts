@@ -436,6 +436,11 @@ describe('statementEffects: COPY', () => {
     expect(binaryOf('COPY t FROM STDIN WITH (FORMAT binary)')).toBe(true);
     expect(binaryOf("COPY t FROM STDIN (FORMAT 'binary')")).toBe(true);
     expect(binaryOf('COPY t FROM STDIN WITH BINARY')).toBe(true);
+    // The pre-7.3 spelling PostgreSQL 17 still takes: BINARY before the table's name.
+    expect(statementEffects('COPY BINARY t FROM STDIN')?.copyIn).toMatchObject({
+      binary: true,
+      relation: ['t'],
+    });
     expect(binaryOf('COPY t FROM STDIN (FORMAT csv)')).toBe(false);
     expect(binaryOf("COPY t FROM STDIN (FORMAT text, DELIMITER '|')")).toBe(false);
   });

@@ -202,10 +202,14 @@ function readCopy(
   };
 }
 
-/** The qualified name after COPY: names joined by dots, up to a column list or FROM. */
+/**
+ * The qualified name after COPY (and the old-style BINARY before it): names joined by dots, up to
+ * a column list or FROM.
+ */
 function relationName(sql: string, tokens: Token[]): string[] {
   const parts: string[] = [];
-  for (let at = 1; at < tokens.length; at += 2) {
+  const first = tokens[1]?.kind === 'word' && tokens[1].value === 'BINARY' && isName(tokens[2]) ? 2 : 1;
+  for (let at = first; at < tokens.length; at += 2) {
     const part = tokens[at];
     if (!isName(part) || (part!.kind === 'word' && part!.value === 'FROM')) break;
     parts.push(identifierOf(part!, sql));
