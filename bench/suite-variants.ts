@@ -17,6 +17,8 @@ export interface Variant {
   prelude: string;
   /** The test function's parameter list (fixtures) and how `db` is found inside it. */
   testArgs: string;
+  /** False for the row that runs the same tests without any SQL. */
+  sql?: boolean;
 }
 
 const record = (runner: Variant['runner']) => `
@@ -136,7 +138,20 @@ afterEach(() => db.end());`,
   testArgs: '',
 };
 
+/** Vitest alone: the same files and tests doing no SQL, so what a database adds is visible. */
+const noDatabase: Variant = {
+  name: 'vitest-only',
+  label: 'Vitest with no database (the same tests, no SQL)',
+  sql: false,
+  config: () => `import { defineConfig } from 'vitest/config';
+export default defineConfig({ test: { include: ['tests/**/*.test.ts'], testTimeout: 60000, hookTimeout: 120000 } });
+`,
+  prelude: `import { test } from 'vitest';`,
+  testArgs: '',
+};
+
 export const VARIANTS: Variant[] = [
+  noDatabase,
   toolkit('transaction'),
   toolkit('reset'),
   toolkit('none'),
@@ -149,6 +164,14 @@ export const VARIANTS: Variant[] = [
 export function suiteFile(variant: Variant, file: number, tests: number): string {
   const body: string[] = [`const FILE = 'file${file}';`, record(variant.runner), variant.prelude];
   for (let i = 0; i < tests; i++) {
+    if (variant.sql === false) {
+      body.push(`
+test('test ${i}', async () => {
+  record('start', ${i});
+  record('end', ${i});
+});`);
+      continue;
+    }
     body.push(`
 test('test ${i}', async (${variant.testArgs}) => {
   record('start', ${i});

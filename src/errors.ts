@@ -37,6 +37,7 @@ export class PgliteOxideError extends Error {
    * load both): an error of the other copy's class of the same name counts.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about, a subclass too.
     if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
     for (
       let proto = value === null ? null : Object.getPrototypeOf(value);
@@ -44,6 +45,7 @@ export class PgliteOxideError extends Error {
       proto = Object.getPrototypeOf(proto)
     ) {
       const made = proto.constructor as { name?: string; [ERROR_CLASS]?: boolean } | undefined;
+      // biome-ignore lint/complexity/noThisInStatic: as above.
       if (made?.[ERROR_CLASS] && made.name === this.name) return true;
     }
     return false;

@@ -1,7 +1,9 @@
+import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
-import { commandComplete } from '../src/protocol/backend-writer.js';
-import { ClientTransaction } from '../src/proxy/client-transaction.js';
+import { commandComplete, errorResponse, readyForQuery } from '../src/protocol/backend-writer.js';
+import { ClientTransaction, splitAutocommitOutput, withAutocommit } from '../src/proxy/client-transaction.js';
 import { replies } from '../src/proxy/test-transaction.js';
+import { dataRowFrame } from './helpers/wire.js';
 
 describe('ClientTransaction', () => {
   it("gives each unit outside the client's own transaction a savepoint, kept on success and undone on failure", () => {
@@ -83,5 +85,65 @@ describe('ClientTransaction', () => {
     transaction.controlled('T');
     expect(transaction.rollbackOnLeave('T')).toMatch(/^ROLLBACK TO SAVEPOINT pglite_oxide_client_tx/);
     expect(transaction.own).toBe(false);
+  });
+});
+
+describe('a unit and its autocommit savepoint in one engine call', () => {
+  const unit = serialize.query('SELECT 1');
+  const savepointReply = Buffer.concat([commandComplete('SAVEPOINT'), readyForQuery('T')]);
+  const unitReply = Buffer.concat([dataRowFrame('1'), commandComplete('SELECT 1'), readyForQuery('T')]);
+  const failure = errorResponse({ severity: 'ERROR', code: '22012', message: 'division by zero' });
+  const aborted = errorResponse({
+    severity: 'ERROR',
+    code: '25P02',
+    message: 'current transaction is aborted',
+  });
+
+  it('sends the savepoint in front of the unit and its RELEASE behind, as simple queries', () => {
+    expect(withAutocommit(unit, true)).toEqual(
+      Buffer.concat([
+        serialize.query('SAVEPOINT pglite_oxide_autocommit'),
+        unit,
+        serialize.query('RELEASE SAVEPOINT pglite_oxide_autocommit'),
+      ]),
+    );
+    expect(withAutocommit(unit, false)).toEqual(
+      Buffer.concat([serialize.query('SAVEPOINT pglite_oxide_autocommit'), unit]),
+    );
+  });
+
+  it("cuts the engine's output into the three replies", () => {
+    const releaseReply = Buffer.concat([commandComplete('RELEASE'), readyForQuery('T')]);
+    expect(splitAutocommitOutput(Buffer.concat([savepointReply, unitReply, releaseReply]), true)).toEqual({
+      savepoint: savepointReply,
+      unit: unitReply,
+      release: releaseReply,
+    });
+    // A failed extended unit: the engine adds a ReadyForQuery; the RELEASE fails in the aborted transaction.
+    const failedUnit = Buffer.concat([failure, readyForQuery('E'), readyForQuery('E')]);
+    const failedRelease = Buffer.concat([aborted, readyForQuery('E')]);
+    expect(splitAutocommitOutput(Buffer.concat([savepointReply, failedUnit, failedRelease]), true)).toEqual({
+      savepoint: savepointReply,
+      unit: failedUnit,
+      release: failedRelease,
+    });
+    // A batch flushed before its Sync: no RELEASE yet, the rest is the unit's.
+    const partial = Buffer.concat([dataRowFrame('1'), commandComplete('SELECT 1')]);
+    expect(splitAutocommitOutput(Buffer.concat([savepointReply, partial]), false)).toEqual({
+      savepoint: savepointReply,
+      unit: partial,
+      release: null,
+    });
+  });
+
+  it('refuses output of another shape: no ReadyForQuery, no unit, a torn message', () => {
+    const releaseReply = Buffer.concat([commandComplete('RELEASE'), readyForQuery('T')]);
+    expect(splitAutocommitOutput(commandComplete('SAVEPOINT'), false)).toBeNull();
+    expect(splitAutocommitOutput(Buffer.concat([savepointReply, releaseReply]), true)).toBeNull();
+    expect(
+      splitAutocommitOutput(Buffer.concat([savepointReply, unitReply, dataRowFrame('x')]), true),
+    ).toBeNull();
+    const whole = Buffer.concat([savepointReply, unitReply, releaseReply]);
+    expect(splitAutocommitOutput(whole.subarray(0, whole.length - 2), true)).toBeNull();
   });
 });

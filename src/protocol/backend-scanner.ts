@@ -148,6 +148,11 @@ function cstringAt(bytes: Uint8Array, start: number, end: number): [string, numb
   return [Buffer.from(bytes.buffer, bytes.byteOffset + start, zero - start).toString('utf8'), zero + 1];
 }
 
+/** A field of one ErrorResponse or NoticeResponse message (header included), by its letter. */
+export function errorFieldOf(message: Uint8Array, letter: string): string | null {
+  return errorField(message, 5, message.length, letter.charCodeAt(0));
+}
+
 function errorField(bytes: Uint8Array, start: number, end: number, field: number): string | null {
   let offset = start;
   while (offset < end && bytes[offset] !== 0) {

@@ -39,7 +39,7 @@ import {
 } from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import { type Admission, ClientLogin, type LoginConnection } from './client-login.js';
-import { ClientTransaction } from './client-transaction.js';
+import { ClientTransaction, splitAutocommitOutput, withAutocommit } from './client-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { clientReply } from './engine-reply.js';
 import { EngineWaitError } from './engine-scheduler.js';
@@ -64,7 +64,13 @@ import {
   type TempObject,
 } from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
-import { replies, type Statement, statementsWithControl } from './test-transaction.js';
+import {
+  BEGIN_AUTOCOMMIT,
+  END_AUTOCOMMIT,
+  replies,
+  type Statement,
+  statementsWithControl,
+} from './test-transaction.js';
 
 /** `login`: until the client is in (see ClientLogin); `ready`: taking turns on its database. */
 type Phase = 'login' | 'ready' | 'closed';
@@ -664,18 +670,13 @@ export class ClientSession implements NotificationTarget {
     let taken = this.takeEngine(endsWithSync);
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
-    if (this.host.testTransactionOpen) {
-      let opened = this.openAutocommit();
-      if (opened instanceof Promise) opened = await opened;
-      if (!opened) return;
-    }
     const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
-    let output = this.engineCall(bytes);
-    if (output instanceof Promise) output = await output;
-    if (!output) return;
-    const summary = this.absorb(output, endsWithSync ? 'ready' : 'partial');
+    let call = this.unitCall(bytes, endsWithSync);
+    if (call instanceof Promise) call = await call;
+    if (!call) return;
+    const summary = this.absorb(call.output, endsWithSync ? 'ready' : 'partial');
     if (!summary) return;
-    let closed = this.closeAutocommit(summary);
+    let closed = this.closeAutocommit(summary, call.released);
     if (closed instanceof Promise) closed = await closed;
     if (!closed) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
@@ -686,6 +687,39 @@ export class ClientSession implements NotificationTarget {
       await this.readMySettings(resets);
     }
     this.releaseOrIdle();
+  }
+
+  /**
+   * A unit's call into the engine. Under a test's transaction a unit outside the client's own
+   * transaction gets a savepoint, sent in the same call, with its RELEASE when the unit ends with
+   * ReadyForQuery. `released` is the RELEASE's reply then. Null when the engine failed.
+   */
+  private unitCall(bytes: Uint8Array, endsWithSync: boolean): UnitOutput | null | Promise<UnitOutput | null> {
+    const opening =
+      this.host.testTransactionOpen && this.transaction.openAutocommit(true, this.engineBatchOpen);
+    if (!opening) {
+      const output = this.engineCall(bytes);
+      if (output instanceof Promise)
+        return output.then((ready) => ready && { output: ready, released: null });
+      return output && { output, released: null };
+    }
+    const output = this.engineCall(withAutocommit(bytes, endsWithSync));
+    if (output instanceof Promise)
+      return output.then((ready) => ready && this.autocommitParts(ready, endsWithSync));
+    return output && this.autocommitParts(output, endsWithSync);
+  }
+
+  private autocommitParts(output: Uint8Array, released: boolean): UnitOutput | null {
+    const parts = splitAutocommitOutput(output, released);
+    if (!parts) {
+      this.host.engineFailed(
+        new EngineCrashedError('the engine answered a unit in an unexpected shape'),
+        this,
+      );
+      return null;
+    }
+    this.checkInternalOutput(BEGIN_AUTOCOMMIT, parts.savepoint);
+    return { output: parts.unit, released: parts.release };
   }
 
   /** One call into the engine; null when the engine failed (every client is told). */
@@ -924,10 +958,18 @@ export class ClientSession implements NotificationTarget {
     return sql ? this.internalSql(sql) : true;
   }
 
-  /** Ends the unit's savepoint once the unit is over: kept when it succeeded, undone when not. */
-  private closeAutocommit(summary: BackendSummary): boolean | Promise<boolean> {
+  /**
+   * Ends the unit's savepoint once the unit is over: kept when it succeeded, undone when not.
+   * `released` is the reply of a RELEASE already sent with the unit.
+   */
+  private closeAutocommit(
+    summary: BackendSummary,
+    released: Uint8Array | null = null,
+  ): boolean | Promise<boolean> {
     const sql = this.transaction.closeAutocommit(summary.status, this.engineBatchOpen);
-    return sql ? this.internalSql(sql) : true;
+    if (!sql) return true;
+    if (released && sql === END_AUTOCOMMIT) return this.checkInternalOutput(sql, released);
+    return this.internalSql(sql);
   }
 
   /** SQL of the proxy's own; false when the engine failed (every client was told). */
@@ -1017,12 +1059,11 @@ export class ClientSession implements NotificationTarget {
         return false;
       }
     }
-    if (!(await this.openAutocommit())) return null;
-    const output = await this.engineCall(serialize.query(statement.sql));
-    if (!output) return null;
-    const summary = this.absorb(output, 'ready', READY_ONLY, replyParts);
+    const call = await this.unitCall(serialize.query(statement.sql), true);
+    if (!call) return null;
+    const summary = this.absorb(call.output, 'ready', READY_ONLY, replyParts);
     if (!summary) return null;
-    if (!(await this.closeAutocommit(summary))) return null;
+    if (!(await this.closeAutocommit(summary, call.released))) return null;
     return summary.errors > 0;
   }
 
@@ -1091,6 +1132,12 @@ export class ClientSession implements NotificationTarget {
 }
 
 const READY_ONLY: ReadonlySet<number> = new Set([READY_FOR_QUERY]);
+
+/** What a unit's engine call gave: its own output, and the reply of a RELEASE sent with it. */
+interface UnitOutput {
+  output: Uint8Array;
+  released: Uint8Array | null;
+}
 /** Replies to the column probe of a COPY that the client did not ask for; its error passes. */
 const PROBE_REPLIES: ReadonlySet<number> = new Set([0x31, 0x32, 0x54, 0x44, 0x43]);
 

@@ -1,3 +1,4 @@
+import { serialize } from 'pg-protocol';
 import { commandComplete, type TransactionStatus } from '../protocol/backend-writer.js';
 import {
   BEGIN_AUTOCOMMIT,
@@ -18,6 +19,67 @@ export type ControlStep =
   | { kind: 'savepoint'; sql: string; reply: Buffer; status: TransactionStatus }
   /** The statement runs on the engine as it is (a savepoint of the client's inside its own transaction). */
   | { kind: 'run' };
+
+const OPEN_AUTOCOMMIT_FRAME = serialize.query(BEGIN_AUTOCOMMIT);
+const END_AUTOCOMMIT_FRAME = serialize.query(END_AUTOCOMMIT);
+const READY_FOR_QUERY = 0x5a;
+const COMMAND_COMPLETE = 0x43;
+const ERROR_RESPONSE = 0x45;
+
+/** The engine output of a unit sent with `withAutocommit`, cut into its three replies. */
+export interface AutocommitOutput {
+  savepoint: Uint8Array;
+  unit: Uint8Array;
+  /** The RELEASE's reply: an error when the unit failed (the transaction is aborted then). */
+  release: Uint8Array | null;
+}
+
+/**
+ * A unit with its autocommit savepoint in front and, for a unit that ends with ReadyForQuery, the
+ * savepoint's RELEASE behind it: one engine call instead of three. A failed unit leaves the
+ * RELEASE failing too; the savepoint is then undone by a call of its own.
+ */
+export function withAutocommit(unit: Uint8Array, release: boolean): Buffer {
+  return Buffer.concat(
+    release ? [OPEN_AUTOCOMMIT_FRAME, unit, END_AUTOCOMMIT_FRAME] : [OPEN_AUTOCOMMIT_FRAME, unit],
+  );
+}
+
+/**
+ * Cuts the output of `withAutocommit`: the savepoint's reply ends at the first ReadyForQuery; the
+ * RELEASE's is the last two messages (CommandComplete or ErrorResponse, then ReadyForQuery). Null
+ * when the output does not have that shape.
+ */
+export function splitAutocommitOutput(output: Uint8Array, release: boolean): AutocommitOutput | null {
+  const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
+  let savepointEnd = -1;
+  let previous = -1;
+  let last = -1;
+  for (let offset = 0; offset < output.length; ) {
+    if (output.length - offset < 5) return null;
+    const end = offset + 1 + view.getInt32(offset + 1);
+    if (end <= offset + 4 || end > output.length) return null;
+    if (savepointEnd < 0 && output[offset] === READY_FOR_QUERY) savepointEnd = end;
+    previous = last;
+    last = offset;
+    offset = end;
+  }
+  if (savepointEnd < 0) return null;
+  if (!release)
+    return {
+      savepoint: output.subarray(0, savepointEnd),
+      unit: output.subarray(savepointEnd),
+      release: null,
+    };
+  const closing = output[previous];
+  if (previous <= savepointEnd || output[last] !== READY_FOR_QUERY) return null;
+  if (closing !== COMMAND_COMPLETE && closing !== ERROR_RESPONSE) return null;
+  return {
+    savepoint: output.subarray(0, savepointEnd),
+    unit: output.subarray(savepointEnd, previous),
+    release: output.subarray(previous),
+  };
+}
 
 const SAVEPOINT_STATEMENTS = {
   savepoint: 'SAVEPOINT',

@@ -2,6 +2,7 @@
 // rolls back, and clients must not notice. Their own transaction control becomes savepoints inside
 // it; what a real server would answer is built here.
 
+import { errorFieldOf } from '../protocol/backend-scanner.js';
 import { commandComplete, errorResponse, noticeResponse } from '../protocol/backend-writer.js';
 import { leadingTokens, type SqlDialect, STANDARD_DIALECT, splitStatements } from '../protocol/sql-lexer.js';
 
@@ -135,13 +136,13 @@ export function explainTransactionBlockErrors(output: Uint8Array): Uint8Array {
   while (offset + 5 <= output.length) {
     const end = offset + 1 + view.getInt32(offset + 1);
     const message = output.subarray(offset, end);
-    const fields = output[offset] === 0x45 ? errorFieldsOf(message) : null;
-    if (fields?.get('C') === '25001' && !fields.has('H')) {
+    const isError = output[offset] === 0x45;
+    if (isError && errorFieldOf(message, 'C') === '25001' && errorFieldOf(message, 'H') === null) {
       parts.push(
         errorResponse({
           severity: 'ERROR',
           code: '25001',
-          message: fields.get('M') ?? 'cannot run inside a transaction block',
+          message: errorFieldOf(message, 'M') ?? 'cannot run inside a transaction block',
           hint: TRANSACTION_BLOCK_HINT,
         }),
       );
@@ -152,17 +153,4 @@ export function explainTransactionBlockErrors(output: Uint8Array): Uint8Array {
     offset = end;
   }
   return changed ? Buffer.concat(parts) : output;
-}
-
-function errorFieldsOf(message: Uint8Array): Map<string, string> {
-  const fields = new Map<string, string>();
-  let offset = 5;
-  while (offset < message.length && message[offset] !== 0) {
-    const letter = String.fromCharCode(message[offset]!);
-    const zero = message.indexOf(0, offset + 1);
-    if (zero < 0) break;
-    fields.set(letter, Buffer.from(message.subarray(offset + 1, zero)).toString('utf8'));
-    offset = zero + 1;
-  }
-  return fields;
 }
