@@ -203,19 +203,12 @@ function readCopy(
 }
 
 /**
- * The qualified name after COPY (and the old-style BINARY before it): names joined by dots, up to
- * a column list or FROM.
+ * The qualified name after COPY (and the old-style BINARY before it), up to a column list or FROM.
  */
 function relationName(sql: string, tokens: Token[]): string[] {
-  const parts: string[] = [];
   const first = tokens[1]?.kind === 'word' && tokens[1].value === 'BINARY' && isName(tokens[2]) ? 2 : 1;
-  for (let at = first; at < tokens.length; at += 2) {
-    const part = tokens[at];
-    if (!isName(part) || (part!.kind === 'word' && part!.value === 'FROM')) break;
-    parts.push(identifierOf(part!, sql));
-    if (tokens[at + 1]?.value !== '.') break;
-  }
-  return parts;
+  if (tokens[first]?.kind === 'word' && tokens[first].value === 'FROM') return [];
+  return dottedNameAt(tokens, first, sql);
 }
 
 function isBinaryCopy(tokens: Token[], directionAt: number): boolean {
@@ -285,14 +278,20 @@ function readSet(
 
 /** A setting's name, dotted parts joined, starting at token `at`; null when none is there. */
 function settingNameAt(tokens: Token[], at: number, sql: string): string | null {
+  const parts = dottedNameAt(tokens, at, sql);
+  return parts.length > 0 ? parts.join('.') : null;
+}
+
+/** The parts of a dotted name (`schema.table`, `ext.setting`) starting at token `at`. */
+function dottedNameAt(tokens: Token[], at: number, sql: string): string[] {
   const parts: string[] = [];
   for (; at < tokens.length; at += 2) {
     const part = tokens[at];
-    if (!part || (part.kind !== 'word' && part.kind !== 'identifier')) break;
-    parts.push(identifierOf(part, sql));
+    if (!isName(part)) break;
+    parts.push(identifierOf(part!, sql));
     if (tokens[at + 1]?.value !== '.') break;
   }
-  return parts.length > 0 ? parts.join('.') : null;
+  return parts;
 }
 
 /** `RESET name`, `RESET ALL`, `RESET SESSION AUTHORIZATION`, `RESET TIME ZONE`, ... */
