@@ -202,6 +202,51 @@ describe('an engine host that is gone', () => {
     }
   });
 
+  it('starts no more databases than its memory budget holds, and warns once when a file waits for one', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    // Room for one database (~128 MB each), though maxDatabases would allow three.
+    const small = await startEngineHost({
+      template: await itemsTemplate(),
+      maxDatabases: 3,
+      memoryBudgetMb: 200,
+      spare: 2,
+    });
+    try {
+      const first = await leaseDatabase(small.address);
+      const warned = once(process, 'warning');
+      let secondLeased = false;
+      const second = leaseDatabase(small.address).then((lease) => {
+        secondLeased = true;
+        return lease;
+      });
+      const [warning] = (await warned) as [Error & { code?: string }];
+      expect(warning.name).toBe('PgliteOxideWarning');
+      expect(warning.code).toBe('PGLITE_OXIDE_MEMORY_BUDGET');
+      expect(warning.message).toMatch(/1 database\(s\) of ~128 MB each fill the memory budget of 200 MB/);
+      expect(secondLeased).toBe(false);
+
+      await insert(first.connectionString, 'first file');
+      await first.release();
+      const next = await second;
+      // The one database, back as the template left it.
+      expect(next.connectionString).toBe(first.connectionString);
+      expect(await names(next.connectionString)).toEqual(['seeded']);
+
+      // A third file waiting does not warn again.
+      const third = leaseDatabase(small.address);
+      await next.release();
+      await (await third).release();
+      expect(
+        warnings.filter((w) => (w as { code?: string }).code === 'PGLITE_OXIDE_MEMORY_BUDGET'),
+      ).toHaveLength(1);
+    } finally {
+      process.off('warning', onWarning);
+      await small.close();
+    }
+  });
+
   it('refuses leases with an EngineHostError that names the address', async () => {
     const host = await startEngineHost({ template: await itemsTemplate(), spare: 0 });
     const address = host.address;

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EngineStartError, prepareTemplate, RuntimeClosedError, type Template } from 'pglite-oxide';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { clusterImage } from '../src/runtime/cluster-image.js';
 import { createResettableEngine, openMemoryEngine } from '../src/runtime/memory-engine.js';
 import { tempRoot } from './helpers/temp-root.js';
 
@@ -67,6 +68,33 @@ describe('openMemoryEngine', () => {
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
+  });
+
+  it('shares the template image between engines and copies only the files an engine writes', async () => {
+    const options = { templatePgdata: template.pgdata, runtimeRoot: template.runtimeRoot };
+    const image = await clusterImage(template.pgdata);
+    expect(image.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const before = createHash('sha256').update(image.bytes).digest('hex');
+    const a = await openMemoryEngine(options);
+    try {
+      // Rewrites pages of files every engine reads from the image, then forces them out.
+      await a.exec("UPDATE notes SET body = body || ' (changed in a)'");
+      await a.exec('VACUUM notes');
+      await a.exec('CHECKPOINT');
+      const b = await openMemoryEngine(options);
+      try {
+        const bodies = 'SELECT json_agg(body ORDER BY id) AS bodies FROM notes';
+        expect((await b.query(bodies)).rows).toEqual([{ bodies: ['first', 'second'] }]);
+        expect((await a.query(bodies)).rows).toEqual([
+          { bodies: ['first (changed in a)', 'second (changed in a)'] },
+        ]);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await a.close();
+    }
+    expect(createHash('sha256').update(image.bytes).digest('hex')).toBe(before);
   });
 
   it('applies settings and environment over the defaults', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -6,7 +6,10 @@ import path from 'node:path';
 export interface ClusterImage {
   /** Directories relative to the cluster root, parents before children. */
   dirs: string[];
-  /** Every file's bytes, one after the other: an engine gets its own copy in one piece. */
+  /**
+   * Every file's bytes, one after the other, in memory shared by the process's threads. Engines
+   * read them in place and copy a file only when they first write it (see memory-engine.ts).
+   */
   bytes: Uint8Array;
   files: Array<{ path: string; offset: number; length: number }>;
 }
@@ -14,8 +17,13 @@ export interface ClusterImage {
 // A template or cached cluster is immutable once built (its directory name is a hash of its
 // content), so one read per process serves every engine started from it. Reading its ~1000 files
 // one by one costs ~300 ms; the first read also saves them as one packed file next to the
-// cluster (<dir>.image), which later processes read in one go.
+// cluster (<dir>.image), which later processes read in one go. Threads share one image.
 const images = new Map<string, Promise<ClusterImage>>();
+
+/** Seeds this thread's cache with an image read by another thread of the process. */
+export function adoptClusterImage(pgdata: string, image: ClusterImage): void {
+  images.set(path.resolve(pgdata), Promise.resolve(image));
+}
 
 export function clusterImage(pgdata: string): Promise<ClusterImage> {
   const key = path.resolve(pgdata);
@@ -57,7 +65,7 @@ function packedPath(root: string): string {
 
 function readPacked(root: string): Promise<ClusterImage> | undefined {
   try {
-    const packed = readFileSync(packedPath(root));
+    const packed = readShared(packedPath(root));
     const indexLength = packed.readUInt32BE(0);
     const index = JSON.parse(packed.toString('utf8', 4, 4 + indexLength)) as PackedIndex;
     const bytes = new Uint8Array(packed.buffer, packed.byteOffset + 4 + indexLength);
@@ -88,6 +96,23 @@ function savePacked(root: string, image: ClusterImage, identity: string): Cluste
   return image;
 }
 
+/** A file's bytes in memory other threads can be given without a copy. */
+function readShared(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const bytes = Buffer.from(new SharedArrayBuffer(size));
+    for (let read = 0; read < size; ) {
+      const got = readSync(fd, bytes, read, size - read, read);
+      if (got === 0) throw new Error(`${file} ended early`);
+      read += got;
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function readClusterDir(root: string): Promise<ClusterImage> {
   const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
   const relative = (entry: { parentPath: string; name: string }) =>
@@ -104,10 +129,12 @@ async function readClusterDir(root: string): Promise<ClusterImage> {
         bytes: await fs.readFile(path.join(entry.parentPath, entry.name)),
       })),
   );
-  const bytes = new Uint8Array(Buffer.concat(contents.map((file) => file.bytes)));
+  const total = contents.reduce((sum, file) => sum + file.bytes.length, 0);
+  const bytes = new Uint8Array(new SharedArrayBuffer(total));
   let offset = 0;
   const files = contents.map((file) => {
     const placed = { path: file.path, offset, length: file.bytes.length };
+    bytes.set(file.bytes, offset);
     offset += file.bytes.length;
     return placed;
   });

@@ -7,6 +7,8 @@
  * FSStream layout) of the Emscripten version @electric-sql/pglite 0.4.6 was built with.
  */
 
+import { isSharedBytes } from './copy-on-write-files.js';
+
 export interface FsNode {
   id: number;
   name: string;
@@ -188,8 +190,10 @@ export class MemfsChangeLog {
       atime: node.atime,
       mtime: node.mtime,
       ctime: node.ctime,
-      contents:
-        contents instanceof Uint8Array
+      // Shared bytes are never changed in place (copy-on-write-files.ts): they are kept as they are.
+      contents: isSharedBytes(contents)
+        ? contents
+        : contents instanceof Uint8Array
           ? contents.slice(0, node.usedBytes ?? contents.length)
           : contents && { ...contents },
       usedBytes: node.usedBytes,

@@ -4,6 +4,7 @@ import { MemoryFS, PGlite } from '@electric-sql/pglite';
 import { EngineStartError, errorMessage, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { type ClusterImage, clusterImage } from './cluster-image.js';
+import { copyOnWrite } from './copy-on-write-files.js';
 import { type EngineSettings, startParams } from './engine.js';
 import { guardEngine } from './engine-guards.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
@@ -15,6 +16,7 @@ import {
   SnapshotRestoreError,
   takeSnapshot,
 } from './engine-snapshot.js';
+import type { Memfs } from './engine-snapshot-fs.js';
 import { standardEnv } from './env.js';
 import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { rememberWireCallbacks } from './raw-wire.js';
@@ -58,11 +60,11 @@ class ClusterMemoryFS extends MemoryFS {
     const fillDataDir = (mod: { FS: GuestFS }) => {
       mod.FS.mkdirTree(GUEST_PGDATA, 0o700);
       for (const dir of image.dirs) mod.FS.mkdir(`${GUEST_PGDATA}/${dir}`, 0o700);
-      // One copy of the whole image for this engine (the image is shared by every engine of the
-      // process); each file owns its slice of it until it outgrows it and MEMFS reallocates.
-      const bytes = image.bytes.slice();
+      // Each file is a view on the image every engine of the process shares, copied on its first
+      // write: an engine holds only the files it changed.
+      copyOnWrite((mod as unknown as { MEMFS: Memfs }).MEMFS);
       for (const file of image.files) {
-        const data = bytes.subarray(file.offset, file.offset + file.length);
+        const data = image.bytes.subarray(file.offset, file.offset + file.length);
         mod.FS.writeFile(`${GUEST_PGDATA}/${file.path}`, data, { canOwn: true });
       }
     };

@@ -36,3 +36,8 @@ export function fsBundle(file: string): Promise<Blob> {
 export function adoptCompiledModule(file: string, module: WebAssembly.Module): void {
   modules.set(path.resolve(file), Promise.resolve(module));
 }
+
+/** Seeds this thread's cache with the engine's filesystem bundle read by another thread. */
+export function adoptFsBundle(file: string, bundle: Blob): void {
+  bundles.set(path.resolve(file), Promise.resolve(bundle));
+}

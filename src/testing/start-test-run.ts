@@ -16,6 +16,11 @@ export interface TestRunOptions extends TemplateOptions {
   /** Most test databases alive at once. Default: CPU count + 1. */
   maxDatabases?: number;
   /**
+   * Memory the test databases may take together, in MB (~128 MB each): past it, a test file
+   * waits for a database to be released, with a warning. Default: half of the machine's memory.
+   */
+  memoryBudgetMb?: number;
+  /**
    * How long a client waits for the engine while another client's transaction holds it, before
    * 55P03 with the holder named. Default 3 s: under a test timeout, so the test fails saying why.
    */
@@ -55,6 +60,7 @@ export async function startTestRun(
     keep,
     keepDir,
     maxDatabases,
+    memoryBudgetMb,
     queueTimeoutMs,
     idleInTransactionTimeoutMs,
     ...templateOptions
@@ -65,6 +71,7 @@ export async function startTestRun(
   const host = await startEngineHost({
     template,
     maxDatabases,
+    memoryBudgetMb,
     spare: context.parallelFiles,
     timeouts: {
       queueTimeoutMs: queueTimeoutMs ?? TEST_TIMEOUTS.queueTimeoutMs,

@@ -3,10 +3,12 @@ import path from 'node:path';
 import { EngineHostError } from '../../errors.js';
 import { PglitePaths } from '../../install/paths.js';
 import type { ClientTimeouts } from '../../proxy/options.js';
-import { compiledModule } from '../../runtime/wasm-modules.js';
+import { clusterImage } from '../../runtime/cluster-image.js';
+import { compiledModule, fsBundle } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
 import { type ControlConnection, serveControl } from './control-channel.js';
 import { HostedDatabase } from './hosted-database.js';
+import { databasesWithin, defaultMemoryBudgetMb, memoryQueueWarning } from './memory-budget.js';
 import type { HostCalls, LeaseReply, RescueOutcome } from './messages.js';
 
 export interface EngineHostOptions {
@@ -14,6 +16,12 @@ export interface EngineHostOptions {
   template: Template;
   /** Most databases alive at once; more leases wait. Default: CPU count + 1. */
   maxDatabases?: number;
+  /**
+   * Memory the databases may take together, in MB: no more are started than fit (~128 MB each),
+   * and a test file waits, with a warning, for one to be released. Default: half of the machine's
+   * memory (or of the container's limit).
+   */
+  memoryBudgetMb?: number;
   /** Databases kept started ahead of demand, so a test file's lease is immediate. Default: 1. */
   spare?: number;
   /** The proxies' client timeouts. */
@@ -42,10 +50,18 @@ interface Waiter {
  */
 export async function startEngineHost(options: EngineHostOptions): Promise<EngineHost> {
   const { template } = options;
-  const maxDatabases = Math.max(1, options.maxDatabases ?? os.availableParallelism() + 1);
-  const spare = Math.min(maxDatabases, Math.max(0, options.spare ?? 1));
-  const wasmFile = path.join(new PglitePaths(template.runtimeRoot, template.pgdata).binDir, 'pglite.wasm');
-  const pgliteWasm = await compiledModule(wasmFile);
+  const wanted = Math.max(1, options.maxDatabases ?? os.availableParallelism() + 1);
+  const memoryBudgetMb = options.memoryBudgetMb ?? defaultMemoryBudgetMb();
+  const fitInMemory = databasesWithin(memoryBudgetMb);
+  const spare = Math.min(wanted, fitInMemory, Math.max(0, options.spare ?? 1));
+  const paths = new PglitePaths(template.runtimeRoot, template.pgdata);
+  // Read once here and shared with every database's thread: the compiled engine, the template's
+  // files (in shared memory, copied by an engine only where it writes) and the engine's own files.
+  const [pgliteWasm, image, bundle] = await Promise.all([
+    compiledModule(path.join(paths.binDir, 'pglite.wasm')),
+    clusterImage(template.pgdata),
+    fsBundle(path.join(paths.shareDir, 'pglite.data')),
+  ]);
 
   const all = new Set<HostedDatabase>();
   const idle: HostedDatabase[] = [];
@@ -55,11 +71,19 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
   let starting = 0;
   let nextLease = 1;
   let closed = false;
+  let warnedOfMemory = false;
+
+  /** Databases that may be alive now: set-aside ones hold memory too, but one may always run. */
+  function limit(): number {
+    return Math.min(wanted, Math.max(1, fitInMemory - setAsideDatabases.size));
+  }
 
   function spawn(): void {
     const database = new HostedDatabase({
       template,
       pgliteWasm,
+      image,
+      bundle,
       timeouts: options.timeouts,
     });
     all.add(database);
@@ -93,7 +117,15 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
 
   /** Starts databases until the demand and the spares are covered, within the limit. */
   function topUp(): void {
-    while (!closed && all.size < maxDatabases && idle.length + starting < waiters.length + spare) spawn();
+    while (!closed && all.size < limit() && idle.length + starting < waiters.length + spare) spawn();
+    const unserved = waiters.length > idle.length + starting;
+    if (unserved && limit() < wanted && all.size >= limit() && !warnedOfMemory) {
+      warnedOfMemory = true;
+      process.emitWarning(memoryQueueWarning(all.size + setAsideDatabases.size, memoryBudgetMb), {
+        type: 'PgliteOxideWarning',
+        code: 'PGLITE_OXIDE_MEMORY_BUDGET',
+      });
+    }
   }
 
   function acquire(): Promise<HostedDatabase> {

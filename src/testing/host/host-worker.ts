@@ -7,7 +7,8 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '../../errors.js';
 import { PglitePaths } from '../../install/paths.js';
 import type { ClientTimeouts } from '../../proxy/options.js';
-import { adoptCompiledModule } from '../../runtime/wasm-modules.js';
+import { adoptClusterImage, type ClusterImage } from '../../runtime/cluster-image.js';
+import { adoptCompiledModule, adoptFsBundle } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
 import { startSuiteDatabase } from '../suite-database.js';
 import { serveControl } from './control-channel.js';
@@ -17,6 +18,8 @@ import type { DatabaseCalls, HostedDatabaseInfo, MainToWorker, WorkerToMain } fr
 export interface HostWorkerData {
   template: Template;
   pgliteWasm: WebAssembly.Module;
+  image: ClusterImage;
+  bundle: Blob;
   /** Shared with the host's main thread, which cancels a statement that outlives its test. */
   interrupts: Int32Array;
   timeouts?: ClientTimeouts;
@@ -31,10 +34,10 @@ const send = (message: WorkerToMain) => port.postMessage(message);
 
 async function main(): Promise<void> {
   const { template } = data;
-  adoptCompiledModule(
-    path.join(new PglitePaths(template.runtimeRoot, template.pgdata).binDir, 'pglite.wasm'),
-    data.pgliteWasm,
-  );
+  const paths = new PglitePaths(template.runtimeRoot, template.pgdata);
+  adoptCompiledModule(path.join(paths.binDir, 'pglite.wasm'), data.pgliteWasm);
+  adoptClusterImage(template.pgdata, data.image);
+  adoptFsBundle(path.join(paths.shareDir, 'pglite.data'), data.bundle);
   // Every hosted database can serve isolation 'transaction': each test file chooses its own.
   const suite = await startSuiteDatabase(template, {
     testTransactions: true,

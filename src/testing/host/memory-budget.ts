@@ -1,0 +1,30 @@
+import os from 'node:os';
+
+/**
+ * What one more database adds to the engine host's resident memory: `npm run bench:memory`
+ * measures ~117 MB (its engine's heap and snapshot, the files its tests wrote, its thread), with
+ * headroom for tests that write more.
+ */
+export const DATABASE_MEMORY_MB = 128;
+
+/** Half of the memory the process may use: the machine's, or its container's when lower. */
+export function defaultMemoryBudgetMb(): number {
+  const total = os.totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const available = constrained > 0 ? Math.min(total, constrained) : total;
+  return Math.floor(available / 2 / 2 ** 20);
+}
+
+/** How many databases fit in `budgetMb`: at least one, so a run always makes progress. */
+export function databasesWithin(budgetMb: number): number {
+  return Math.max(1, Math.floor(budgetMb / DATABASE_MEMORY_MB));
+}
+
+/** Said once per run, when a test file waits for a database because memory is full. */
+export function memoryQueueWarning(alive: number, budgetMb: number): string {
+  return (
+    `pglite-oxide: a test file waits for a database: ${alive} database(s) of ~${DATABASE_MEMORY_MB} MB ` +
+    `each fill the memory budget of ${budgetMb} MB. Files run as databases are released; raise ` +
+    "`memoryBudgetMb` to run more at once, or lower the runner's parallel files to wait less."
+  );
+}
