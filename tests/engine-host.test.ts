@@ -247,6 +247,15 @@ describe('an engine host that is gone', () => {
     }
   });
 
+  it('refuses a memory budget that is not a positive number of megabytes', async () => {
+    const template = await itemsTemplate();
+    for (const memoryBudgetMb of [0, -5, Number.NaN, '512' as unknown as number]) {
+      await expect(startEngineHost({ template, memoryBudgetMb })).rejects.toThrow(
+        /memoryBudgetMb must be a positive number of megabytes/,
+      );
+    }
+  });
+
   it('refuses leases with an EngineHostError that names the address', async () => {
     const host = await startEngineHost({ template: await itemsTemplate(), spare: 0 });
     const address = host.address;

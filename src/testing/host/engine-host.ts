@@ -8,7 +8,7 @@ import { compiledModule, fsBundle } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
 import { type ControlConnection, serveControl } from './control-channel.js';
 import { HostedDatabase } from './hosted-database.js';
-import { databasesWithin, defaultMemoryBudgetMb, memoryQueueWarning } from './memory-budget.js';
+import { databasesWithin, memoryBudgetMbOf, memoryQueueWarning } from './memory-budget.js';
 import type { HostCalls, LeaseReply, RescueOutcome } from './messages.js';
 
 export interface EngineHostOptions {
@@ -51,7 +51,7 @@ interface Waiter {
 export async function startEngineHost(options: EngineHostOptions): Promise<EngineHost> {
   const { template } = options;
   const wanted = Math.max(1, options.maxDatabases ?? os.availableParallelism() + 1);
-  const memoryBudgetMb = options.memoryBudgetMb ?? defaultMemoryBudgetMb();
+  const memoryBudgetMb = memoryBudgetMbOf(options.memoryBudgetMb);
   const fitInMemory = databasesWithin(memoryBudgetMb);
   const spare = Math.min(wanted, fitInMemory, Math.max(0, options.spare ?? 1));
   const paths = new PglitePaths(template.runtimeRoot, template.pgdata);

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { InvalidInputError } from '../../errors.js';
 
 /**
  * What one more database adds to the engine host's resident memory: `npm run bench:memory`
@@ -13,6 +14,17 @@ export function defaultMemoryBudgetMb(): number {
   const constrained = process.constrainedMemory?.() ?? 0;
   const available = constrained > 0 ? Math.min(total, constrained) : total;
   return Math.floor(available / 2 / 2 ** 20);
+}
+
+/** The budget asked for, checked, or the default. */
+export function memoryBudgetMbOf(asked: number | undefined): number {
+  if (asked === undefined) return defaultMemoryBudgetMb();
+  if (typeof asked !== 'number' || !(asked > 0) || !Number.isFinite(asked)) {
+    throw new InvalidInputError(
+      `pglite-oxide: memoryBudgetMb must be a positive number of megabytes, got ${String(asked)}.`,
+    );
+  }
+  return asked;
 }
 
 /** How many databases fit in `budgetMb`: at least one, so a run always makes progress. */
