@@ -253,6 +253,34 @@ describe('a proxy serving test transactions', () => {
     await sql.end();
   });
 
+  it("keeps each client's settings from test to test, as its own server would, and no other client's", async () => {
+    const a = new pg.Client({ connectionString: url, options: '-c work_mem=8MB' });
+    const b = new pg.Client({ connectionString: url, options: '-c statement_timeout=4s' });
+    await Promise.all([a.connect(), b.connect()]);
+    const settings = async (client: pg.Client) =>
+      (
+        await client.query(
+          "SELECT current_setting('work_mem') AS mem, current_setting('search_path') AS path, current_setting('statement_timeout') AS timeout",
+        )
+      ).rows[0];
+    try {
+      await a.query('SET search_path = pg_catalog, public');
+      await b.query("SELECT set_config('statement_timeout', '7s', false)");
+      expect(await settings(a)).toEqual({ mem: '8MB', path: 'pg_catalog, public', timeout: '0' });
+      // The test's rollback undoes the SETs in the engine; each client still has its own.
+      await served.proxy.endTest();
+      await served.proxy.beginTest();
+      expect(await settings(b)).toEqual({ mem: '4MB', path: 'public', timeout: '7s' });
+      expect(await settings(a)).toEqual({ mem: '8MB', path: 'pg_catalog, public', timeout: '0' });
+      await served.proxy.endTest();
+      await served.proxy.beginTest();
+      expect(await settings(a)).toEqual({ mem: '8MB', path: 'pg_catalog, public', timeout: '0' });
+      expect(await settings(b)).toEqual({ mem: '4MB', path: 'public', timeout: '7s' });
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
   it('moves now() between tests', async () => {
     const first = (await scalar('SELECT now()')) as Date;
     await served.proxy.endTest();

@@ -83,6 +83,12 @@ export class ServedDatabase {
    */
   sessionApplied: Map<string, string> | null = new Map();
   sessionOwner: ClientSession | null = null;
+  /**
+   * `sessionApplied` when the test's transaction began: its rollback brings the engine's settings
+   * back to these (SET, RESET and set_config() are transactional), so the next test's first unit
+   * switches only what differs instead of every setting again.
+   */
+  private appliedAtTestBegin: Map<string, string> | null = null;
   /** Clients logged in to this database. */
   readonly sessions = new Set<ClientSession>();
   private restarting: Promise<void> | null = null;
@@ -184,6 +190,7 @@ export class ServedDatabase {
       if (this.testTransactionOpen) await this.endOuterTransaction('ROLLBACK');
       this.leftInsideTransaction.length = 0;
       await this.controlSql('BEGIN');
+      this.appliedAtTestBegin = this.sessionApplied && new Map(this.sessionApplied);
       this.testTransactionOpen = true;
     });
   }
@@ -213,8 +220,10 @@ export class ServedDatabase {
 
   private async endOuterTransaction(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
     this.testTransactionOpen = false;
-    // Settings applied inside the test's transaction end with it.
-    this.sessionApplied = null;
+    // Settings applied inside the test's transaction end with it; a commit keeps them, unknown.
+    this.sessionApplied = sql === 'ROLLBACK' ? this.appliedAtTestBegin : null;
+    this.sessionOwner = null;
+    this.appliedAtTestBegin = null;
     for (const session of this.sessions) session.testTransactionEnded();
     await this.controlSql(sql);
   }
@@ -267,6 +276,7 @@ export class ServedDatabase {
     this.warn(`client ${by.id}: the engine failed: ${reason}`);
     // Every client's transaction, statements and settings lived in that engine session.
     this.sessionApplied = null;
+    this.appliedAtTestBegin = null;
     const [code, message] =
       error instanceof EngineReplacedError
         ? ['57P01', `terminating connection: ${reason}`]
