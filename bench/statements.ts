@@ -2,6 +2,9 @@
  * Statements inside tests, in one process: the same test bodies (insert an account, insert an
  * order, a join with GROUP BY) with per-test isolation, through a pg.Pool, on
  *   - pglite-oxide under each isolation (startTestRun + TestFileDatabase, what the presets do),
+ *   - the same engine and proxy in the bench's own thread (startSuiteDatabase, the proxy's
+ *     beginTest/endTest): what isolation 'transaction' costs without the engine host's thread hop
+ *     and control round trip, the floor of the hosted design,
  *   - pg-mem (an in-memory emulator, not PostgreSQL) through its pg adapter, restoring a backup
  *     after each test: what people pick when they want speed.
  * The anchor is pg-mem in the same run; `transaction` is also set against `none` (the isolation
@@ -17,7 +20,7 @@ import { newDb } from 'pg-mem';
 import { machine, printTable, requireBuild } from './support.js';
 
 requireBuild();
-const { startTestRun, TestFileDatabase } = (await import(
+const { prepareTemplate, startSuiteDatabase, startTestRun, TestFileDatabase } = (await import(
   path.resolve('dist/index.js')
 )) as typeof import('../src/index.js');
 
@@ -79,6 +82,33 @@ async function pgliteOxide(isolation: 'transaction' | 'none' | 'reset'): Promise
     },
   };
 }
+/** Isolation 'transaction' with the engine and its proxy in this thread: no host, no control socket. */
+async function sameThread(): Promise<Subject> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-oxide-bench-statements-'));
+  await fs.writeFile(path.join(dir, '1_schema.sql'), SCHEMA);
+  const suite = await startSuiteDatabase(await prepareTemplate({ migrations: dir }), {
+    testTransactions: true,
+  });
+  const pool = new pg.Pool({ connectionString: suite.connectionString, max: 1 });
+  return {
+    name: 'floor: transaction, engine in this thread',
+    async run() {
+      const started = performance.now();
+      for (let test = 0; test < TESTS; test++) {
+        await suite.proxy.beginTest();
+        await testBody(pool, test);
+        await suite.proxy.endTest('rollback');
+      }
+      return performance.now() - started;
+    },
+    async close() {
+      await pool.end();
+      await suite.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 function pgMem(): Subject {
   const db = newDb();
   db.public.none(SCHEMA);
@@ -108,6 +138,7 @@ const subjects = [
   await pgliteOxide('none'),
   await pgliteOxide('transaction'),
   await pgliteOxide('reset'),
+  await sameThread(),
 ];
 const best = new Map<string, number>();
 try {
@@ -131,7 +162,7 @@ printTable(
       ms.toFixed(0),
       Math.round((TESTS * STATEMENTS_PER_TEST * 1000) / ms),
       (ms / anchor).toFixed(2),
-      subject.name.startsWith('pglite-oxide') ? (none / ms).toFixed(2) : '',
+      subject.name.startsWith('pg-mem') ? '' : (none / ms).toFixed(2),
     ];
   }),
 );
