@@ -2,6 +2,7 @@
 // with the cluster cached, and reopening an existing root, each in a fresh process, next to the
 // engine's own PGlite.create() on an empty directory (which runs initdb).
 // Usage: npm run bench:startup [-- --runs N]
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,6 +47,17 @@ const cases: Array<{ name: string; goal: string; run: (i: number) => ReturnType<
       inFreshProcess(firstQuery(path.join(scratch, `warm-${i}`)), {
         PGLITE_OXIDE_CACHE_DIR: path.join(scratch, 'cold-cache-0'),
       }),
+  },
+  {
+    // A new root writes the cluster's ~1000 files: on a slow file system that is most of its time.
+    name: "anchor: cp -r of a new root's cluster",
+    goal: '(file system floor)',
+    run: (i) => {
+      const cluster = path.join(scratch, 'warm-0', 'pglite', 'base');
+      const started = performance.now();
+      execFileSync('cp', ['-r', cluster, path.join(scratch, `copy-${i}`)]);
+      return { firstQueryMs: performance.now() - started, peakRssMb: 0 };
+    },
   },
   {
     name: 'anchor: PGlite.create() reopening a cluster',
