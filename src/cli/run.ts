@@ -15,9 +15,10 @@ export async function runCommand(command: string[], flags: TemplateFlags): Promi
   let status: number;
   try {
     // Ctrl+C reaches the command through the terminal; a signal sent to this process alone is passed on.
-    const stopForwarding = onShutdown((signal) => launcher.kill(signal));
+    // Kept to the end: on a busy machine the terminal's SIGINT can reach this process after the
+    // command it ended has been reported, and its default action would kill the cleanup.
+    onShutdown((signal) => launcher.kill(signal));
     status = await launcher.run(database.env);
-    stopForwarding();
   } finally {
     await database.close();
   }
