@@ -32,4 +32,42 @@ describe('startSuiteDatabase', () => {
     }
     await expect(suite.runtime.execInteractive('SELECT 1')).rejects.toMatchObject({ code: 'RUNTIME_CLOSED' });
   });
+
+  it("keeps a connected client's session across resets: settings, named statements, LISTEN", async () => {
+    const suite = await startSuiteDatabase(await itemsTemplate());
+    const client = new pg.Client({
+      connectionString: suite.connectionString,
+      options: '-c statement_timeout=4s',
+    });
+    const notified: string[] = [];
+    client.on('notification', (message) => notified.push(`${message.channel}:${message.payload}`));
+    await client.connect();
+    const count = { name: 'count-items', text: 'SELECT count(*)::int AS n FROM items' };
+    const session = async () => ({
+      timeout: (await client.query('SHOW statement_timeout')).rows[0].statement_timeout,
+      path: (await client.query('SHOW search_path')).rows[0].search_path,
+      items: (await client.query(count)).rows[0].n,
+    });
+    try {
+      await client.query(
+        "SET search_path = pg_catalog, public; LISTEN jobs; INSERT INTO items (name) VALUES ('gone')",
+      );
+      expect(await session()).toEqual({ timeout: '4s', path: 'pg_catalog, public', items: 2 });
+
+      expect((await suite.reset()).path).toBe('snapshot');
+      expect(await session()).toEqual({ timeout: '4s', path: 'pg_catalog, public', items: 1 });
+
+      // A library loaded after the snapshot makes the next reset start a new engine: the same holds.
+      await client.query("SELECT to_tsvector('english', 'running dogs')");
+      expect((await suite.reset()).path).toBe('reopen');
+      expect(await session()).toEqual({ timeout: '4s', path: 'pg_catalog, public', items: 1 });
+
+      await client.query("NOTIFY jobs, 'after two resets'");
+      await client.query('SELECT 1');
+      expect(notified).toEqual(['jobs:after two resets']);
+    } finally {
+      await client.end();
+      await suite.close();
+    }
+  });
 });

@@ -238,6 +238,16 @@ export class ClientSession implements NotificationTarget {
   }
 
   /** The test's outer transaction ended: whatever this client had open inside it went with it. */
+  /**
+   * The engine was put back to an earlier state: what this client made in it is gone. Returns
+   * the Parse of each of its named statements, for the proxy to prepare them again.
+   */
+  engineReset(): Buffer[] {
+    this.tempObjects.length = 0;
+    this.sqlPrepared.clear();
+    return this.names.openStatementParses();
+  }
+
   testTransactionEnded(): void {
     this.host.transactionSlot.release(this, false);
     this.transaction.forget();

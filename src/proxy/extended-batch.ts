@@ -92,6 +92,7 @@ export class ExtendedBatch {
           [this.names.engineName(parse.name)],
           body.subarray(parse.restStart),
         );
+        this.names.rememberParse(parse.name, frame);
       }
     } else if (type === BIND) {
       const bind = decodeBind(body);

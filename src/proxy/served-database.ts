@@ -1,6 +1,7 @@
 import { serialize } from 'pg-protocol';
 import { EngineReplacedError, InvalidInputError } from '../errors.js';
 import { scanBackend } from '../protocol/backend-scanner.js';
+import { quoteIdent } from '../protocol/sql-quote.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import type { PasswordAuthenticator } from './auth.js';
 import { ClientSession } from './client-session.js';
@@ -208,6 +209,29 @@ export class ServedDatabase {
         await this.endOuterTransaction(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');
     });
     return leftOpen;
+  }
+
+  /**
+   * Runs `reset`, which puts the engine back to an earlier state (a snapshot restore), while no
+   * client's unit runs; then gives the connected clients back what their sessions had in it:
+   * their settings (at their next unit), their named prepared statements and LISTENs (now).
+   */
+  resetEngine<T>(reset: () => Promise<T>): Promise<T> {
+    return this.asProxy({ waitMs: PINNED_CLIENT_GRACE_MS, seize: true }, async () => {
+      const result = await reset();
+      this.sessionApplied = new Map();
+      this.sessionOwner = null;
+      this.appliedAtTestBegin = null;
+      const frames: Buffer[] = [];
+      // Each Parse with a Sync of its own: one that fails (its table is gone) spoils no other.
+      for (const session of this.sessions)
+        for (const parse of session.engineReset()) frames.push(parse, serialize.sync());
+      const channels = this.hub.channels;
+      if (channels.length > 0)
+        frames.push(serialize.query(channels.map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ')));
+      if (frames.length > 0) await this.gate.exec(Buffer.concat(frames));
+      return result;
+    });
   }
 
   private checkTestTransactions(): void {

@@ -55,6 +55,13 @@ export interface ProxyHandle {
    */
   endTest(outcome?: 'rollback' | 'commit'): Promise<string[]>;
   /**
+   * Runs `reset`, which puts the engine back to an earlier state behind the proxy's back (a
+   * `ResettableEngine.reset()` of the engine it serves), while no client's statement runs. Clients
+   * still connected keep their sessions: settings, named prepared statements and LISTENs are
+   * given back to them in the engine. Resolves with what `reset` resolves with.
+   */
+  resetEngine<T>(reset: () => Promise<T>): Promise<T>;
+  /**
    * Closes the engines of the databases other than the main one (started when a client asked for
    * them); their clients are ended with 57P01. The test toolkit does so between test files.
    */
@@ -259,6 +266,7 @@ class ProxyServer implements ProxyFront {
         [...this.sessions].filter((session) => session.ready).map((session) => session.describe()),
       beginTest: () => main.beginTest(),
       endTest: (outcome = 'rollback') => main.endTest(outcome),
+      resetEngine: (reset) => main.resetEngine(reset),
       closeDatabases: async () => {
         await this.closeOthers();
         // Copies made for this run only go too: a database made again starts afresh.

@@ -29,6 +29,8 @@ export class StatementNames {
   /** Statements the proxy answers itself (transaction control under test transactions), and their portals. */
   private readonly controlStatements = new Map<string, ControlStatement>();
   private readonly controlPortals = new Map<string, ControlStatement>();
+  /** The Parse (engine names) of each named statement, to prepare it again after an engine reset. */
+  private readonly parseFrames = new Map<string, Buffer>();
 
   constructor(clientId: number) {
     this.prefix = `pgo${clientId}`;
@@ -77,7 +79,18 @@ export class StatementNames {
     else this.controlPortals.delete(portal);
   }
 
+  /** Keeps the engine Parse of the client's named statement `name`. */
+  rememberParse(name: string, frame: Buffer): void {
+    this.parseFrames.set(name, frame);
+  }
+
+  /** The Parse of every named statement the client has open, in the engine's names. */
+  openStatementParses(): Buffer[] {
+    return [...this.parseFrames.values()];
+  }
+
   closedStatement(name: string): void {
+    this.parseFrames.delete(name);
     this.statements.delete(name);
     this.copyStatements.delete(name);
     this.controlStatements.delete(name);

@@ -78,10 +78,12 @@ export async function startSuiteDatabase(
       return engine.pglite;
     },
     async reset() {
-      const report = await runtime.withEngine(() => engine.reset());
-      // A reset that had to start a new engine: the runtime picks it up from the factory.
-      if (report.path === 'reopen') await runtime.restartEngine();
-      return report;
+      return proxy.resetEngine(async () => {
+        const report = await runtime.withEngine(() => engine.reset());
+        // A reset that had to start a new engine: the runtime picks it up from the factory.
+        if (report.path === 'reopen') await runtime.restartEngine();
+        return report;
+      });
     },
     async close(reason) {
       // Clients that already said goodbye may still be leaving; let them, rather than sending
