@@ -3,11 +3,13 @@
  * process starts a test run (the vitest-app fixture's migrations), leases that many databases,
  * runs a small workload on each through pg and reads its resident set size. Per engine is the
  * growth over the same process before the host started, divided by the engines. The anchor is
- * PGlite itself: one `PGlite.create()` in memory, in a fresh process.
+ * PGlite itself: one `PGlite.create()` loading a dumped data directory, in a fresh process.
  *
  *   npm run build && npm run bench:memory
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DIST_INDEX, machine, printTable, requireBuild } from './support.js';
 
@@ -68,12 +70,30 @@ function hostWith(files: number): Figures {
   `);
 }
 
-function pgliteAnchor(): Figures {
+/** A PGlite data directory dumped once (untimed), for the anchor to load as users do. */
+function pgliteDump(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pglite-oxide-bench-memory-')), 'dump.tar');
+  execFileSync(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `
+    import fs from 'node:fs';
+    const { PGlite } = await import('@electric-sql/pglite');
+    const db = await PGlite.create();
+    const dump = await db.dumpDataDir('none');
+    fs.writeFileSync(${JSON.stringify(file)}, Buffer.from(await dump.arrayBuffer()));
+    await db.close();`,
+  ]);
+  return file;
+}
+
+function pgliteAnchor(dump: string): Figures {
   return inChild(`
+    import fs from 'node:fs';
     ${rss}
     const { PGlite } = await import('@electric-sql/pglite');
     const baseMb = rssMb();
-    const db = await PGlite.create();
+    const db = await PGlite.create({ loadDataDir: new Blob([fs.readFileSync(${JSON.stringify(dump)})]) });
     await db.exec('CREATE TABLE notes (id serial PRIMARY KEY, body text)');
     await db.exec("INSERT INTO notes (body) SELECT repeat('x', 200) FROM generate_series(1, 500)");
     console.log(JSON.stringify({ baseMb, rssMb: rssMb(), peakMb: peakMb() }));
@@ -83,11 +103,13 @@ function pgliteAnchor(): Figures {
 
 console.log('Memory of the engine host: databases leased at once, each running a small workload');
 console.log(machine());
-const anchor = pgliteAnchor();
+const dump = pgliteDump();
+const anchor = pgliteAnchor(dump);
+fs.rmSync(path.dirname(dump), { recursive: true, force: true });
 const mb = (value: number | undefined) => (value === undefined ? '' : value.toFixed(0));
 const rows: Array<Array<string | number>> = [
   [
-    'anchor: one PGlite.create() (in memory)',
+    'anchor: one PGlite loading a dumped data dir',
     1,
     mb(anchor.baseMb),
     '',
