@@ -23,7 +23,23 @@ const FILES = 8;
 const TESTS_PER_FILE = 25;
 // Inside the package, so the generated project resolves pglite-oxide (self-reference), vitest and pg.
 const ROOT = path.resolve('.bench/suite');
-const SCHEMA = path.resolve('fixtures/vitest-app');
+const FIXTURE = path.resolve('fixtures/vitest-app');
+const SCHEMA = path.join(ROOT, 'schema');
+
+/**
+ * The fixture's migrations and seed without the file that creates extensions: the hand-rolled
+ * PGlite and the native server may not have them (pgvector), and the tests never use that table.
+ */
+function writeSchema(): void {
+  fs.rmSync(SCHEMA, { recursive: true, force: true });
+  for (const part of ['migrations', 'seed']) {
+    fs.mkdirSync(path.join(SCHEMA, part), { recursive: true });
+    for (const name of fs.readdirSync(path.join(FIXTURE, part))) {
+      const sql = fs.readFileSync(path.join(FIXTURE, part, name), 'utf8');
+      if (!/CREATE EXTENSION/i.test(sql)) fs.writeFileSync(path.join(SCHEMA, part, name), sql);
+    }
+  }
+}
 
 interface Timing {
   file: string;
@@ -110,6 +126,7 @@ function percentile(values: number[], p: number): number {
 async function main(): Promise<void> {
   requireBuild();
   fs.mkdirSync(ROOT, { recursive: true });
+  writeSchema();
   let native: NativeServer | null = null;
   const env: NodeJS.ProcessEnv = {};
   if (VARIANTS.some((variant) => variant.needsNative)) {
