@@ -237,7 +237,6 @@ export class ClientSession implements NotificationTarget {
     return this.fatal(code, message);
   }
 
-  /** The test's outer transaction ended: whatever this client had open inside it went with it. */
   /**
    * The engine was put back to an earlier state: what this client made in it is gone. Returns
    * the Parse of each of its named statements, for the proxy to prepare them again.
@@ -248,6 +247,7 @@ export class ClientSession implements NotificationTarget {
     return this.names.openStatementParses();
   }
 
+  /** The test's outer transaction ended: whatever this client had open inside it went with it. */
   testTransactionEnded(): void {
     this.host.transactionSlot.release(this, false);
     this.transaction.forget();
