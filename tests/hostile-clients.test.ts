@@ -145,8 +145,30 @@ describe('temporary objects of clients connected at once', () => {
         ),
       });
       await other.query('CREATE TEMP TABLE other_basket (item text)');
-    } finally {
+
+      // Made without the words CREATE TEMP TABLE, they are the holder's temporary objects too.
+      await holder.query('CREATE TABLE pg_temp.crate (item text)');
+      await holder.query('SELECT 1 AS n INTO TEMP box');
+      await holder.query('CREATE OR REPLACE TEMP VIEW shelf AS SELECT 1 AS n');
+      for (const name of ['crate', 'box', 'shelf']) {
+        await expect(other.query(`CREATE TEMP TABLE ${name} (item text)`)).rejects.toMatchObject({
+          code: '42P07',
+          detail: expect.stringContaining(`Client ${pid} made a temporary object of that name`),
+        });
+      }
+      // Once the holder has gone, its objects went with it.
       await holder.end();
+      await waitFor(
+        async () =>
+          (
+            await other.query(
+              "SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('crate', 'box', 'shelf')",
+            )
+          ).rows[0].n === 0,
+      );
+      await other.query('CREATE TEMP TABLE crate (item text)');
+    } finally {
+      await holder.end().catch(() => {});
       await other.end();
     }
   });

@@ -374,6 +374,35 @@ describe('statementEffects: temporary objects', () => {
     );
   });
 
+  it('reads OR REPLACE and RECURSIVE views, and objects made in pg_temp without TEMP', () => {
+    expect(statementEffects('CREATE OR REPLACE TEMP VIEW v AS SELECT 1')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'VIEW', name: 'v' }] }),
+    );
+    expect(statementEffects('CREATE TEMP RECURSIVE VIEW r (n) AS SELECT 1')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'VIEW', name: 'r' }] }),
+    );
+    expect(statementEffects('CREATE TABLE pg_temp.t (a int)')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'TABLE', name: 't' }] }),
+    );
+    expect(statementEffects('CREATE SEQUENCE IF NOT EXISTS "pg_temp".s')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'SEQUENCE', name: 's' }] }),
+    );
+  });
+
+  it('names the temporary table a SELECT ... INTO TEMP makes', () => {
+    expect(statementEffects('SELECT 1 AS a INTO TEMP t')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'TABLE', name: 't' }] }),
+    );
+    expect(statementEffects('select * into local temporary table "Copy" from items')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'TABLE', name: 'Copy' }] }),
+    );
+    expect(statementEffects('SELECT * INTO pg_temp.c FROM items')).toEqual(
+      effectsWith({ tempObjects: [{ kind: 'TABLE', name: 'c' }] }),
+    );
+    expect(statementEffects('SELECT * INTO kept FROM temp_items')).toEqual(none);
+    expect(statementEffects("SELECT 'into temp t' AS temp")).toEqual(none);
+  });
+
   it('finds no temporary object in CREATE statements that make none', () => {
     expect(statementEffects('CREATE TABLE temp_log (a int)')).toEqual(none);
     expect(statementEffects('CREATE UNLOGGED TABLE tempo (a int)')).toEqual(none);

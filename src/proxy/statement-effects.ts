@@ -118,6 +118,11 @@ export function statementEffects(
         else if (isName(name)) effects.deallocated.push(identifierOf(name!, sql));
         break;
       }
+      case 'SELECT': {
+        const temp = readSelectIntoTemp(sql, start, end, dialect);
+        if (temp) effects.tempObjects.push(temp);
+        break;
+      }
       case 'CREATE': {
         const temp = readTempObject(sql, start, end, dialect);
         if (temp) effects.tempObjects.push(temp);
@@ -150,22 +155,53 @@ function readDropDatabase(
   return { action: 'drop', name: identifierOf(name!, sql), force };
 }
 
-/** `CREATE [LOCAL | GLOBAL] TEMP[ORARY] [UNLOGGED] TABLE | VIEW | SEQUENCE [IF NOT EXISTS] [pg_temp.]name`. */
+/**
+ * The temporary table, view or sequence a CREATE makes: `CREATE [OR REPLACE] [LOCAL | GLOBAL]
+ * TEMP[ORARY] [UNLOGGED | RECURSIVE] TABLE | VIEW | SEQUENCE [IF NOT EXISTS] [pg_temp.]name`, or
+ * the same without TEMP in the pg_temp schema, which makes it temporary too.
+ */
 function readTempObject(sql: string, start: number, end: number, dialect: SqlDialect): TempObject | null {
-  const tokens = leadingTokens(sql, 12, start, end, dialect);
+  const tokens = leadingTokens(sql, 14, start, end, dialect);
   let at = 1;
-  if (tokens[at]?.value === 'LOCAL' || tokens[at]?.value === 'GLOBAL') at++;
-  if (tokens[at]?.value !== 'TEMP' && tokens[at]?.value !== 'TEMPORARY') return null;
-  at++;
-  if (tokens[at]?.value === 'UNLOGGED') at++;
+  if (tokens[at]?.value === 'OR' && tokens[at + 1]?.value === 'REPLACE') at += 2;
+  const temp = readTempKeywords(tokens, at);
+  at = temp.next;
+  if (tokens[at]?.value === 'UNLOGGED' || tokens[at]?.value === 'RECURSIVE') at++;
   const kind = tokens[at]?.value;
   if (kind !== 'TABLE' && kind !== 'VIEW' && kind !== 'SEQUENCE') return null;
   at++;
   if (tokens[at]?.value === 'IF' && tokens[at + 1]?.value === 'NOT' && tokens[at + 2]?.value === 'EXISTS')
     at += 3;
+  const name = tempName(tokens, at, sql, temp.found);
+  return name === null ? null : { kind, name };
+}
+
+/** `SELECT ... INTO [LOCAL | GLOBAL] TEMP[ORARY] [TABLE] name` (or `INTO [TABLE] pg_temp.name`). */
+function readSelectIntoTemp(sql: string, start: number, end: number, dialect: SqlDialect): TempObject | null {
+  const tokens = tokensOf(sql, start, end, dialect);
+  const into = tokens.findIndex((token) => token.depth === 0 && token.kind === 'word' && token.value === 'INTO');
+  if (into < 0) return null;
+  const temp = readTempKeywords(tokens, into + 1);
+  let at = temp.next;
+  if (tokens[at]?.value === 'TABLE') at++;
+  const name = tempName(tokens, at, sql, temp.found);
+  return name === null ? null : { kind: 'TABLE', name };
+}
+
+/** Reads `[LOCAL | GLOBAL] TEMP | TEMPORARY` at `at`: whether it is there, and what follows. */
+function readTempKeywords(tokens: Token[], at: number): { found: boolean; next: number } {
+  const scoped = tokens[at]?.value === 'LOCAL' || tokens[at]?.value === 'GLOBAL';
+  const word = tokens[scoped ? at + 1 : at]?.value;
+  if (word === 'TEMP' || word === 'TEMPORARY') return { found: true, next: scoped ? at + 2 : at + 1 };
+  return { found: false, next: at };
+}
+
+/** The name at `at` (`name` or `pg_temp.name`) when what is made there is temporary, else null. */
+function tempName(tokens: Token[], at: number, sql: string, temp: boolean): string | null {
   let name = tokens[at];
-  if (name && identifierOf(name, sql) === 'pg_temp' && tokens[at + 1]?.value === '.') name = tokens[at + 2];
-  return isName(name) ? { kind, name: identifierOf(name!, sql) } : null;
+  const inTempSchema = !!name && identifierOf(name, sql) === 'pg_temp' && tokens[at + 1]?.value === '.';
+  if (inTempSchema) name = tokens[at + 2];
+  return (temp || inTempSchema) && isName(name) ? identifierOf(name!, sql) : null;
 }
 
 function isName(token: Token | undefined): boolean {
