@@ -272,6 +272,8 @@ describe('statementEffects: PREPARE and DEALLOCATE', () => {
   it('reads DEALLOCATE ALL and DEALLOCATE PREPARE ALL as removing every statement', () => {
     expect(statementEffects('DEALLOCATE ALL')).toEqual(effectsWith({ deallocateAll: true }));
     expect(statementEffects('deallocate prepare all')).toEqual(effectsWith({ deallocateAll: true }));
+    // Quoted, it is the name of one statement.
+    expect(statementEffects('DEALLOCATE "ALL"')).toEqual(effectsWith({ deallocated: ['ALL'] }));
   });
 
   it('finds nothing in a DEALLOCATE without a name', () => {
@@ -289,6 +291,8 @@ describe('statementEffects: LISTEN and UNLISTEN', () => {
 
   it('reads UNLISTEN * as leaving every channel', () => {
     expect(statementEffects('UNLISTEN *')).toEqual(effectsWith({ unlistenAll: true }));
+    // Quoted, it is a channel named *.
+    expect(statementEffects('UNLISTEN "*"')).toEqual(effectsWith({ unlisten: ['*'] }));
   });
 
   it('finds nothing in a bare LISTEN or UNLISTEN', () => {

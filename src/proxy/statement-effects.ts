@@ -94,7 +94,8 @@ export function statementEffects(
         if (head[1]) effects.listen.push(identifierOf(head[1], sql));
         break;
       case 'UNLISTEN':
-        if (head[1]?.value === '*') effects.unlistenAll = true;
+        // "*" (quoted) is a channel of that name, * is every channel.
+        if (head[1]?.value === '*' && head[1].kind !== 'identifier') effects.unlistenAll = true;
         else if (head[1]) effects.unlisten.push(identifierOf(head[1], sql));
         break;
       case 'SET':
@@ -114,7 +115,8 @@ export function statementEffects(
         break;
       case 'DEALLOCATE': {
         const name = head[1]?.value === 'PREPARE' ? head[2] : head[1];
-        if (name?.value === 'ALL') effects.deallocateAll = true;
+        // "ALL" (quoted) is a statement of that name.
+        if (name?.kind === 'word' && name.value === 'ALL') effects.deallocateAll = true;
         else if (isName(name)) effects.deallocated.push(identifierOf(name!, sql));
         break;
       }
