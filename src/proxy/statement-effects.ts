@@ -181,7 +181,9 @@ function readTempObject(sql: string, start: number, end: number, dialect: SqlDia
 /** `SELECT ... INTO [LOCAL | GLOBAL] TEMP[ORARY] [TABLE] name` (or `INTO [TABLE] pg_temp.name`). */
 function readSelectIntoTemp(sql: string, start: number, end: number, dialect: SqlDialect): TempObject | null {
   const tokens = tokensOf(sql, start, end, dialect);
-  const into = tokens.findIndex((token) => token.depth === 0 && token.kind === 'word' && token.value === 'INTO');
+  const into = tokens.findIndex(
+    (token) => token.depth === 0 && token.kind === 'word' && token.value === 'INTO',
+  );
   if (into < 0) return null;
   const temp = readTempKeywords(tokens, into + 1);
   let at = temp.next;
