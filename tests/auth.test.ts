@@ -39,7 +39,11 @@ class ScramClient {
     this.clientFirstBare = `n=${user},r=${this.nonce}`;
   }
 
+  /** What the client-final-message's c= carries: the gs2 header of the client-first-message. */
+  private channelBinding = 'biws';
+
   first(gs2Header = 'n,,'): Buffer {
+    this.channelBinding = Buffer.from(gs2Header).toString('base64');
     return body(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', gs2Header + this.clientFirstBare));
   }
 
@@ -67,8 +71,11 @@ class ScramClient {
   }
 
   /** The client-final-message, and the server signature the server must answer with. */
-  final(nonce = this.serverNonce): { message: Buffer; serverSignature: string } {
-    const withoutProof = `c=biws,r=${nonce}`;
+  final(
+    nonce = this.serverNonce,
+    channelBinding = this.channelBinding,
+  ): { message: Buffer; serverSignature: string } {
+    const withoutProof = `c=${channelBinding},r=${nonce}`;
     const { proof, serverSignature } = this.keys(withoutProof);
     return {
       message: body(serialize.sendSCRAMClientFinalMessage(`${withoutProof},p=${proof}`)),
@@ -77,7 +84,9 @@ class ScramClient {
   }
 
   finalWithProof(proof: string): Buffer {
-    return body(serialize.sendSCRAMClientFinalMessage(`c=biws,r=${this.serverNonce},p=${proof}`));
+    return body(
+      serialize.sendSCRAMClientFinalMessage(`c=${this.channelBinding},r=${this.serverNonce},p=${proof}`),
+    );
   }
 }
 
@@ -127,8 +136,18 @@ describe('PasswordAuthenticator with scram-sha-256', () => {
     const exchange = authenticator.exchange('alice');
     const client = new ScramClient('sekret', 'alice');
     scramStart(exchange, client, 'y,,');
-    // The c= attribute echoes the gs2 header: biws is "n,,", but the proxy does not check it.
+    // The c= attribute echoes the gs2 header: eSws is "y,,".
     expect(exchange.step(client.final().message)).toMatchObject({ done: true });
+  });
+
+  it('refuses a client-final-message whose c= is not the gs2 header it began with', () => {
+    const exchange = authenticator.exchange('alice');
+    const client = new ScramClient('sekret', 'alice');
+    scramStart(exchange, client, 'y,,');
+    // "n,," here, after "y,," first: a downgrade PostgreSQL refuses too, whatever the proof.
+    expect(exchange.step(client.final(client.serverNonce, 'biws').message)).toEqual({
+      failed: 'SCRAM channel binding check failed',
+    });
   });
 
   it('refuses a wrong password without a reply', () => {

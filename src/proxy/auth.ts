@@ -75,6 +75,7 @@ export class PasswordAuthenticator {
   }
 
   private scram(verifier: ScramVerifier): AuthExchange {
+    let gs2Header = '';
     let clientFirstBare = '';
     let serverFirst = '';
     let nonce = '';
@@ -91,6 +92,7 @@ export class PasswordAuthenticator {
           const match = /^([ny]),[^,]*,(n=[^,]*,r=([^,]+).*)$/.exec(message);
           if (!match) return { failed: 'malformed SCRAM client-first-message' };
           clientFirstBare = match[2]!;
+          gs2Header = message.slice(0, message.length - clientFirstBare.length);
           nonce = match[3]! + randomBytes(18).toString('base64');
           serverFirst = `r=${nonce},s=${verifier.salt.toString('base64')},i=${verifier.iterations}`;
           return { reply: authenticationSaslContinue(serverFirst) };
@@ -98,10 +100,13 @@ export class PasswordAuthenticator {
         if (stage !== 'final') return { failed: 'unexpected SASL message' };
         stage = 'over';
         const clientFinal = body.toString('utf8');
-        const match = /^(c=[^,]*,r=([^,]*)(?:,[^,]*)*?),p=([^,]+)$/.exec(clientFinal);
-        if (!match || match[2] !== nonce) return { failed: 'malformed SCRAM client-final-message' };
+        const match = /^(c=([^,]*),r=([^,]*)(?:,[^,]*)*?),p=([^,]+)$/.exec(clientFinal);
+        if (!match || match[3] !== nonce) return { failed: 'malformed SCRAM client-final-message' };
+        // c= repeats the gs2 header: a client that said it could bind a channel cannot say "n" now.
+        if (match[2] !== Buffer.from(gs2Header).toString('base64'))
+          return { failed: 'SCRAM channel binding check failed' };
         const authMessage = `${clientFirstBare},${serverFirst},${match[1]}`;
-        const proof = Buffer.from(match[3]!, 'base64');
+        const proof = Buffer.from(match[4]!, 'base64');
         const signature = hmac(verifier.storedKey, authMessage);
         if (proof.length !== signature.length) return { failed: 'password does not match' };
         const clientKey = Buffer.alloc(proof.length);
