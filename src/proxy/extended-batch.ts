@@ -84,7 +84,6 @@ export class ExtendedBatch {
       // A refusal (several statements with a COPY FROM STDIN) is the engine's to make here: it
       // refuses several statements in one Parse.
       if (effects) this.effects.push(effects);
-      this.names.parsed(parse.name, effects?.copyIn ?? null);
       if (parse.name !== '') {
         frame = encodeWithNames(
           type,
@@ -92,8 +91,8 @@ export class ExtendedBatch {
           [this.names.engineName(parse.name)],
           body.subarray(parse.restStart),
         );
-        this.names.rememberParse(parse.name, frame);
       }
+      this.names.parsed(parse.name, effects?.copyIn ?? null, null, frame);
     } else if (type === BIND) {
       const bind = decodeBind(body);
       this.names.bound(bind.portal, bind.statement);

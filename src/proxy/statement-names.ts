@@ -18,8 +18,11 @@ export class StatementNames {
   private readonly engineNames = new Map<string, string>();
   private readonly enginePortalNames = new Map<string, string>();
   private readonly sqlNames = new Map<string, string>();
-  /** Named statements the client prepared and has not closed, by the client's name. */
-  readonly statements = new Set<string>();
+  /**
+   * Named statements the client prepared and has not closed, by the client's name, with their
+   * Parse in the engine's names (to prepare them again after an engine reset).
+   */
+  private readonly open = new Map<string, Buffer | null>();
   /** Statements (named or unnamed) whose SQL is a COPY FROM STDIN, by the client's name. */
   private readonly copyStatements = new Map<string, CopyInPlan>();
   /** Portals bound to such a statement. */
@@ -29,8 +32,6 @@ export class StatementNames {
   /** Statements the proxy answers itself (transaction control under test transactions), and their portals. */
   private readonly controlStatements = new Map<string, ControlStatement>();
   private readonly controlPortals = new Map<string, ControlStatement>();
-  /** The Parse (engine names) of each named statement, to prepare it again after an engine reset. */
-  private readonly parseFrames = new Map<string, Buffer>();
 
   constructor(clientId: number) {
     this.prefix = `pgo${clientId}`;
@@ -61,8 +62,19 @@ export class StatementNames {
     return engineName;
   }
 
-  parsed(name: string, copyIn: CopyInPlan | null, control: ControlStatement | null = null): void {
-    if (name !== '' && !control) this.statements.add(name);
+  /** Named statements the client prepared and has not closed, in the order they were parsed. */
+  get statements(): Iterable<string> {
+    return this.open.keys();
+  }
+
+  /** The client parsed statement `name`; `engineParse` is the Parse sent to the engine for it. */
+  parsed(
+    name: string,
+    copyIn: CopyInPlan | null,
+    control: ControlStatement | null = null,
+    engineParse: Buffer | null = null,
+  ): void {
+    if (name !== '' && !control) this.open.set(name, engineParse);
     if (copyIn) this.copyStatements.set(name, copyIn);
     else this.copyStatements.delete(name);
     if (control) this.controlStatements.set(name, control);
@@ -79,19 +91,13 @@ export class StatementNames {
     else this.controlPortals.delete(portal);
   }
 
-  /** Keeps the engine Parse of the client's named statement `name`. */
-  rememberParse(name: string, frame: Buffer): void {
-    this.parseFrames.set(name, frame);
-  }
-
   /** The Parse of every named statement the client has open, in the engine's names. */
   openStatementParses(): Buffer[] {
-    return [...this.parseFrames.values()];
+    return [...this.open.values()].filter((parse) => parse !== null);
   }
 
   closedStatement(name: string): void {
-    this.parseFrames.delete(name);
-    this.statements.delete(name);
+    this.open.delete(name);
     this.copyStatements.delete(name);
     this.controlStatements.delete(name);
   }
