@@ -63,12 +63,14 @@ describe('databases', () => {
       });
       await app.end();
       await other.end();
+      const copy = path.join(served.root, 'pglite', 'databases', 'db_app_test');
+      expect(existsSync(path.join(copy, 'PG_VERSION'))).toBe(true);
       await main.query('DROP DATABASE app_test');
       await expect(connect('app_test')).rejects.toMatchObject({
         code: '3D000',
         message: 'database "app_test" does not exist',
       });
-      expect(existsSync(path.join(served.root, 'pglite', 'databases', 'app_test'))).toBe(false);
+      expect(existsSync(copy)).toBe(false);
     } finally {
       await main.end();
     }

@@ -57,7 +57,7 @@ export function databaseOpener(main: MainCluster): DatabaseOpener {
       if (main.kind === 'memory' && INITDB_DATABASES.has(name)) {
         return startEngine(main, 'memory', main.pgdata, env);
       }
-      const dir = path.join(await copiesDir(), encodeURIComponent(name));
+      const dir = await databaseDir(await copiesDir(), name);
       if (!existsSync(path.join(dir, 'PG_VERSION'))) {
         if (main.kind === 'memory') {
           // The template never changes: no need to hold the engine.
@@ -74,12 +74,58 @@ export function databaseOpener(main: MainCluster): DatabaseOpener {
       return startEngine(main, 'disk', dir, env);
     },
     async dropped(name) {
-      await fs.rm(path.join(await copiesDir(), encodeURIComponent(name)), { recursive: true, force: true });
+      await removeInside(await copiesDir(), databaseDirName(name));
     },
     async close() {
       if (scratch) await fs.rm(scratch, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The directory name of database `name`'s copy: a database name is a client's text and must never
+ * become a path (".." or "a/../b"), so every byte but lower-case letters, digits and "_" is
+ * written as "-xx" (hex). Distinct names get distinct directories, also on file systems that do
+ * not tell upper from lower case; 63 bytes make at most 189 characters.
+ */
+export function databaseDirName(name: string): string {
+  let encoded = 'db_';
+  for (const byte of Buffer.from(name, 'utf8')) {
+    const char = String.fromCharCode(byte);
+    encoded += /[a-z0-9_]/.test(char) ? char : `-${byte.toString(16).padStart(2, '0')}`;
+  }
+  return encoded;
+}
+
+/**
+ * Where database `name`'s copy lives under `root`. A copy kept under the name earlier versions
+ * gave it (the name URI-encoded) is moved there, unless that name was no safe directory name.
+ */
+async function databaseDir(root: string, name: string): Promise<string> {
+  const dir = path.join(root, databaseDirName(name));
+  const legacy = encodeURIComponent(name);
+  if (
+    legacy !== '.' &&
+    legacy !== '..' &&
+    !existsSync(dir) &&
+    existsSync(path.join(root, legacy, 'PG_VERSION'))
+  ) {
+    await fs.rename(path.join(root, legacy), dir);
+  }
+  return dir;
+}
+
+/** Removes `root`/`entry`, after checking that it resolves to a directory inside `root`. */
+async function removeInside(root: string, entry: string): Promise<void> {
+  const target = path.resolve(root, entry);
+  const realRoot = await fs.realpath(root).catch(() => null);
+  if (realRoot === null) return;
+  const realTarget = await fs.realpath(target).catch(() => null);
+  if (realTarget === null) return;
+  if (path.dirname(realTarget) !== realRoot) {
+    throw new Error(`refusing to remove ${target}: it does not lie inside ${realRoot}`);
+  }
+  await fs.rm(realTarget, { recursive: true, force: true });
 }
 
 /** A copy of a cluster, whole or not at all. */

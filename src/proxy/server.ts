@@ -74,6 +74,8 @@ export interface ProxyHandle {
 }
 
 const SHUTDOWN_MESSAGE = 'terminating connection due to administrator command';
+/** How long DROP DATABASE waits for the sessions of a database's clients to end. */
+const DROP_WAIT_MS = 5_000;
 
 /**
  * Serves one engine session to many PostgreSQL clients over TCP and/or a Unix socket.
@@ -276,13 +278,8 @@ class ProxyServer implements ProxyFront {
     };
   }
 
-  async clientsGone(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.sessions.size > 0) {
-      if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return true;
+  clientsGone(timeoutMs: number): Promise<boolean> {
+    return waitUntil(() => this.sessions.size === 0, timeoutMs);
   }
 
   database(name: string): Promise<ServedDatabase | DatabaseRefusal> {
@@ -346,6 +343,9 @@ class ProxyServer implements ProxyFront {
   async beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null> {
     const opened = await this.others.get(name);
     if (!(opened instanceof ServedDatabase) || opened.sessions.size === 0) return null;
+    // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.
+    if (!force) await waitUntil(() => opened.sessions.size === 0, DROP_WAIT_MS);
+    if (opened.sessions.size === 0) return null;
     if (force) {
       await opened.close('57P01', 'terminating connection due to administrator command');
       this.others.delete(name);
@@ -444,6 +444,16 @@ class ProxyServer implements ProxyFront {
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
     await this.databases?.close();
   }
+}
+
+/** Whether `done` came true within `timeoutMs` (looked at every 10 ms). */
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
 }
 
 function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
