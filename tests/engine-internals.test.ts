@@ -1,6 +1,7 @@
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, openMemoryEngine, prepareTemplate } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
+import { EngineIdentity } from '../src/runtime/engine-identity.js';
 import { loadPgDumpFactory } from '../src/runtime/pg-dump-glue.js';
 import { execWire, hasFastWire } from '../src/runtime/raw-wire.js';
 import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
@@ -31,6 +32,40 @@ describe('engine internals this package depends on', () => {
         // PGlite's own API still works after the fast path handed its callbacks back.
         expect((await engine.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
         expect(dataRows(execWire(engine, serialize.query('SELECT 3')))).toEqual([['3']]);
+      }
+    } finally {
+      await memory.close();
+      await runtime.close();
+    }
+  });
+
+  it("finds the session's authenticated user on on-disk and in-memory engines, and PostgreSQL checks a login role by it", async () => {
+    const runtime = await InteractiveRuntime.start(await installAndInitIn(await tempRoot()));
+    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+    const memory = await openMemoryEngine({
+      templatePgdata: template.pgdata,
+      runtimeRoot: template.runtimeRoot,
+    });
+    try {
+      for (const engine of [await runtime.pglite(), memory]) {
+        const identity = EngineIdentity.of(engine);
+        expect(identity?.engineOid).toBe(10);
+        await engine.exec('CREATE ROLE probe_app');
+        const { rows } = await engine.query<{ oid: number }>(
+          "SELECT oid FROM pg_roles WHERE rolname = 'probe_app'",
+        );
+        const app = rows[0]!.oid;
+        const codes = (sql: string, as?: number) =>
+          decodeBackend(execWire(engine, serialize.query(sql), as))
+            .filter((message) => message.name === 'error')
+            .map((message) => (message as unknown as { code: string }).code);
+        expect(codes("SELECT set_config('session_authorization', 'probe_app', false)")).toEqual([]);
+        // As the role's login, back to the superuser is refused; the engine's own login may.
+        expect(codes('SET SESSION AUTHORIZATION postgres', app)).toEqual(['42501']);
+        expect(codes('SET SESSION AUTHORIZATION probe_app', app)).toEqual([]);
+        expect(codes('SET SESSION AUTHORIZATION postgres')).toEqual([]);
+        expect((await engine.query('SELECT current_user AS u')).rows).toEqual([{ u: 'postgres' }]);
+        await engine.exec('DROP ROLE probe_app');
       }
     } finally {
       await memory.close();

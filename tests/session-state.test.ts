@@ -47,15 +47,15 @@ describe('switchFrames', () => {
     ]);
   });
 
-  it('undoes who the session runs as first and sets it last, so the rest runs as the engine user', () => {
+  it('undoes who the session runs as first, then sets its authorization before the settings checked as that role, and its role last', () => {
     const asApp = new Map([
       ['session_authorization', 'app'],
       ['role', 'reader'],
       ['search_path', 'app'],
     ]);
     expect(queries(switchFrames(new Map(), asApp, [], 'postgres'))).toEqual([
-      'SELECT pg_catalog.set_config($q$search_path$q$, $q$app$q$, false)',
       'SELECT pg_catalog.set_config($q$session_authorization$q$, $q$app$q$, false)',
+      'SELECT pg_catalog.set_config($q$search_path$q$, $q$app$q$, false)',
       'SELECT pg_catalog.set_config($q$role$q$, $q$reader$q$, false)',
     ]);
     expect(queries(switchFrames(asApp, new Map([['work_mem', '8MB']]), [], 'postgres'))).toEqual([

@@ -4,7 +4,7 @@ import { PASSWORD } from '../protocol/extended-messages.js';
 import { type FrontendMessage, printable } from '../protocol/frontend-reader.js';
 import type { AuthExchange } from './auth.js';
 import { EngineWaitError } from './engine-scheduler.js';
-import { type Role, roleQuery, roleRead } from './roles.js';
+import { engineRole, type Role, roleQuery, roleRead } from './roles.js';
 import type { DatabaseRefusal, ServedDatabase } from './served-database.js';
 import { ClientSettings } from './session-state.js';
 import { type ClientStartup, readStartupPacket } from './startup.js';
@@ -31,9 +31,6 @@ export interface Admission {
   settings: ClientSettings;
 }
 
-/** The engine's own user, which needs no look-up. */
-const engineRole = (name: string): Role => ({ name, canLogin: true, superuser: true, password: null });
-
 /**
  * A client's way in, as PostgreSQL's: its startup message, the database it names (another's
  * engine is started when first asked for), its role there, the password exchange when the proxy
@@ -46,6 +43,8 @@ export class ClientLogin {
   private role: Role | null = null;
   /** Why the client cannot have the database it asked for; told once it has authenticated. */
   private refusal: DatabaseRefusal | null = null;
+  /** The engine cannot run units as this role's login: it is refused once it has authenticated. */
+  private rolesUnenforced = false;
   private auth: AuthExchange | null = null;
   private timer: NodeJS.Timeout | undefined;
 
@@ -114,7 +113,11 @@ export class ClientLogin {
     const role =
       request.user === this.host.user && !this.host.authenticator
         ? engineRole(request.user)
-        : await this.lookUpRole(request.user);
+        : await this.lookUpRole(request.user, request.settings.keys());
+    if (role && !role.superuser && !('code' in database)) {
+      this.rolesUnenforced = !(await database.gate.enforcesLoginRoles());
+      if (this.connection.closed) return;
+    }
     if (role !== undefined) this.authenticate(role);
   }
 
@@ -130,10 +133,10 @@ export class ClientLogin {
    * Looks the role up in the engine's catalog, as the engine's own superuser. Undefined when the
    * client was told it cannot be done (the engine failed, or the wait for it timed out).
    */
-  private async lookUpRole(user: string): Promise<Role | null | undefined> {
+  private async lookUpRole(user: string, settings: Iterable<string>): Promise<Role | null | undefined> {
     let output: Uint8Array;
     try {
-      output = await this.host.runAsEngineUser(roleQuery(user));
+      output = await this.host.runAsEngineUser(roleQuery(user, settings));
     } catch (error) {
       const [code, message] =
         error instanceof EngineWaitError
@@ -201,6 +204,20 @@ export class ClientLogin {
     if (this.refusal) {
       const { code, message, detail } = this.refusal;
       void this.connection.fatal(code, message, detail);
+      return;
+    }
+    if (this.rolesUnenforced) {
+      void this.connection.fatal(
+        '28000',
+        `role "${request.user}" cannot log in: this engine cannot enforce the privileges of roles that are not superusers`,
+        "pglite-oxide could not install its check of the session's login role in the engine " +
+          '(ENGINE_INTERNALS_CHANGED); reinstall dependencies so the pinned engine version is used.',
+      );
+      return;
+    }
+    const [forbidden] = role.forbiddenSettings;
+    if (forbidden) {
+      void this.connection.fatal('42501', `permission denied to set parameter "${forbidden}"`);
       return;
     }
     if (!this.host.roomForClient()) {

@@ -38,6 +38,7 @@ import {
   splitStatements,
 } from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
+import { ENGINE_IDENTITY } from '../runtime/engine-identity.js';
 import { type Admission, ClientLogin, type LoginConnection } from './client-login.js';
 import { ClientTransaction, splitAutocommitOutput, withAutocommit } from './client-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
@@ -122,6 +123,8 @@ export class ClientSession implements NotificationTarget {
   private engineStateLost = false;
   /** Isolation 'transaction': the client's own transaction and its units' savepoints. */
   private readonly transaction = new ClientTransaction();
+  /** The oid of the role the client logged in as; its units run as that login (see EngineGate.exec). */
+  private loginRoleOid = ENGINE_IDENTITY;
 
   constructor(
     private readonly socket: Socket,
@@ -327,6 +330,7 @@ export class ClientSession implements NotificationTarget {
     this.settings = admission.settings;
     this.reader.authenticated();
     const { role } = admission;
+    this.loginRoleOid = role.oid;
     const own = (name: string) => {
       if (name === 'application_name') return this.applicationName;
       if (name === 'is_superuser' && role.name !== this.host.user) return role.superuser ? 'on' : 'off';
@@ -513,7 +517,7 @@ export class ClientSession implements NotificationTarget {
       engineUser: this.host.user,
       settings: what === 'ALL' ? 'reset' : 'keep',
     });
-    const output = await this.engineCall(frames);
+    const output = await this.proxyCall(frames);
     if (!output) return;
     this.routeOnly(output);
     this.tempObjects.length = 0;
@@ -621,7 +625,7 @@ export class ClientSession implements NotificationTarget {
     this.host.sessionApplied = new Map(mine);
     this.host.sessionOwner = this;
     if (!frames) return true;
-    const output = this.engineCall(frames);
+    const output = this.proxyCall(frames);
     if (output instanceof Promise) return output.then((ready) => this.settingsSwitched(ready));
     return this.settingsSwitched(output);
   }
@@ -633,7 +637,7 @@ export class ClientSession implements NotificationTarget {
   private async readMySettings(resets: readonly string[]): Promise<void> {
     const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user);
     const query = readSettingsQuery(this.settings.readNames());
-    const output = await this.engineCall(again ? Buffer.concat([again, query]) : query);
+    const output = await this.proxyCall(again ? Buffer.concat([again, query]) : query);
     if (!output) return;
     const values = settingsRead(output, this.host.user);
     if (!values) return;
@@ -732,17 +736,30 @@ export class ClientSession implements NotificationTarget {
     return { output: parts.unit, released: parts.release };
   }
 
-  /** One call into the engine; null when the engine failed (every client is told). */
-  private engineCall(bytes: Uint8Array, blob?: Uint8Array): Uint8Array | null | Promise<Uint8Array | null> {
+  /**
+   * One call into the engine, as this client's login role (PostgreSQL's checks of who the session
+   * logged in as see that role); null when the engine failed (every client is told).
+   */
+  private engineCall(
+    bytes: Uint8Array,
+    blob?: Uint8Array,
+    as = this.loginRoleOid,
+  ): Uint8Array | null | Promise<Uint8Array | null> {
     this.usedEngine = true;
     try {
-      const output = blob ? this.host.gate.execWithBlob(bytes, blob) : this.host.gate.exec(bytes);
+      const gate = this.host.gate;
+      const output = blob ? gate.execWithBlob(bytes, blob, as) : gate.exec(bytes, as);
       return output instanceof Uint8Array
         ? output
         : output.catch((error: unknown) => this.engineFailed(error));
     } catch (error) {
       return this.engineFailed(error);
     }
+  }
+
+  /** The proxy's own frames for this client (bringing its settings, undoing them): as the engine's login. */
+  private proxyCall(bytes: Uint8Array): Uint8Array | null | Promise<Uint8Array | null> {
+    return this.engineCall(bytes, undefined, ENGINE_IDENTITY);
   }
 
   private engineFailed(error: unknown): null {

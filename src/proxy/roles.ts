@@ -3,21 +3,49 @@
 import { serialize } from 'pg-protocol';
 import { readRows } from '../protocol/backend-rows.js';
 import { dollarQuote } from '../protocol/sql-quote.js';
+import { ENGINE_IDENTITY } from '../runtime/engine-identity.js';
 
 /** A role as the engine's catalog has it. */
 export interface Role {
   name: string;
+  /** Its oid; ENGINE_IDENTITY for the engine's own user, which needs no look-up. */
+  oid: number;
   canLogin: boolean;
   superuser: boolean;
   /** Its password as pg_authid stores it (a SCRAM verifier, an md5 hash), or null. */
   password: string | null;
+  /**
+   * Settings of the client's startup that the role may not set (superuser-only ones without a
+   * GRANT SET): PostgreSQL refuses such a login.
+   */
+  forbiddenSettings: string[];
 }
 
-/** The Query that looks a role up (pg_authid, which only a superuser may read). */
-export function roleQuery(name: string): Buffer {
+/** The engine's own user, which needs no look-up. */
+export function engineRole(name: string): Role {
+  return {
+    name,
+    oid: ENGINE_IDENTITY,
+    canLogin: true,
+    superuser: true,
+    password: null,
+    forbiddenSettings: [],
+  };
+}
+
+/**
+ * The Query that looks a role up (pg_authid, which only a superuser may read), with which of
+ * `settings` (names a client's startup sets) it may not set, as PostgreSQL checks at login.
+ */
+export function roleQuery(name: string, settings: Iterable<string> = []): Buffer {
+  const names = [...settings].map(dollarQuote).join(', ');
   return serialize.query(
-    'SELECT rolcanlogin, rolsuper, rolpassword FROM pg_catalog.pg_authid ' +
-      `WHERE rolname = ${dollarQuote(name)}`,
+    'SELECT a.oid, a.rolcanlogin, a.rolsuper, a.rolpassword, ' +
+      `(SELECT pg_catalog.string_agg(s.name, ',') FROM pg_catalog.pg_settings s ` +
+      `WHERE lower(s.name) = ANY(ARRAY[${names}]::text[]) ` +
+      `AND s.context IN ('superuser', 'superuser-backend') AND NOT a.rolsuper ` +
+      `AND NOT pg_catalog.has_parameter_privilege(a.oid, s.name, 'SET')) ` +
+      `FROM pg_catalog.pg_authid a WHERE a.rolname = ${dollarQuote(name)}`,
   );
 }
 
@@ -30,6 +58,13 @@ export function roleRead(name: string, output: Uint8Array): Role | null {
   if (error) throw new Error(`looking up role "${name}" failed: ${error.message}`);
   const [row] = rows;
   if (!row) return null;
-  const [canLogin, superuser, password] = row;
-  return { name, canLogin: canLogin === 't', superuser: superuser === 't', password: password ?? null };
+  const [oid, canLogin, superuser, password, forbidden] = row;
+  return {
+    name,
+    oid: Number(oid),
+    canLogin: canLogin === 't',
+    superuser: superuser === 't',
+    password: password ?? null,
+    forbiddenSettings: forbidden ? forbidden.split(',') : [],
+  };
 }

@@ -99,7 +99,9 @@ export function settingsRead(output: Uint8Array, engineUser: string): Map<string
  * The frames that bring the engine from the settings `applied` for the client before (null when
  * they are not known; then `others` names every setting that may be set) to `wanted`: a Query for
  * each change, so that one bad value cannot undo the others. Who the session runs as is undone
- * first (the rest may need the engine's own superuser) and set last. Null when nothing changes.
+ * first (undoing may need the engine's own superuser), then the client's session authorization
+ * is set before its other settings, so that PostgreSQL checks those as the client's role (a
+ * superuser-only setting is refused), and its role last. Null when nothing changes.
  */
 export function switchFrames(
   applied: ReadonlyMap<string, string> | null,
@@ -120,14 +122,16 @@ export function switchFrames(
     // set_config() takes the value as a startup parameter gives it (a list such as a search_path
     // stays a list), where SET would read one quoted string as one element.
     `SELECT pg_catalog.set_config(${dollarQuote(name)}, ${dollarQuote(value)}, false)`;
+  const identity = (name: (typeof IDENTITY)[number]) => {
+    const value = wanted.get(name);
+    if (value !== undefined && changes(name)) statements.push(setting(name, value));
+  };
+  identity('session_authorization');
   for (const [name, value] of wanted) {
     if (!IDENTITY.includes(name as never) && applied?.get(name) !== value)
       statements.push(setting(name, value));
   }
-  for (const name of IDENTITY) {
-    const value = wanted.get(name);
-    if (value !== undefined && changes(name)) statements.push(setting(name, value));
-  }
+  identity('role');
   return statements.length === 0 ? null : Buffer.concat(statements.map((sql) => serialize.query(sql)));
 }
 

@@ -56,7 +56,8 @@ async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
     if (closing) return;
     try {
       const bytes = channel.take();
-      const output = runtime.execWireNow(bytes) ?? (await runtime.execInteractive(bytes));
+      const as = channel.requestRole;
+      const output = runtime.execWireNow(bytes, as) ?? (await runtime.execInteractive(bytes, as));
       if (channel.fits(output)) {
         channel.put(output, REPLY);
       } else {
@@ -90,8 +91,8 @@ async function main(): Promise<void> {
     if (message.type === 'exec') {
       const blob = message.blob;
       const call = blob
-        ? runtime.execWithBlob(message.bytes, new Blob([blob as Uint8Array<ArrayBuffer>]))
-        : runtime.execInteractive(message.bytes);
+        ? runtime.execWithBlob(message.bytes, new Blob([blob as Uint8Array<ArrayBuffer>]), message.as)
+        : runtime.execInteractive(message.bytes, message.as);
       call.then(
         (bytes) => send({ type: 'execReply', id: message.id, bytes }),
         (error: unknown) =>
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
       void runtime.close().finally(() => port.close());
     }
   });
-  send({ type: 'ready' });
+  send({ type: 'ready', enforcesLoginRoles: await runtime.enforcesLoginRoles() });
   await serveCalls(runtime);
 }
 

@@ -7,6 +7,7 @@ import { assertUsableCluster } from '../install/install.js';
 import type { PglitePaths } from '../install/paths.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
 import { guardEngine } from './engine-guards.js';
+import { EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import { settingsFromEnv } from './env.js';
 import { loadExtensionsOnDemand } from './extension-bundles.js';
@@ -81,6 +82,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     startParams: startParams(spec.env, spec.settings),
   });
   guardEngine(engine);
+  await EngineIdentity.install(engine);
   loadExtensionsOnDemand((engine as unknown as { mod: unknown }).mod);
   return engine;
 }

@@ -7,6 +7,7 @@ import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { copyOnWrite } from './copy-on-write-files.js';
 import { type EngineSettings, startParams } from './engine.js';
 import { guardEngine } from './engine-guards.js';
+import { EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import {
   dropSnapshot,
@@ -134,6 +135,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     process.exitCode = exitCode;
   }
   guardEngine(engine);
+  await EngineIdentity.install(engine);
   loadExtensionsOnDemand((engine as unknown as { mod: unknown }).mod);
   return engine;
 }

@@ -5,6 +5,8 @@
 // It relies on private parts of the engine module, which tests/engine-internals.test.ts watches;
 // when they are missing it falls back to execProtocolRawSync.
 import type { PGlite } from '@electric-sql/pglite';
+import { EngineInternalsChangedError } from '../errors.js';
+import { ENGINE_IDENTITY, EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
 
 /** The parts of the engine's Emscripten module this relies on. */
@@ -47,8 +49,19 @@ export function rememberWireCallbacks(module: object): void {
   };
 }
 
-/** Runs raw frontend bytes on the engine and returns its raw answer, as execProtocolRawSync does. */
-export function execWire(engine: PGlite, bytes: Uint8Array): Uint8Array {
+/**
+ * Runs raw frontend bytes on the engine and returns its raw answer, as execProtocolRawSync does.
+ * `as`: the role oid the session counts as logged in as during the call (a client's login role);
+ * by default the engine's own. Fails when the engine cannot be made to enforce that.
+ */
+export function execWire(engine: PGlite, bytes: Uint8Array, as: number = ENGINE_IDENTITY): Uint8Array {
+  if (as === ENGINE_IDENTITY) return execWireAsEngine(engine, bytes);
+  const identity = EngineIdentity.of(engine);
+  if (!identity) throw new EngineInternalsChangedError("a login role's check (the authenticated user)");
+  return identity.runAs(as, () => execWireAsEngine(engine, bytes));
+}
+
+function execWireAsEngine(engine: PGlite, bytes: Uint8Array): Uint8Array {
   let wire = wires.get(engine);
   if (wire === undefined) {
     wire = RawWire.attach(engine);

@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import type { EngineSettings } from './engine.js';
+import { ENGINE_IDENTITY } from './engine-identity.js';
 import { EngineInterrupts, shareInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { compiledModule } from './wasm-modules.js';
@@ -28,10 +29,11 @@ export interface EngineThreadData {
 
 export type ToEngineThread =
   /** A wire call as a message; with `blob`, attached to the engine's /dev/blob device. */
-  { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array } | { type: 'close' };
+  { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array; as: number } | { type: 'close' };
 
 export type FromEngineThread =
-  | { type: 'ready' }
+  /** `enforcesLoginRoles`: calls can run as a client's login role (see execWire). */
+  | { type: 'ready'; enforcesLoginRoles: boolean }
   | { type: 'failed'; reason: string }
   | { type: 'reply'; bytes: Uint8Array }
   /** A reply is in the channel, for a caller that was waiting asynchronously. */
@@ -74,6 +76,7 @@ export class ThreadedEngine {
   private nextMessageCall = 1;
   private threadLost: ((error: Error) => void) | null = null;
   private closed = false;
+  private loginRolesEnforced = false;
 
   private constructor(
     /** What the engine was started with. */
@@ -90,16 +93,24 @@ export class ThreadedEngine {
     return engine;
   }
 
-  /** Synchronous when the engine answers within a short query's time. */
-  exec(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  /**
+   * Synchronous when the engine answers within a short query's time. `as`: the role oid the
+   * session counts as logged in as during the call (see execWire).
+   */
+  exec(bytes: Uint8Array, as = ENGINE_IDENTITY): Uint8Array | Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new RuntimeClosedError());
-    return this.schedule(() => (this.channel.fits(bytes) ? this.call(bytes) : this.post(bytes)));
+    return this.schedule(() => (this.channel.fits(bytes) ? this.call(bytes, as) : this.post(bytes, as)));
   }
 
   /** Runs `bytes` with `data` attached to the engine's /dev/blob device (moved, not copied, when it can be). */
-  async execWithBlob(bytes: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+  async execWithBlob(bytes: Uint8Array, data: Uint8Array, as = ENGINE_IDENTITY): Promise<Uint8Array> {
     if (this.closed) throw new RuntimeClosedError();
-    return this.schedule(() => this.post(bytes, data));
+    return this.schedule(() => this.post(bytes, as, data));
+  }
+
+  /** Whether the engine can run calls as a client's login role (see execWire). */
+  enforcesLoginRoles(): boolean {
+    return this.loginRolesEnforced;
   }
 
   /** Asks the statement running now to stop with 57014 (it stops at its next call out). */
@@ -219,15 +230,15 @@ export class ThreadedEngine {
   }
 
   /** A wire call through shared memory: answered at once when the engine is quick. */
-  private call(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  private call(bytes: Uint8Array, as: number): Uint8Array | Promise<Uint8Array> {
     this.begin();
-    this.channel.put(bytes, REQUEST);
+    this.channel.put(bytes, REQUEST, as);
     const state = this.channel.spinWhile(REQUEST, REPLY_SPIN_MS);
     return state === REQUEST ? this.awaitReply() : this.reply(state);
   }
 
   /** A call as a message: for requests larger than the shared buffer, and COPY data. */
-  private post(bytes: Uint8Array, blob?: Uint8Array): Promise<Uint8Array> {
+  private post(bytes: Uint8Array, as: number, blob?: Uint8Array): Promise<Uint8Array> {
     this.begin();
     const id = this.nextMessageCall++;
     const reply = new Promise<Uint8Array>((resolve, reject) => {
@@ -242,7 +253,7 @@ export class ThreadedEngine {
     // A buffer of its own moves to the engine's thread; a slice of a shared one is copied.
     const movable = blob && blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength;
     this.worker.postMessage(
-      { type: 'exec', id, bytes, blob } satisfies ToEngineThread,
+      { type: 'exec', id, bytes, blob, as } satisfies ToEngineThread,
       movable ? [blob.buffer as ArrayBuffer] : [],
     );
     return reply;
@@ -302,8 +313,10 @@ export class ThreadedEngine {
     worker.unref();
     await new Promise<void>((resolve, reject) => {
       worker.on('message', (message: FromEngineThread) => {
-        if (message.type === 'ready') resolve();
-        else if (message.type === 'failed')
+        if (message.type === 'ready') {
+          this.loginRolesEnforced = message.enforcesLoginRoles;
+          resolve();
+        } else if (message.type === 'failed')
           reject(new EngineStartError(`The engine could not start: ${message.reason}`));
         else if (message.type === 'reply') this.postedReply?.(message.bytes);
         else if (message.type === 'wake') this.wake?.();

@@ -17,6 +17,8 @@ const STATE = 0;
 const LENGTH = 1;
 /** Set while the calling side waits for the reply asynchronously: it wants a message too. */
 const CALLER_ASLEEP = 2;
+/** A request's role: the oid the engine session counts as logged in as during the call. */
+const AS_ROLE = 3;
 const HEADER_BYTES = 16;
 /** Shared buffer for requests and replies; larger ones travel as messages. */
 export const CHANNEL_BYTES = 4 * 1024 * 1024;
@@ -32,7 +34,7 @@ export class WireChannel {
   private readonly data: Uint8Array;
 
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(HEADER_BYTES + CHANNEL_BYTES)) {
-    this.header = new Int32Array(buffer, 0, 3);
+    this.header = new Int32Array(buffer, 0, 4);
     this.data = new Uint8Array(buffer, HEADER_BYTES);
   }
 
@@ -44,11 +46,17 @@ export class WireChannel {
     return bytes.length <= this.data.length;
   }
 
-  /** Writes `bytes` and moves to `state`, waking the other side. */
-  put(bytes: Uint8Array, state: number): void {
+  /** Writes `bytes` (a request: run as role `as`) and moves to `state`, waking the other side. */
+  put(bytes: Uint8Array, state: number, as = 0): void {
     this.data.set(bytes);
     Atomics.store(this.header, LENGTH, bytes.length);
+    Atomics.store(this.header, AS_ROLE, as);
     this.signal(state);
+  }
+
+  /** The role a request is to run as (see put). */
+  get requestRole(): number {
+    return Atomics.load(this.header, AS_ROLE) >>> 0;
   }
 
   /** A copy of what the other side put. */
