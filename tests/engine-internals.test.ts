@@ -50,13 +50,15 @@ describe('engine internals this package depends on', () => {
       for (const engine of [await runtime.pglite(), memory]) {
         const identity = EngineIdentity.of(engine);
         expect(identity?.engineOid).toBe(10);
+        expect(identity?.enforcesLoginRoles).toBe(true);
+        expect(identity?.answersClientPids).toBe(true);
         await engine.exec('CREATE ROLE probe_app');
         const { rows } = await engine.query<{ oid: number }>(
           "SELECT oid FROM pg_roles WHERE rolname = 'probe_app'",
         );
         const app = rows[0]!.oid;
-        const codes = (sql: string, as?: number) =>
-          decodeBackend(execWire(engine, serialize.query(sql), as))
+        const codes = (sql: string, role?: number) =>
+          decodeBackend(execWire(engine, serialize.query(sql), role ? { role, pid: 7 } : undefined))
             .filter((message) => message.name === 'error')
             .map((message) => (message as unknown as { code: string }).code);
         expect(codes("SELECT set_config('session_authorization', 'probe_app', false)")).toEqual([]);
@@ -64,6 +66,12 @@ describe('engine internals this package depends on', () => {
         expect(codes('SET SESSION AUTHORIZATION postgres', app)).toEqual(['42501']);
         expect(codes('SET SESSION AUTHORIZATION probe_app', app)).toEqual([]);
         expect(codes('SET SESSION AUTHORIZATION postgres')).toEqual([]);
+        // Each client's own backend pid, and the engine's own again after.
+        const pid = (as?: { role: number; pid: number }) =>
+          dataRows(execWire(engine, serialize.query('SELECT pg_backend_pid()'), as));
+        expect(pid({ role: 0, pid: 7 })).toEqual([['7']]);
+        expect(pid({ role: app, pid: 8 })).toEqual([['8']]);
+        expect(pid()).not.toEqual([['8']]);
         expect((await engine.query('SELECT current_user AS u')).rows).toEqual([{ u: 'postgres' }]);
         await engine.exec('DROP ROLE probe_app');
       }

@@ -27,7 +27,6 @@ export interface Admission {
   database: ServedDatabase;
   user: string;
   role: Role;
-  applicationName: string;
   settings: ClientSettings;
 }
 
@@ -226,14 +225,15 @@ export class ClientLogin {
     }
     clearTimeout(this.timer);
     this.state = 'in';
-    // A client of another role than the engine's runs its units as that role.
+    // A client of another role than the engine's runs its units as that role; its
+    // application_name is its own setting too (current_setting() and pg_stat_activity read it).
     const asRole = role.name === this.host.user ? [] : [['session_authorization', role.name] as const];
+    const named = request.applicationName ? [['application_name', request.applicationName] as const] : [];
     this.admit({
       database: this.host,
       user: request.user,
       role,
-      applicationName: request.applicationName,
-      settings: new ClientSettings(new Map([...request.settings, ...asRole])),
+      settings: new ClientSettings(new Map([...request.settings, ...named, ...asRole])),
     });
   }
 }

@@ -38,7 +38,7 @@ import {
   splitStatements,
 } from '../protocol/sql-lexer.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
-import { ENGINE_IDENTITY } from '../runtime/engine-identity.js';
+import type { ClientIdentity } from '../runtime/engine-identity.js';
 import { type Admission, ClientLogin, type LoginConnection } from './client-login.js';
 import { ClientTransaction, splitAutocommitOutput, withAutocommit } from './client-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
@@ -113,7 +113,6 @@ export class ClientSession implements NotificationTarget {
   private lastStatement = '';
   /** When the client's transaction status last changed. */
   private stateSince = Date.now();
-  private applicationName = '';
   private pumping = false;
   private work: Promise<void> | null = null;
   private paused = false;
@@ -123,8 +122,8 @@ export class ClientSession implements NotificationTarget {
   private engineStateLost = false;
   /** Isolation 'transaction': the client's own transaction and its units' savepoints. */
   private readonly transaction = new ClientTransaction();
-  /** The oid of the role the client logged in as; its units run as that login (see EngineGate.exec). */
-  private loginRoleOid = ENGINE_IDENTITY;
+  /** The client its units run for: its login role and its pid (see EngineGate.exec); unset before login. */
+  private identity: ClientIdentity | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -326,19 +325,22 @@ export class ClientSession implements NotificationTarget {
   /** The client is in: it gets what a server sends after authentication, and its turns begin. */
   private admitted(admission: Admission): void {
     this.host = admission.database;
-    this.applicationName = admission.applicationName;
     this.settings = admission.settings;
     this.reader.authenticated();
     const { role } = admission;
-    this.loginRoleOid = role.oid;
+    this.identity = { role: role.oid, pid: this.processId };
     const own = (name: string) => {
-      if (name === 'application_name') return this.applicationName;
       if (name === 'is_superuser' && role.name !== this.host.user) return role.superuser ? 'on' : 'off';
       return this.settings.values.get(name.toLowerCase());
     };
     this.phase = 'ready';
     this.host.join(this);
     this.write(welcomeMessages(this.host.settings, own, this.processId, this.secretKey));
+  }
+
+  /** Its application_name: what it set, or what it gave at startup. */
+  private get applicationName(): string {
+    return this.settings.values.get('application_name') ?? this.login.applicationName;
   }
 
   /** Routes one message of a ready client; returns a promise when engine work was started. */
@@ -737,13 +739,13 @@ export class ClientSession implements NotificationTarget {
   }
 
   /**
-   * One call into the engine, as this client's login role (PostgreSQL's checks of who the session
-   * logged in as see that role); null when the engine failed (every client is told).
+   * One call into the engine, for this client (PostgreSQL's checks of who the session logged in as
+   * see its role; pg_backend_pid() is its pid); null when the engine failed (every client is told).
    */
   private engineCall(
     bytes: Uint8Array,
     blob?: Uint8Array,
-    as = this.loginRoleOid,
+    as: ClientIdentity | undefined = this.identity,
   ): Uint8Array | null | Promise<Uint8Array | null> {
     this.usedEngine = true;
     try {
@@ -759,7 +761,7 @@ export class ClientSession implements NotificationTarget {
 
   /** The proxy's own frames for this client (bringing its settings, undoing them): as the engine's login. */
   private proxyCall(bytes: Uint8Array): Uint8Array | null | Promise<Uint8Array | null> {
-    return this.engineCall(bytes, undefined, ENGINE_IDENTITY);
+    return this.engineCall(bytes, undefined, undefined);
   }
 
   private engineFailed(error: unknown): null {

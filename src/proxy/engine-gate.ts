@@ -1,18 +1,20 @@
 import { serialize } from 'pg-protocol';
 import { EngineCrashedError } from '../errors.js';
 import { scanBackend } from '../protocol/backend-scanner.js';
+import type { ClientIdentity } from '../runtime/engine-identity.js';
 import type { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 
 /** The proxy's only way to the engine, wherever the engine runs. */
 export interface EngineGate {
   /**
    * Raw frontend messages in, the engine's raw answer out; synchronous when it can be. `as`: the
-   * oid of the client's login role, which PostgreSQL then takes for the session's authenticated
-   * user in its checks (SET SESSION AUTHORIZATION); by default the engine's own.
+   * client the call runs for: PostgreSQL takes its login role for the session's authenticated
+   * user in its checks (SET SESSION AUTHORIZATION), and pg_backend_pid() is its pid. By default
+   * the engine's own session.
    */
-  exec(bytes: Uint8Array, as?: number): Uint8Array | Promise<Uint8Array>;
+  exec(bytes: Uint8Array, as?: ClientIdentity): Uint8Array | Promise<Uint8Array>;
   /** Runs `bytes` with `data` attached to the engine's /dev/blob device (a client's COPY data). */
-  execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: number): Promise<Uint8Array>;
+  execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: ClientIdentity): Promise<Uint8Array>;
   /** Whether calls can run `as` a client's login role; when not, only the engine's superusers may log in. */
   enforcesLoginRoles(): boolean | Promise<boolean>;
   /** Asks the statement running now to stop with 57014; false when it cannot be asked. */
@@ -28,11 +30,11 @@ export class RuntimeGate implements EngineGate {
   constructor(readonly runtime: InteractiveRuntime) {}
 
   /** Synchronous when the engine is free, which is the usual case between clients' units. */
-  exec(bytes: Uint8Array, as?: number): Uint8Array | Promise<Uint8Array> {
+  exec(bytes: Uint8Array, as?: ClientIdentity): Uint8Array | Promise<Uint8Array> {
     return this.runtime.execWireNow(bytes, as) ?? this.runtime.execInteractive(bytes, as);
   }
 
-  execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: number): Promise<Uint8Array> {
+  execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: ClientIdentity): Promise<Uint8Array> {
     return this.runtime.execWithBlob(bytes, new Blob([data as Uint8Array<ArrayBuffer>]), as);
   }
 

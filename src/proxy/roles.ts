@@ -3,12 +3,12 @@
 import { serialize } from 'pg-protocol';
 import { readRows } from '../protocol/backend-rows.js';
 import { dollarQuote } from '../protocol/sql-quote.js';
-import { ENGINE_IDENTITY } from '../runtime/engine-identity.js';
+import { ENGINE_ROLE } from '../runtime/engine-identity.js';
 
 /** A role as the engine's catalog has it. */
 export interface Role {
   name: string;
-  /** Its oid; ENGINE_IDENTITY for the engine's own user, which needs no look-up. */
+  /** Its oid; ENGINE_ROLE for the engine's own user, which needs no look-up. */
   oid: number;
   canLogin: boolean;
   superuser: boolean;
@@ -25,7 +25,7 @@ export interface Role {
 export function engineRole(name: string): Role {
   return {
     name,
-    oid: ENGINE_IDENTITY,
+    oid: ENGINE_ROLE,
     canLogin: true,
     superuser: true,
     password: null,

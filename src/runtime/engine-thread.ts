@@ -56,7 +56,7 @@ async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
     if (closing) return;
     try {
       const bytes = channel.take();
-      const as = channel.requestRole;
+      const as = channel.requestClient;
       const output = runtime.execWireNow(bytes, as) ?? (await runtime.execInteractive(bytes, as));
       if (channel.fits(output)) {
         channel.put(output, REPLY);

@@ -6,7 +6,7 @@ import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
-import { EngineIdentity } from './engine-identity.js';
+import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
 import type { SharedInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
@@ -73,16 +73,16 @@ export class InteractiveRuntime {
 
   /**
    * Runs SQL (one simple Query) or raw frontend messages and returns the raw backend bytes.
-   * `as`: the role oid the session counts as logged in as meanwhile (see execWire).
+   * `as`: the client the call runs for (see execWire).
    */
-  async execInteractive(input: PokeInput, as?: number): Promise<Uint8Array> {
+  async execInteractive(input: PokeInput, as?: ClientIdentity): Promise<Uint8Array> {
     const bytes = toFrontendBytes(input);
     return this.exclusive(async (engine) => execWire(engine, bytes, as));
   }
 
   /** Whether the engine can run calls as a client's login role (see execWire); starts it if needed. */
   async enforcesLoginRoles(): Promise<boolean> {
-    return this.exclusive(async (engine) => EngineIdentity.of(engine) !== undefined);
+    return this.exclusive(async (engine) => EngineIdentity.of(engine)?.enforcesLoginRoles ?? false);
   }
 
   /**
@@ -90,7 +90,7 @@ export class InteractiveRuntime {
    * up; otherwise returns undefined and does nothing. The proxy's hot path: a round trip through
    * the call queue costs about half as much again as a short query itself.
    */
-  execWireNow(bytes: Uint8Array, as?: number): Uint8Array | undefined {
+  execWireNow(bytes: Uint8Array, as?: ClientIdentity): Uint8Array | undefined {
     const engine = this.engine;
     if (this.callsInFlight > 0 || !engine || this.closed) return undefined;
     const exitCode = process.exitCode;
@@ -102,7 +102,7 @@ export class InteractiveRuntime {
   }
 
   /** Runs raw frontend messages with `blob` attached to the engine's /dev/blob device. */
-  execWithBlob(bytes: Uint8Array, blob: Blob, as?: number): Promise<Uint8Array> {
+  execWithBlob(bytes: Uint8Array, blob: Blob, as?: ClientIdentity): Promise<Uint8Array> {
     return this.exclusive(async (engine) => {
       const hooks = blobHooks(engine);
       await hooks._handleBlob(blob);

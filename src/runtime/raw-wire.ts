@@ -6,7 +6,7 @@
 // when they are missing it falls back to execProtocolRawSync.
 import type { PGlite } from '@electric-sql/pglite';
 import { EngineInternalsChangedError } from '../errors.js';
-import { ENGINE_IDENTITY, EngineIdentity } from './engine-identity.js';
+import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
 
 /** The parts of the engine's Emscripten module this relies on. */
@@ -51,13 +51,13 @@ export function rememberWireCallbacks(module: object): void {
 
 /**
  * Runs raw frontend bytes on the engine and returns its raw answer, as execProtocolRawSync does.
- * `as`: the role oid the session counts as logged in as during the call (a client's login role);
- * by default the engine's own. Fails when the engine cannot be made to enforce that.
+ * `as`: the client the call runs for (its login role and pid, see EngineIdentity); by default the
+ * engine's own session. Fails when the engine cannot be made to enforce the client's role.
  */
-export function execWire(engine: PGlite, bytes: Uint8Array, as: number = ENGINE_IDENTITY): Uint8Array {
-  if (as === ENGINE_IDENTITY) return execWireAsEngine(engine, bytes);
+export function execWire(engine: PGlite, bytes: Uint8Array, as?: ClientIdentity): Uint8Array {
+  if (!as) return execWireAsEngine(engine, bytes);
   const identity = EngineIdentity.of(engine);
-  if (!identity) throw new EngineInternalsChangedError("a login role's check (the authenticated user)");
+  if (!identity) throw new EngineInternalsChangedError("the session's identity (MyProcPid)");
   return identity.runAs(as, () => execWireAsEngine(engine, bytes));
 }
 

@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import type { EngineSettings } from './engine.js';
-import { ENGINE_IDENTITY } from './engine-identity.js';
+import type { ClientIdentity } from './engine-identity.js';
 import { EngineInterrupts, shareInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { compiledModule } from './wasm-modules.js';
@@ -29,7 +29,7 @@ export interface EngineThreadData {
 
 export type ToEngineThread =
   /** A wire call as a message; with `blob`, attached to the engine's /dev/blob device. */
-  { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array; as: number } | { type: 'close' };
+  { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array; as?: ClientIdentity } | { type: 'close' };
 
 export type FromEngineThread =
   /** `enforcesLoginRoles`: calls can run as a client's login role (see execWire). */
@@ -94,16 +94,16 @@ export class ThreadedEngine {
   }
 
   /**
-   * Synchronous when the engine answers within a short query's time. `as`: the role oid the
-   * session counts as logged in as during the call (see execWire).
+   * Synchronous when the engine answers within a short query's time. `as`: the client the call
+   * runs for (see execWire).
    */
-  exec(bytes: Uint8Array, as = ENGINE_IDENTITY): Uint8Array | Promise<Uint8Array> {
+  exec(bytes: Uint8Array, as?: ClientIdentity): Uint8Array | Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new RuntimeClosedError());
     return this.schedule(() => (this.channel.fits(bytes) ? this.call(bytes, as) : this.post(bytes, as)));
   }
 
   /** Runs `bytes` with `data` attached to the engine's /dev/blob device (moved, not copied, when it can be). */
-  async execWithBlob(bytes: Uint8Array, data: Uint8Array, as = ENGINE_IDENTITY): Promise<Uint8Array> {
+  async execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: ClientIdentity): Promise<Uint8Array> {
     if (this.closed) throw new RuntimeClosedError();
     return this.schedule(() => this.post(bytes, as, data));
   }
@@ -230,7 +230,7 @@ export class ThreadedEngine {
   }
 
   /** A wire call through shared memory: answered at once when the engine is quick. */
-  private call(bytes: Uint8Array, as: number): Uint8Array | Promise<Uint8Array> {
+  private call(bytes: Uint8Array, as: ClientIdentity | undefined): Uint8Array | Promise<Uint8Array> {
     this.begin();
     this.channel.put(bytes, REQUEST, as);
     const state = this.channel.spinWhile(REQUEST, REPLY_SPIN_MS);
@@ -238,7 +238,7 @@ export class ThreadedEngine {
   }
 
   /** A call as a message: for requests larger than the shared buffer, and COPY data. */
-  private post(bytes: Uint8Array, as: number, blob?: Uint8Array): Promise<Uint8Array> {
+  private post(bytes: Uint8Array, as: ClientIdentity | undefined, blob?: Uint8Array): Promise<Uint8Array> {
     this.begin();
     const id = this.nextMessageCall++;
     const reply = new Promise<Uint8Array>((resolve, reject) => {

@@ -3,6 +3,7 @@
 // between threads costs ~50 µs here, as much as a short query. Requests and replies larger than
 // the buffer travel as messages instead. Atomics.waitAsync alone does not always wake an idle
 // event loop in Node 20, so a side that sleeps asynchronously is also woken by a message.
+import type { ClientIdentity } from './engine-identity.js';
 
 /** States of a call, in header slot STATE. */
 export const IDLE = 0;
@@ -17,9 +18,10 @@ const STATE = 0;
 const LENGTH = 1;
 /** Set while the calling side waits for the reply asynchronously: it wants a message too. */
 const CALLER_ASLEEP = 2;
-/** A request's role: the oid the engine session counts as logged in as during the call. */
+/** A request's client (see ClientIdentity): its login role's oid and its pid; 0 for none. */
 const AS_ROLE = 3;
-const HEADER_BYTES = 16;
+const AS_PID = 4;
+const HEADER_BYTES = 32;
 /** Shared buffer for requests and replies; larger ones travel as messages. */
 export const CHANNEL_BYTES = 4 * 1024 * 1024;
 
@@ -34,7 +36,7 @@ export class WireChannel {
   private readonly data: Uint8Array;
 
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(HEADER_BYTES + CHANNEL_BYTES)) {
-    this.header = new Int32Array(buffer, 0, 4);
+    this.header = new Int32Array(buffer, 0, 5);
     this.data = new Uint8Array(buffer, HEADER_BYTES);
   }
 
@@ -46,17 +48,19 @@ export class WireChannel {
     return bytes.length <= this.data.length;
   }
 
-  /** Writes `bytes` (a request: run as role `as`) and moves to `state`, waking the other side. */
-  put(bytes: Uint8Array, state: number, as = 0): void {
+  /** Writes `bytes` (a request: run for client `as`) and moves to `state`, waking the other side. */
+  put(bytes: Uint8Array, state: number, as?: ClientIdentity): void {
     this.data.set(bytes);
     Atomics.store(this.header, LENGTH, bytes.length);
-    Atomics.store(this.header, AS_ROLE, as);
+    Atomics.store(this.header, AS_ROLE, as?.role ?? 0);
+    Atomics.store(this.header, AS_PID, as?.pid ?? 0);
     this.signal(state);
   }
 
-  /** The role a request is to run as (see put). */
-  get requestRole(): number {
-    return Atomics.load(this.header, AS_ROLE) >>> 0;
+  /** The client a request runs for (see put); undefined for the engine's own session. */
+  get requestClient(): ClientIdentity | undefined {
+    const pid = Atomics.load(this.header, AS_PID);
+    return pid === 0 ? undefined : { role: Atomics.load(this.header, AS_ROLE) >>> 0, pid };
   }
 
   /** A copy of what the other side put. */

@@ -1,0 +1,62 @@
+// PostgreSQL finds the C function behind a built-in SQL function in fmgr_builtins, a table in its
+// static data: { Oid foid; int16 nargs; bool strict; bool retset; const char *name; PGFunction
+// func }. Replacing an entry's `func` with a JavaScript function makes every call of that SQL
+// function, by any path (a query, a view, a PL/pgSQL body, SQL built at run time), call the
+// JavaScript one: the way the engine answers per client what it would answer per session. The
+// entry is found by its name and oid, and checked, before it is changed. Private engine parts:
+// tests/engine-internals.test.ts watches them.
+
+interface FunctionTableModule {
+  HEAPU8: Uint8Array;
+  HEAPU32: Uint32Array;
+  HEAP16: Int16Array;
+  addFunction(fn: (fcinfo: number) => number, signature: string): number;
+}
+
+/** Where static data can lie: the module's data ends well below this in every build seen. */
+const STATIC_DATA_BYTES = 16 * 1024 * 1024;
+/** Offsets in an FmgrBuiltin entry (wasm32). */
+const FOID = 0;
+const NARGS = 4;
+const NAME = 8;
+const FUNC = 12;
+
+/** A built-in SQL function to replace: its oid in pg_proc, its C name and its argument count. */
+export interface BuiltinFunction {
+  oid: number;
+  name: string;
+  nargs: number;
+}
+
+/**
+ * Makes built-in `fn` call `replacement` (given the FunctionCallInfo pointer, returning the
+ * Datum); false when its entry cannot be found as expected (nothing is changed then).
+ */
+export function replaceBuiltin(
+  module: FunctionTableModule,
+  fn: BuiltinFunction,
+  replacement: (fcinfo: number) => number,
+): boolean {
+  const entry = findEntry(module, fn);
+  if (entry === null) return false;
+  module.HEAPU32[(entry + FUNC) >> 2] = module.addFunction(replacement, 'ii');
+  return true;
+}
+
+/** The address of fn's FmgrBuiltin entry: one whose name points at fn's name, with fn's oid and argument count. */
+function findEntry(module: FunctionTableModule, fn: BuiltinFunction): number | null {
+  const memory = module.HEAPU8;
+  const statics = Buffer.from(memory.buffer, memory.byteOffset, Math.min(memory.length, STATIC_DATA_BYTES));
+  const name = Buffer.from(`\0${fn.name}\0`, 'latin1');
+  const pointer = Buffer.alloc(4);
+  for (let at = statics.indexOf(name); at >= 0; at = statics.indexOf(name, at + 1)) {
+    pointer.writeUInt32LE(at + 1);
+    for (let ref = statics.indexOf(pointer); ref >= 0; ref = statics.indexOf(pointer, ref + 1)) {
+      const entry = ref - NAME;
+      if (entry % 4 !== 0) continue;
+      if (module.HEAPU32[(entry + FOID) >> 2] === fn.oid && module.HEAP16[(entry + NARGS) >> 1] === fn.nargs)
+        return entry;
+    }
+  }
+  return null;
+}
