@@ -2,7 +2,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { ProtocolViolationError } from '../src/errors.js';
-import { type AuthExchange, type AuthStep, PasswordAuthenticator } from '../src/proxy/auth.js';
+import { type AuthExchange, type AuthStep, PasswordAuthenticator } from '../src/proxy/login/auth.js';
 
 /** The body of a frontend message: without its type byte and length. */
 const body = (message: Buffer) => message.subarray(5);

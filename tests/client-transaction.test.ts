@@ -1,8 +1,12 @@
 import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { commandComplete, errorResponse, readyForQuery } from '../src/protocol/backend-writer.js';
-import { ClientTransaction, splitAutocommitOutput, withAutocommit } from '../src/proxy/client-transaction.js';
-import { replies } from '../src/proxy/test-transaction.js';
+import {
+  ClientTransaction,
+  splitAutocommitOutput,
+  withAutocommit,
+} from '../src/proxy/session/client-transaction.js';
+import { replies } from '../src/proxy/sql/test-transaction.js';
 import { dataRowFrame } from './helpers/wire.js';
 
 describe('ClientTransaction', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEphemeralDatabase } from '../src/cli/ephemeral.js';
-import { databaseDirName } from '../src/proxy/database-engines.js';
+import { databaseDirName } from '../src/proxy/database/database-engines.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { tempRoot } from './helpers/temp-root.js';
 

@@ -8,7 +8,7 @@ import {
   PARSE_COMPLETE,
   readyForQuery,
 } from '../src/protocol/backend-writer.js';
-import { clientReply, type ReplyShape } from '../src/proxy/engine-reply.js';
+import { clientReply, type ReplyShape } from '../src/proxy/session/engine-reply.js';
 
 const READY: ReplyShape = { ends: 'ready', clientStatus: null, explainTransactionBlock: false };
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EngineScheduler, EngineWaitError } from '../src/proxy/engine-scheduler.js';
+import { EngineScheduler, EngineWaitError } from '../src/proxy/database/engine-scheduler.js';
 
 interface Client {
   name: string;

@@ -2,8 +2,8 @@ import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import type { FrontendMessage } from '../src/protocol/frontend-reader.js';
 import { STANDARD_DIALECT } from '../src/protocol/sql-lexer.js';
-import { ExtendedBatch } from '../src/proxy/extended-batch.js';
-import { StatementNames } from '../src/proxy/statement-names.js';
+import { ExtendedBatch } from '../src/proxy/session/extended-batch.js';
+import { StatementNames } from '../src/proxy/session/statement-names.js';
 
 /** A frontend message as the reader hands it over. */
 function message(frame: Buffer): FrontendMessage {

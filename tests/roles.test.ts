@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { commandComplete, errorResponse, readyForQuery } from '../src/protocol/backend-writer.js';
-import { roleQuery, roleRead } from '../src/proxy/roles.js';
+import { roleQuery, roleRead } from '../src/proxy/login/roles.js';
 import { dataRowFrame } from './helpers/wire.js';
 
 describe('roles', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cleanupFrames } from '../src/proxy/session-cleanup.js';
+import { cleanupFrames } from '../src/proxy/session/session-cleanup.js';
 
 /** The frontend messages of `bytes` as [type, text] pairs (Query SQL, Close name). */
 function messages(bytes: Buffer): Array<[string, string]> {

@@ -6,7 +6,7 @@ import {
   readSettingsQuery,
   settingsRead,
   switchFrames,
-} from '../src/proxy/session-state.js';
+} from '../src/proxy/session/session-state.js';
 import { dataRowFrame } from './helpers/wire.js';
 
 /** The SQL of each Query frame. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withOwnPreparedNames } from '../src/proxy/sql-prepared.js';
+import { withOwnPreparedNames } from '../src/proxy/sql/sql-prepared.js';
 
 const mine = (name: string) => `pgo7q_${name}`;
 

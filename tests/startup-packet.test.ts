@@ -1,7 +1,7 @@
 import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { ProtocolViolationError } from '../src/errors.js';
-import { readStartupPacket, welcomeMessages } from '../src/proxy/startup.js';
+import { readStartupPacket, welcomeMessages } from '../src/proxy/login/startup.js';
 
 /** A StartupMessage body (no length word) for protocol `major.minor` with these parameters. */
 function startup(params: Record<string, string>, major = 3, minor = 0): Buffer {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startupSettings } from '../src/proxy/startup-settings.js';
+import { startupSettings } from '../src/proxy/login/startup-settings.js';
 
 describe('startupSettings', () => {
   it('reads settings from startup parameters and from options, as PostgreSQL does', () => {

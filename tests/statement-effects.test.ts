@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BACKSLASH_DIALECT, STANDARD_DIALECT } from '../src/protocol/sql-lexer.js';
-import { type StatementEffects, statementEffects } from '../src/proxy/statement-effects.js';
+import { type StatementEffects, statementEffects } from '../src/proxy/sql/statement-effects.js';
 
 /** What statementEffects returns for SQL that names a watched word but has no effect. */
 const none: StatementEffects = {

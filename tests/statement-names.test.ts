@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { CopyInPlan } from '../src/proxy/statement-effects.js';
-import { type ControlStatement, StatementNames } from '../src/proxy/statement-names.js';
+import { type ControlStatement, StatementNames } from '../src/proxy/session/statement-names.js';
+import type { CopyInPlan } from '../src/proxy/sql/statement-effects.js';
 
 const plan = (relation: string): CopyInPlan => ({
   loadSql: `COPY ${relation} FROM '/dev/blob'`,

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { InvalidInputError } from '../errors.js';
 import type { PglitePaths } from '../install/paths.js';
 import type { InteractiveRuntime, RuntimeOptions } from '../runtime/interactive-runtime.js';
-import type { AuthMethod } from './auth.js';
+import type { AuthMethod } from './login/auth.js';
 
 export interface ProxyOptions {
   /** Listen on TCP. Defaults to true unless `socketDir` is given. */

@@ -9,18 +9,18 @@ import { dollarQuote } from '../protocol/sql-quote.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
-import { PasswordAuthenticator } from './auth.js';
-import { ClientSession } from './client-session.js';
-import { type DatabaseOpener, databaseOpener } from './database-engines.js';
-import { RuntimeGate } from './engine-gate.js';
-import { type ProxyOptions, type ResolvedLimits, resolveLimits, resolveListen } from './options.js';
+import { type DatabaseOpener, databaseOpener } from './database/database-engines.js';
+import { RuntimeGate } from './database/engine-gate.js';
 import {
   type DatabaseRefusal,
   type ProxyFront,
   ServedDatabase,
   type ServedEngine,
   withTimeout,
-} from './served-database.js';
+} from './database/served-database.js';
+import { PasswordAuthenticator } from './login/auth.js';
+import { type ProxyOptions, type ResolvedLimits, resolveLimits, resolveListen } from './options.js';
+import { ClientSession } from './session/client-session.js';
 
 /** A running proxy, in the style of a started test container. */
 export interface ProxyHandle {

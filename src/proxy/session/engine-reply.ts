@@ -1,6 +1,6 @@
-import { type BackendSummary, withoutRanges, withoutTypes } from '../protocol/backend-scanner.js';
-import type { TransactionStatus } from '../protocol/backend-writer.js';
-import { explainTransactionBlockErrors } from './test-transaction.js';
+import { type BackendSummary, withoutRanges, withoutTypes } from '../../protocol/backend-scanner.js';
+import type { TransactionStatus } from '../../protocol/backend-writer.js';
+import { explainTransactionBlockErrors } from '../sql/test-transaction.js';
 
 const READY_FOR_QUERY = 0x5a;
 

@@ -1,5 +1,5 @@
-import type { CopyInPlan } from './statement-effects.js';
-import type { TransactionControl } from './test-transaction.js';
+import type { CopyInPlan } from '../sql/statement-effects.js';
+import type { TransactionControl } from '../sql/test-transaction.js';
 
 /** A prepared statement that is transaction control, answered by the proxy under test transactions. */
 export interface ControlStatement {

@@ -1,6 +1,6 @@
 import { serialize } from 'pg-protocol';
-import { dollarQuote, quoteIdent } from '../protocol/sql-quote.js';
-import type { CopyInPlan } from './statement-effects.js';
+import { dollarQuote, quoteIdent } from '../../protocol/sql-quote.js';
+import type { CopyInPlan } from '../sql/statement-effects.js';
 
 /**
  * A client's COPY FROM STDIN in progress. The engine cannot take CopyData (COPY FROM STDIN

@@ -2,9 +2,14 @@
 // rolls back, and clients must not notice. Their own transaction control becomes savepoints inside
 // it; what a real server would answer is built here.
 
-import { errorFieldOf } from '../protocol/backend-scanner.js';
-import { commandComplete, errorResponse, noticeResponse } from '../protocol/backend-writer.js';
-import { leadingTokens, type SqlDialect, STANDARD_DIALECT, splitStatements } from '../protocol/sql-lexer.js';
+import { errorFieldOf } from '../../protocol/backend-scanner.js';
+import { commandComplete, errorResponse, noticeResponse } from '../../protocol/backend-writer.js';
+import {
+  leadingTokens,
+  type SqlDialect,
+  STANDARD_DIALECT,
+  splitStatements,
+} from '../../protocol/sql-lexer.js';
 
 /** The savepoint standing for a client's own transaction. */
 export const CLIENT_TRANSACTION = 'pglite_oxide_client_tx';

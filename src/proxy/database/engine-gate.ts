@@ -1,8 +1,8 @@
 import { serialize } from 'pg-protocol';
-import { EngineCrashedError } from '../errors.js';
-import { scanBackend } from '../protocol/backend-scanner.js';
-import type { ClientIdentity } from '../runtime/engine-identity.js';
-import type { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { EngineCrashedError } from '../../errors.js';
+import { scanBackend } from '../../protocol/backend-scanner.js';
+import type { ClientIdentity } from '../../runtime/engine-identity.js';
+import type { InteractiveRuntime } from '../../runtime/interactive-runtime.js';
 
 /** The proxy's only way to the engine, wherever the engine runs. */
 export interface EngineGate {

@@ -5,8 +5,8 @@ import {
   splitStatements,
   type Token,
   tokensOf,
-} from '../protocol/sql-lexer.js';
-import { quoteIdent } from '../protocol/sql-quote.js';
+} from '../../protocol/sql-lexer.js';
+import { quoteIdent } from '../../protocol/sql-quote.js';
 
 const MENTIONS_PREPARED = /prepare|execute|deallocate/i;
 

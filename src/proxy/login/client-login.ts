@@ -1,12 +1,12 @@
-import { ProtocolViolationError } from '../errors.js';
-import { ENCRYPTION_REFUSED } from '../protocol/backend-writer.js';
-import { PASSWORD } from '../protocol/extended-messages.js';
-import { type FrontendMessage, printable } from '../protocol/frontend-reader.js';
+import { ProtocolViolationError } from '../../errors.js';
+import { ENCRYPTION_REFUSED } from '../../protocol/backend-writer.js';
+import { PASSWORD } from '../../protocol/extended-messages.js';
+import { type FrontendMessage, printable } from '../../protocol/frontend-reader.js';
+import { EngineWaitError } from '../database/engine-scheduler.js';
+import type { DatabaseRefusal, ServedDatabase } from '../database/served-database.js';
+import { ClientSettings } from '../session/session-state.js';
 import type { AuthExchange } from './auth.js';
-import { EngineWaitError } from './engine-scheduler.js';
 import { engineRole, type Role, roleQuery, roleRead } from './roles.js';
-import type { DatabaseRefusal, ServedDatabase } from './served-database.js';
-import { ClientSettings } from './session-state.js';
 import { type ClientStartup, readStartupPacket } from './startup.js';
 
 /** What logging in needs of the connection it is for. */

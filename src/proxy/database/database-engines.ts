@@ -5,11 +5,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { serialize } from 'pg-protocol';
-import { PglitePaths } from '../install/paths.js';
-import type { EngineSettings } from '../runtime/engine.js';
-import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
-import { openMemoryEngine } from '../runtime/memory-engine.js';
-import { ThreadedEngine } from '../runtime/threaded-engine.js';
+import { PglitePaths } from '../../install/paths.js';
+import type { EngineSettings } from '../../runtime/engine.js';
+import { InteractiveRuntime } from '../../runtime/interactive-runtime.js';
+import { openMemoryEngine } from '../../runtime/memory-engine.js';
+import { ThreadedEngine } from '../../runtime/threaded-engine.js';
 import { type EngineGate, RuntimeGate } from './engine-gate.js';
 import type { ServedEngine } from './served-database.js';
 

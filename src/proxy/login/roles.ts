@@ -1,9 +1,9 @@
 // Clients may connect as any role of the database that may log in, as on a server: the proxy
 // looks the role up in the engine's catalog, and the client's units then run as that role.
 import { serialize } from 'pg-protocol';
-import { readRows } from '../protocol/backend-rows.js';
-import { dollarQuote } from '../protocol/sql-quote.js';
-import { ENGINE_ROLE } from '../runtime/engine-identity.js';
+import { readRows } from '../../protocol/backend-rows.js';
+import { dollarQuote } from '../../protocol/sql-quote.js';
+import { ENGINE_ROLE } from '../../runtime/engine-identity.js';
 
 /** A role as the engine's catalog has it. */
 export interface Role {

@@ -4,7 +4,7 @@ import {
   NO_DATA,
   NO_PARAMETERS,
   PARSE_COMPLETE,
-} from '../protocol/backend-writer.js';
+} from '../../protocol/backend-writer.js';
 import {
   BIND,
   CLOSE,
@@ -16,12 +16,12 @@ import {
   EXECUTE,
   encodeWithNames,
   PARSE,
-} from '../protocol/extended-messages.js';
-import type { FrontendMessage } from '../protocol/frontend-reader.js';
-import type { SqlDialect } from '../protocol/sql-lexer.js';
-import { type CopyInPlan, type StatementEffects, statementEffects } from './statement-effects.js';
+} from '../../protocol/extended-messages.js';
+import type { FrontendMessage } from '../../protocol/frontend-reader.js';
+import type { SqlDialect } from '../../protocol/sql-lexer.js';
+import { type CopyInPlan, type StatementEffects, statementEffects } from '../sql/statement-effects.js';
+import { type Statement, transactionControlOf } from '../sql/test-transaction.js';
 import type { StatementNames } from './statement-names.js';
-import { type Statement, transactionControlOf } from './test-transaction.js';
 
 /** How much of a statement is kept to quote in another client's error. */
 export const STATEMENT_QUOTE_BYTES = 200;

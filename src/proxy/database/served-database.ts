@@ -1,15 +1,14 @@
 import { serialize } from 'pg-protocol';
-import { EngineReplacedError, InvalidInputError } from '../errors.js';
-import { scanBackend } from '../protocol/backend-scanner.js';
-import { quoteIdent } from '../protocol/sql-quote.js';
-import type { ThreadedEngine } from '../runtime/threaded-engine.js';
-import type { PasswordAuthenticator } from './auth.js';
-import { ClientSession } from './client-session.js';
+import { EngineReplacedError, InvalidInputError } from '../../errors.js';
+import { scanBackend } from '../../protocol/backend-scanner.js';
+import { quoteIdent } from '../../protocol/sql-quote.js';
+import type { ThreadedEngine } from '../../runtime/threaded-engine.js';
+import type { PasswordAuthenticator } from '../login/auth.js';
+import type { ResolvedLimits } from '../options.js';
+import { switchFrames } from '../session/session-state.js';
 import { type EngineGate, reportedSettings } from './engine-gate.js';
 import { EngineScheduler, EngineWaitError } from './engine-scheduler.js';
 import { NotificationHub } from './notifications.js';
-import type { ResolvedLimits } from './options.js';
-import { switchFrames } from './session-state.js';
 
 /** An engine the proxy serves a database from, and what the proxy may do with it. */
 export interface ServedEngine {
@@ -19,6 +18,29 @@ export interface ServedEngine {
   close: (() => Promise<void>) | null;
   /** An engine in its own thread, which can be replaced when a statement will not stop. */
   threaded?: ThreadedEngine;
+}
+
+/** What a served database needs of a client logged in to it (the client's session). */
+export interface DatabaseClient {
+  readonly processId: number;
+  /** Logged in and taking turns. */
+  readonly ready: boolean;
+  /** Isolation 'transaction': inside a transaction of its own. */
+  readonly inOwnTransaction: boolean;
+  /** Its session settings, by lower-case name. */
+  readonly settings: { readonly values: ReadonlyMap<string, string> };
+  /** The client as another client's error names it. */
+  describe(): string;
+  /** Whether it made a temporary object of that name. */
+  hasTemp(name: string): boolean;
+  /** The engine went back to an earlier state: the Parse of each of its named statements, to prepare again. */
+  engineReset(): Buffer[];
+  /** The test's outer transaction ended. */
+  testTransactionEnded(): void;
+  /** Ends the connection with a FATAL error, cleaning up after it. */
+  fatal(code: string, message: string): Promise<void>;
+  /** Ends the connection without touching the engine, whose session is gone. */
+  abandon(code: string, message: string): Promise<void>;
 }
 
 /** Why a client cannot connect to a database, as PostgreSQL says it. */
@@ -42,7 +64,7 @@ export interface ProxyFront {
   /** The database `name`, its engine started when it is first asked for; or why not. */
   database(name: string): Promise<ServedDatabase | DatabaseRefusal>;
   /** A client left: the front forgets it. */
-  sessionLeft(session: ClientSession): void;
+  sessionLeft(session: DatabaseClient): void;
   /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */
   beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null>;
   /** The main engine dropped database `name`. */
@@ -61,12 +83,12 @@ const PINNED_CLIENT_GRACE_MS = 1_000;
  */
 export class ServedDatabase {
   readonly gate: EngineGate;
-  readonly scheduler = new EngineScheduler<ClientSession>(describeHolder);
+  readonly scheduler = new EngineScheduler<DatabaseClient>(describeHolder);
   /**
    * Isolation 'transaction': which client has a transaction of its own open (a savepoint in the
    * test's transaction). One at a time; other clients' statements run meanwhile, inside it.
    */
-  readonly transactionSlot = new EngineScheduler<ClientSession>(describeHolder);
+  readonly transactionSlot = new EngineScheduler<DatabaseClient>(describeHolder);
   readonly hub = new NotificationHub();
   /** ParameterStatus values sent to new clients: the engine's own, as it started. */
   settings = new Map<string, string>();
@@ -83,7 +105,7 @@ export class ServedDatabase {
    * not known (after a test's transaction ended, or a new engine).
    */
   sessionApplied: Map<string, string> | null = new Map();
-  sessionOwner: ClientSession | null = null;
+  sessionOwner: DatabaseClient | null = null;
   /**
    * `sessionApplied` when the test's transaction began: its rollback brings the engine's settings
    * back to these (SET, RESET and set_config() are transactional), so the next test's first unit
@@ -91,7 +113,7 @@ export class ServedDatabase {
    */
   private appliedAtTestBegin: Map<string, string> | null = null;
   /** Clients logged in to this database. */
-  readonly sessions = new Set<ClientSession>();
+  readonly sessions = new Set<DatabaseClient>();
   private restarting: Promise<void> | null = null;
 
   /** The main database (the engine the proxy was started on): databases are created and dropped there. */
@@ -141,12 +163,12 @@ export class ServedDatabase {
   }
 
   /** A client logged in here. */
-  join(session: ClientSession): void {
+  join(session: DatabaseClient): void {
     this.sessions.add(session);
   }
 
   /** The clients logged in here, other than `except`. */
-  otherClients(except: ClientSession): ClientSession[] {
+  otherClients(except: DatabaseClient): DatabaseClient[] {
     return [...this.sessions].filter((session) => session !== except && session.ready);
   }
 
@@ -157,7 +179,7 @@ export class ServedDatabase {
     return names;
   }
 
-  sessionLeft(session: ClientSession): void {
+  sessionLeft(session: DatabaseClient): void {
     this.sessions.delete(session);
     if (this.sessionOwner === session) this.sessionOwner = null;
     this.front.sessionLeft(session);
@@ -258,7 +280,7 @@ export class ServedDatabase {
    * for it): it seizes the engine after `waitMs`. Other calls fail with EngineWaitError then.
    */
   private async asProxy<T>(turn: { waitMs: number; seize: boolean }, fn: () => Promise<T>): Promise<T> {
-    const proxy = PROXY_ITSELF as unknown as ClientSession;
+    const proxy = PROXY_ITSELF as unknown as DatabaseClient;
     const wait = this.scheduler.acquire(proxy, turn.waitMs);
     if (wait) {
       await wait.catch((error: unknown) => {
@@ -295,9 +317,9 @@ export class ServedDatabase {
     }, this.limits.cancelGraceMs).unref();
   }
 
-  engineFailed(error: unknown, by: ClientSession): void {
+  engineFailed(error: unknown, by: DatabaseClient): void {
     const reason = error instanceof Error ? error.message : String(error);
-    this.warn(`client ${by.id}: the engine failed: ${reason}`);
+    this.warn(`client ${by.processId}: the engine failed: ${reason}`);
     // Every client's transaction, statements and settings lived in that engine session.
     this.sessionApplied = null;
     this.appliedAtTestBegin = null;
@@ -346,8 +368,8 @@ export class ServedDatabase {
 }
 
 /** Who holds the engine, as a waiting client's error names it. */
-function describeHolder(holder: ClientSession | typeof PROXY_ITSELF): string {
-  return holder instanceof ClientSession
+function describeHolder(holder: DatabaseClient | typeof PROXY_ITSELF): string {
+  return typeof holder !== 'symbol'
     ? holder.describe()
     : 'the proxy itself (test control, or a look-up for a login)';
 }

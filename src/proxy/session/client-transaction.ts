@@ -1,5 +1,5 @@
 import { serialize } from 'pg-protocol';
-import { commandComplete, type TransactionStatus } from '../protocol/backend-writer.js';
+import { commandComplete, type TransactionStatus } from '../../protocol/backend-writer.js';
 import {
   BEGIN_AUTOCOMMIT,
   BEGIN_CLIENT_TRANSACTION,
@@ -9,7 +9,7 @@ import {
   replies,
   type TransactionControl,
   UNDO_AUTOCOMMIT,
-} from './test-transaction.js';
+} from '../sql/test-transaction.js';
 
 /** What a client's transaction-control statement comes to under a test's transaction. */
 export type ControlStep =

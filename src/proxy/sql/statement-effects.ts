@@ -6,7 +6,7 @@ import {
   splitStatements,
   type Token,
   tokensOf,
-} from '../protocol/sql-lexer.js';
+} from '../../protocol/sql-lexer.js';
 
 /** How to run a client's `COPY ... FROM STDIN` through the engine's blob device instead. */
 export interface CopyInPlan {

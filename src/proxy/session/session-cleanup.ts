@@ -1,6 +1,6 @@
 import { serialize } from 'pg-protocol';
-import { quoteIdent } from '../protocol/sql-quote.js';
-import type { TempObject } from './statement-effects.js';
+import { quoteIdent } from '../../protocol/sql-quote.js';
+import type { TempObject } from '../sql/statement-effects.js';
 
 /** What a leaving client may have left in the shared engine session, and what others still use. */
 export interface LeftBehind {

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
-import { EngineCrashedError, errorMessage, ProtocolViolationError } from '../errors.js';
-import { type BackendSummary, scanBackend } from '../protocol/backend-scanner.js';
+import { EngineCrashedError, errorMessage, ProtocolViolationError } from '../../errors.js';
+import { type BackendSummary, scanBackend } from '../../protocol/backend-scanner.js';
 import {
   commandComplete,
   copyInResponse,
@@ -9,7 +9,7 @@ import {
   errorResponse,
   readyForQuery,
   type TransactionStatus,
-} from '../protocol/backend-writer.js';
+} from '../../protocol/backend-writer.js';
 import {
   BIND,
   CLOSE,
@@ -29,24 +29,40 @@ import {
   QUERY,
   SYNC,
   TERMINATE,
-} from '../protocol/extended-messages.js';
-import { type FrontendMessage, FrontendReader, printable } from '../protocol/frontend-reader.js';
+} from '../../protocol/extended-messages.js';
+import { type FrontendMessage, FrontendReader, printable } from '../../protocol/frontend-reader.js';
 import {
   BACKSLASH_DIALECT,
   type SqlDialect,
   STANDARD_DIALECT,
   splitStatements,
-} from '../protocol/sql-lexer.js';
-import { quoteIdent } from '../protocol/sql-quote.js';
-import type { ClientIdentity } from '../runtime/engine-identity.js';
-import { type Admission, ClientLogin, type LoginConnection } from './client-login.js';
+} from '../../protocol/sql-lexer.js';
+import { quoteIdent } from '../../protocol/sql-quote.js';
+import type { ClientIdentity } from '../../runtime/engine-identity.js';
+import { EngineWaitError } from '../database/engine-scheduler.js';
+import type { NotificationTarget } from '../database/notifications.js';
+import type { ServedDatabase } from '../database/served-database.js';
+import { type Admission, ClientLogin, type LoginConnection } from '../login/client-login.js';
+import { welcomeMessages } from '../login/startup.js';
+import { withOwnPreparedNames } from '../sql/sql-prepared.js';
+import {
+  type CopyInPlan,
+  type DatabaseStatement,
+  type StatementEffects,
+  statementEffects,
+  type TempObject,
+} from '../sql/statement-effects.js';
+import {
+  BEGIN_AUTOCOMMIT,
+  END_AUTOCOMMIT,
+  replies,
+  type Statement,
+  statementsWithControl,
+} from '../sql/test-transaction.js';
 import { ClientTransaction, splitAutocommitOutput, withAutocommit } from './client-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { clientReply } from './engine-reply.js';
-import { EngineWaitError } from './engine-scheduler.js';
 import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
-import type { NotificationTarget } from './notifications.js';
-import type { ServedDatabase } from './served-database.js';
 import { cleanupFrames } from './session-cleanup.js';
 import {
   ClientSettings,
@@ -55,23 +71,7 @@ import {
   settingsRead,
   switchFrames,
 } from './session-state.js';
-import { withOwnPreparedNames } from './sql-prepared.js';
-import { welcomeMessages } from './startup.js';
-import {
-  type CopyInPlan,
-  type DatabaseStatement,
-  type StatementEffects,
-  statementEffects,
-  type TempObject,
-} from './statement-effects.js';
 import { StatementNames } from './statement-names.js';
-import {
-  BEGIN_AUTOCOMMIT,
-  END_AUTOCOMMIT,
-  replies,
-  type Statement,
-  statementsWithControl,
-} from './test-transaction.js';
 
 /** `login`: until the client is in (see ClientLogin); `ready`: taking turns on its database. */
 type Phase = 'login' | 'ready' | 'closed';

@@ -1,4 +1,4 @@
-import { ProtocolViolationError } from '../errors.js';
+import { ProtocolViolationError } from '../../errors.js';
 import {
   AUTHENTICATION_OK,
   backendKeyData,
@@ -6,7 +6,7 @@ import {
   negotiateProtocolVersion,
   parameterStatus,
   readyForQuery,
-} from '../protocol/backend-writer.js';
+} from '../../protocol/backend-writer.js';
 import { startupSettings } from './startup-settings.js';
 
 const SSL_REQUEST = 80877103;

@@ -2,8 +2,8 @@
 // parameters, then its own SET and RESET), and how the engine is brought to them when it passes
 // from one client to another. Only differences are sent, and nothing when clients do not differ.
 import { serialize } from 'pg-protocol';
-import { readRows } from '../protocol/backend-rows.js';
-import { dollarQuote, quoteIdent } from '../protocol/sql-quote.js';
+import { readRows } from '../../protocol/backend-rows.js';
+import { dollarQuote, quoteIdent } from '../../protocol/sql-quote.js';
 
 /** Settings pg_settings does not list: who the session runs as. Applied first when undone, last when set. */
 const IDENTITY = ['session_authorization', 'role'] as const;

@@ -4,8 +4,8 @@ import {
   authenticationSasl,
   authenticationSaslContinue,
   authenticationSaslFinal,
-} from '../protocol/backend-writer.js';
-import { cstringEnd } from '../protocol/extended-messages.js';
+} from '../../protocol/backend-writer.js';
+import { cstringEnd } from '../../protocol/extended-messages.js';
 
 export type AuthMethod = 'scram-sha-256' | 'md5';
 
