@@ -1,0 +1,446 @@
+import type { Socket } from 'node:net';
+import { serialize } from 'pg-protocol';
+import { EngineCrashedError } from '../../errors.js';
+import { type BackendSummary, scanBackend } from '../../protocol/backend-scanner.js';
+import {
+  type ErrorFields,
+  errorResponse,
+  readyForQuery,
+  type TransactionStatus,
+} from '../../protocol/backend-writer.js';
+import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../../protocol/sql-lexer.js';
+import { quoteIdent } from '../../protocol/sql-quote.js';
+import type { ClientIdentity } from '../../runtime/engine-identity.js';
+import { EngineWaitError } from '../database/engine-scheduler.js';
+import type { NotificationTarget } from '../database/notifications.js';
+import type { DatabaseClient, ServedDatabase } from '../database/served-database.js';
+import type { StatementEffects, TempObject } from '../sql/statement-effects.js';
+import { BEGIN_AUTOCOMMIT, END_AUTOCOMMIT } from '../sql/test-transaction.js';
+import { ClientTransaction, splitAutocommitOutput, withAutocommit } from './client-transaction.js';
+import type { CopyInCollector } from './copy-in.js';
+import { clientReply } from './engine-reply.js';
+import {
+  ClientSettings,
+  durationMs,
+  readSettingsQuery,
+  settingsRead,
+  switchFrames,
+} from './session-state.js';
+import { StatementNames } from './statement-names.js';
+
+/** `login`: until the client is in (see ClientLogin); `ready`: taking turns on its database. */
+type Phase = 'login' | 'ready' | 'closed';
+
+export const SYNC_FRAME = serialize.sync();
+
+/**
+ * The engine side of a client's session: taking its turns on the engine of its database, bringing
+ * the engine to its settings, running its units of work (with their savepoints under a test's
+ * transaction) and answering it from the engine's output.
+ */
+export abstract class EngineTurns implements NotificationTarget, DatabaseClient {
+  readonly processId: number;
+  protected phase: Phase = 'login';
+  protected readonly names: StatementNames;
+  /** This client's transaction status, as the engine last reported it to this client. */
+  protected currentStatus: TransactionStatus = 'I';
+  /** The engine holds extended messages of this client that no Sync has ended yet. */
+  protected engineBatchOpen = false;
+  protected copy: CopyInCollector | null = null;
+  protected discardUntilSync = false;
+  /** This client's session settings: what it asked for at startup, then what it changed. */
+  settings = new ClientSettings(new Map());
+  /** A unit changed this client's settings: they are read back from the engine once its batch ends. */
+  protected settingsToRead: string[] | null = null;
+  /** Names of SQL-level prepared statements (PREPARE) this client made. */
+  protected readonly sqlPrepared = new Set<string>();
+  /** Temporary objects this client made, dropped when it leaves. */
+  protected readonly tempObjects: TempObject[] = [];
+  /** The client ran something on the engine, so it may have left state there. */
+  protected usedEngine = false;
+  /** When the client's transaction status last changed. */
+  protected stateSince = Date.now();
+  protected idleTimer: NodeJS.Timeout | undefined;
+  /** Isolation 'transaction': the client's own transaction and its units' savepoints. */
+  protected readonly transaction = new ClientTransaction();
+  /** The client its units run for: its login role and its pid (see EngineGate.exec); unset before login. */
+  protected identity: ClientIdentity | undefined;
+
+  /** How the engine reads '...' strings right now (standard_conforming_strings is reported). */
+  protected get dialect(): SqlDialect {
+    const conforming =
+      this.settings.values.get('standard_conforming_strings') ??
+      this.host.settings.get('standard_conforming_strings');
+    return conforming === 'off' ? BACKSLASH_DIALECT : STANDARD_DIALECT;
+  }
+
+  protected get status(): TransactionStatus {
+    return this.currentStatus;
+  }
+
+  protected set status(status: TransactionStatus) {
+    if (status === this.currentStatus) return;
+    this.currentStatus = status;
+    this.stateSince = Date.now();
+  }
+
+  /**
+   * The engine must stay with this client until its transaction, batch or COPY ends. Under a
+   * test's transaction, a client's own transaction is a savepoint in it, and other clients'
+   * statements may run inside it meanwhile, unless it failed (the engine's transaction is then
+   * aborted until the client rolls back).
+   */
+  get pinned(): boolean {
+    const shared = this.host.testTransactionOpen && this.transaction.own && this.status === 'T';
+    return (this.status !== 'I' && !shared) || this.engineBatchOpen || this.copy !== null;
+  }
+
+  /** Answers a unit the engine must not see with an error, as Postgres would for that statement. */
+  protected async refuse(fields: Pick<ErrorFields, 'code' | 'message' | 'detail'>): Promise<void> {
+    this.write(errorResponse({ severity: 'ERROR', ...fields }));
+    if (this.engineBatchOpen) return this.runUnit([SYNC_FRAME], null, true);
+    this.write(readyForQuery(this.status));
+  }
+
+  /** Waits for the engine; false when the wait ended without it (the client was told why). */
+  protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
+    const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
+    if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.bringMySettings();
+    return this.waitForEngine(wait, endsWithSync).then((taken) => taken && this.bringMySettings());
+  }
+
+  /**
+   * Brings the engine to this client's settings (statement_timeout, search_path, TimeZone, role,
+   * ...), undoing those of the client before: only what differs, and nothing at all while the
+   * engine stays with one client or no client has any. True once done; false when the engine failed.
+   */
+  protected bringMySettings(): boolean | Promise<boolean> {
+    const applied = this.host.sessionApplied;
+    const mine = this.settings.values;
+    if (applied !== null && (this.host.sessionOwner === this || (applied.size === 0 && mine.size === 0))) {
+      this.host.sessionOwner = this;
+      return true;
+    }
+    const frames = switchFrames(applied, mine, this.host.settingNames(), this.host.user);
+    this.host.sessionApplied = new Map(mine);
+    this.host.sessionOwner = this;
+    if (!frames) return true;
+    const output = this.proxyCall(frames);
+    if (output instanceof Promise) return output.then((ready) => this.settingsSwitched(ready));
+    return this.settingsSwitched(output);
+  }
+
+  /**
+   * Reads this client's settings back from the engine after a unit changed them (by SET, RESET,
+   * set_config() or a ROLLBACK), first setting again the startup values a RESET undid.
+   */
+  protected async readMySettings(resets: readonly string[]): Promise<void> {
+    const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user);
+    const query = readSettingsQuery(this.settings.readNames());
+    const output = await this.proxyCall(again ? Buffer.concat([again, query]) : query);
+    if (!output) return;
+    const values = settingsRead(output, this.host.user);
+    if (!values) return;
+    this.settings.values = values;
+    if (this.host.sessionOwner === this) this.host.sessionApplied = new Map(values);
+  }
+
+  protected settingsSwitched(output: Uint8Array | null): boolean {
+    if (!output) return false;
+    const summary = scanBackend(output);
+    if (summary.errors > 0) {
+      this.host.warn(`client ${this.id}: a startup setting was refused (SQLSTATE ${summary.firstErrorCode})`);
+    }
+    return true;
+  }
+
+  protected async waitForEngine(wait: Promise<void>, endsWithSync: boolean): Promise<boolean> {
+    try {
+      await wait;
+    } catch (error) {
+      if (!(error instanceof EngineWaitError)) throw error;
+      this.write(errorResponse({ severity: 'ERROR', code: error.sqlstate, message: error.message }));
+      if (endsWithSync) this.write(readyForQuery(this.status));
+      else this.discardUntilSync = true;
+      return false;
+    }
+    return this.phase === 'ready' || this.releaseNow();
+  }
+
+  protected releaseNow(): false {
+    // A leaving client keeps a pinned engine until its cleanup has rolled back and synced.
+    this.host.scheduler.release(this, this.pinned);
+    return false;
+  }
+
+  /** Runs frames on the engine as one unit and answers the client. */
+  protected async runUnit(
+    frames: Buffer[],
+    effects: StatementEffects[] | null,
+    endsWithSync: boolean,
+  ): Promise<void> {
+    // Steps are awaited only when they have to wait: an await lets the socket's queued work run
+    // before this client's reply is written, which adds several microseconds to a round trip.
+    let taken = this.takeEngine(endsWithSync);
+    if (taken instanceof Promise) taken = await taken;
+    if (!taken) return;
+    const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    let call = this.unitCall(bytes, endsWithSync);
+    if (call instanceof Promise) call = await call;
+    if (!call) return;
+    const summary = this.absorb(call.output, endsWithSync ? 'ready' : 'partial');
+    if (!summary) return;
+    let closed = this.closeAutocommit(summary, call.released);
+    if (closed instanceof Promise) closed = await closed;
+    if (!closed) return;
+    if (effects && summary.errors === 0) await this.applyEffects(effects);
+    if (this.settings.touched && summary.lastCommandTag === 'ROLLBACK') this.settingsToRead ??= [];
+    if (this.settingsToRead && !this.engineBatchOpen) {
+      const resets = this.settingsToRead;
+      this.settingsToRead = null;
+      await this.readMySettings(resets);
+    }
+    this.releaseOrIdle();
+  }
+
+  /**
+   * A unit's call into the engine. Under a test's transaction a unit outside the client's own
+   * transaction gets a savepoint, sent in the same call, with its RELEASE when the unit ends with
+   * ReadyForQuery. `released` is the RELEASE's reply then. Null when the engine failed.
+   */
+  protected unitCall(
+    bytes: Uint8Array,
+    endsWithSync: boolean,
+  ): UnitOutput | null | Promise<UnitOutput | null> {
+    const opening =
+      this.host.testTransactionOpen && this.transaction.openAutocommit(true, this.engineBatchOpen);
+    if (!opening) {
+      const output = this.engineCall(bytes);
+      if (output instanceof Promise)
+        return output.then((ready) => ready && { output: ready, released: null });
+      return output && { output, released: null };
+    }
+    const output = this.engineCall(withAutocommit(bytes, endsWithSync));
+    if (output instanceof Promise)
+      return output.then((ready) => ready && this.autocommitParts(ready, endsWithSync));
+    return output && this.autocommitParts(output, endsWithSync);
+  }
+
+  protected autocommitParts(output: Uint8Array, released: boolean): UnitOutput | null {
+    const parts = splitAutocommitOutput(output, released);
+    if (!parts) {
+      this.host.engineFailed(
+        new EngineCrashedError('the engine answered a unit in an unexpected shape'),
+        this,
+      );
+      return null;
+    }
+    this.checkInternalOutput(BEGIN_AUTOCOMMIT, parts.savepoint);
+    return { output: parts.unit, released: parts.release };
+  }
+
+  /**
+   * One call into the engine, for this client (PostgreSQL's checks of who the session logged in as
+   * see its role; pg_backend_pid() is its pid); null when the engine failed (every client is told).
+   */
+  protected engineCall(
+    bytes: Uint8Array,
+    blob?: Uint8Array,
+    as: ClientIdentity | undefined = this.identity,
+  ): Uint8Array | null | Promise<Uint8Array | null> {
+    this.usedEngine = true;
+    try {
+      const gate = this.host.gate;
+      const output = blob ? gate.execWithBlob(bytes, blob, as) : gate.exec(bytes, as);
+      return output instanceof Uint8Array
+        ? output
+        : output.catch((error: unknown) => this.engineFailed(error));
+    } catch (error) {
+      return this.engineFailed(error);
+    }
+  }
+
+  /** The proxy's own frames for this client (bringing its settings, undoing them): as the engine's login. */
+  protected proxyCall(bytes: Uint8Array): Uint8Array | null | Promise<Uint8Array | null> {
+    return this.engineCall(bytes, undefined, undefined);
+  }
+
+  protected engineFailed(error: unknown): null {
+    this.host.engineFailed(error, this);
+    return null;
+  }
+
+  /**
+   * Reads the engine's output of a unit, keeps transaction status and settings, routes
+   * notifications, and writes the rest to this client.
+   */
+  protected absorb(
+    output: Uint8Array,
+    expect: 'ready' | 'partial',
+    drop?: ReadonlySet<number>,
+    collect?: Uint8Array[],
+  ): BackendSummary | null {
+    const summary = scanBackend(output);
+    if (summary.malformed || (expect === 'ready' && summary.status === null)) {
+      this.host.engineFailed(new EngineCrashedError('the engine answered without ReadyForQuery'), this);
+      return null;
+    }
+    if (expect === 'partial') {
+      // After an error the engine keeps skipping to the client's Sync; the client's messages up
+      // to its Sync are skipped here too, as Postgres skips them.
+      this.engineBatchOpen = true;
+      if (summary.errors > 0) this.discardUntilSync = true;
+    } else if (summary.status) {
+      if (summary.status === 'I') this.names.transactionEnded();
+      this.status = this.clientStatus(summary.status);
+      this.engineBatchOpen = false;
+    }
+    const reply = clientReply(output, summary, {
+      ends: expect,
+      // Under a test's outer transaction the engine always reports one; the client sees its own.
+      clientStatus: this.status,
+      drop,
+      explainTransactionBlock: this.host.testTransactionOpen,
+    });
+    if (collect) collect.push(reply);
+    else if (reply.length > 0) this.write(reply);
+    for (const notification of summary.notifications) {
+      this.host.hub.route(notification.channel, notification.payload, this.processId);
+    }
+    return summary;
+  }
+
+  /** Records LISTEN, UNLISTEN and SET of a unit that succeeded. */
+  protected async applyEffects(effects: StatementEffects[]): Promise<void> {
+    const relisten: string[] = [];
+    for (const effect of effects) {
+      for (const channel of effect.listen) this.host.hub.listen(this, channel);
+      if (effect.unlistenAll) {
+        this.host.hub.unlisten(this);
+        relisten.push(...this.host.hub.channels);
+      } else if (effect.unlisten.length > 0) {
+        this.host.hub.unlisten(this, effect.unlisten);
+        relisten.push(...effect.unlisten.filter((channel) => this.host.hub.isListened(channel)));
+      }
+      if (effect.touchesSettings) {
+        this.settings.changed(effect.settings, effect.resets);
+        this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
+      }
+      if (effect.database?.action === 'drop') await this.host.front.dropped(effect.database.name);
+      for (const name of effect.prepared) this.sqlPrepared.add(name);
+      this.tempObjects.push(...effect.tempObjects);
+      for (const name of effect.deallocated) this.sqlPrepared.delete(name);
+    }
+    // The client's UNLISTEN reached the shared session; channels others still want are restored
+    // in the same transaction, so they come and go with it.
+    if (relisten.length > 0 && this.status !== 'E') {
+      const sql = [...new Set(relisten)].map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ');
+      const output = await this.engineCall(serialize.query(sql));
+      if (output) this.routeOnly(output);
+    }
+  }
+
+  /** Engine output of the proxy's own statements: only its notifications matter. */
+  protected routeOnly(output: Uint8Array): BackendSummary {
+    const summary = scanBackend(output);
+    if (summary.status) this.status = this.clientStatus(summary.status);
+    for (const notification of summary.notifications) {
+      this.host.hub.route(notification.channel, notification.payload, this.processId);
+    }
+    return summary;
+  }
+
+  protected releaseOrIdle(): void {
+    const pinned = this.pinned && this.phase === 'ready';
+    this.host.scheduler.release(this, pinned);
+    if (pinned) this.armIdleTimer();
+  }
+
+  protected armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.host.warn(`client ${this.id}: idle in transaction too long; rolled back and disconnected`);
+      void this.fatal('25P03', 'terminating connection due to idle-in-transaction timeout');
+    }, this.idleInTransactionTimeoutMs()).unref();
+  }
+
+  /** The proxy's limit, or the client's own idle_in_transaction_session_timeout when shorter. */
+  protected idleInTransactionTimeoutMs(): number {
+    const own = durationMs(this.settings.values.get('idle_in_transaction_session_timeout'));
+    const limit = this.host.limits.idleInTransactionTimeoutMs;
+    return own !== null && own < limit ? own : limit;
+  }
+
+  /** The transaction status this client would get from a server of its own. */
+  protected clientStatus(engine: TransactionStatus): TransactionStatus {
+    return this.transaction.clientStatus(engine, this.host.testTransactionOpen);
+  }
+
+  /** Isolation 'transaction': a unit outside the client's own transaction gets a savepoint. */
+  protected openAutocommit(): boolean | Promise<boolean> {
+    const sql = this.transaction.openAutocommit(this.host.testTransactionOpen, this.engineBatchOpen);
+    return sql ? this.internalSql(sql) : true;
+  }
+
+  /**
+   * Ends the unit's savepoint once the unit is over: kept when it succeeded, undone when not.
+   * `released` is the reply of a RELEASE already sent with the unit.
+   */
+  protected closeAutocommit(
+    summary: BackendSummary,
+    released: Uint8Array | null = null,
+  ): boolean | Promise<boolean> {
+    const sql = this.transaction.closeAutocommit(summary.status, this.engineBatchOpen);
+    if (!sql) return true;
+    if (released && sql === END_AUTOCOMMIT) return this.checkInternalOutput(sql, released);
+    return this.internalSql(sql);
+  }
+
+  /** SQL of the proxy's own; false when the engine failed (every client was told). */
+  protected internalSql(sql: string): boolean | Promise<boolean> {
+    const output = this.engineCall(serialize.query(sql));
+    if (output instanceof Promise) return output.then((ready) => this.checkInternalOutput(sql, ready));
+    return this.checkInternalOutput(sql, output);
+  }
+
+  protected checkInternalOutput(sql: string, output: Uint8Array | null): boolean {
+    if (!output) return false;
+    const summary = scanBackend(output);
+    if (summary.errors > 0)
+      this.host.warn(`client ${this.id}: ${sql} failed (SQLSTATE ${summary.firstErrorCode})`);
+    return true;
+  }
+
+  protected write(bytes: Uint8Array): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+  }
+
+  constructor(
+    protected readonly socket: Socket,
+    /** The database the client logs in to: the main one until its startup names another. */
+    protected host: ServedDatabase,
+    readonly id: number,
+  ) {
+    this.processId = id;
+    this.names = new StatementNames(id);
+  }
+
+  // What the database and its other clients ask of a client (see DatabaseClient).
+  abstract readonly ready: boolean;
+  abstract readonly inOwnTransaction: boolean;
+  abstract describe(): string;
+  abstract hasTemp(name: string): boolean;
+  abstract engineReset(): Buffer[];
+  abstract testTransactionEnded(): void;
+  abstract abandon(code: string, message: string): Promise<void>;
+  abstract deliver(message: Buffer): void;
+
+  /** Ends the connection with a FATAL error; its engine state is cleaned up as it leaves. */
+  abstract fatal(code: string, message: string, detail?: string): Promise<void>;
+}
+
+/** What a unit's engine call gave: its own output, and the reply of a RELEASE sent with it. */
+interface UnitOutput {
+  output: Uint8Array;
+  released: Uint8Array | null;
+}
