@@ -6,6 +6,7 @@ import { EngineWaitError } from '../database/engine-scheduler.js';
 import type { DatabaseRefusal, ServedDatabase } from '../database/served-database.js';
 import { ClientSettings } from '../session/session-state.js';
 import type { AuthExchange } from './auth.js';
+import { loginVerdict } from './login-checks.js';
 import { engineRole, type Role, roleQuery, roleRead } from './roles.js';
 import { type ClientStartup, readStartupPacket } from './startup.js';
 
@@ -191,38 +192,17 @@ export class ClientLogin {
   /** Checks role, database and room, then hands the client over to its database. */
   private letIn(): void {
     const request = this.request!;
-    const role = this.role;
-    if (!role) {
-      void this.connection.fatal('28000', `role "${request.user}" does not exist`);
-      return;
-    }
-    if (!role.canLogin) {
-      void this.connection.fatal('28000', `role "${request.user}" is not permitted to log in`);
-      return;
-    }
-    if (this.refusal) {
-      const { code, message, detail } = this.refusal;
+    const verdict = loginVerdict(request.user, this.role, {
+      databaseRefusal: this.refusal,
+      rolesEnforced: !this.rolesUnenforced,
+      roomForClient: this.host.roomForClient(),
+    });
+    if ('refused' in verdict) {
+      const { code, message, detail } = verdict.refused;
       void this.connection.fatal(code, message, detail);
       return;
     }
-    if (this.rolesUnenforced) {
-      void this.connection.fatal(
-        '28000',
-        `role "${request.user}" cannot log in: this engine cannot enforce the privileges of roles that are not superusers`,
-        "pglite-oxide could not install its check of the session's login role in the engine " +
-          '(ENGINE_INTERNALS_CHANGED); reinstall dependencies so the pinned engine version is used.',
-      );
-      return;
-    }
-    const [forbidden] = role.forbiddenSettings;
-    if (forbidden) {
-      void this.connection.fatal('42501', `permission denied to set parameter "${forbidden}"`);
-      return;
-    }
-    if (!this.host.roomForClient()) {
-      void this.connection.fatal('53300', 'sorry, too many clients already');
-      return;
-    }
+    const role = verdict.admitted;
     clearTimeout(this.timer);
     this.state = 'in';
     // A client of another role than the engine's runs its units as that role; its
