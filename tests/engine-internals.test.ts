@@ -61,6 +61,14 @@ describe('engine internals this package depends on', () => {
           decodeBackend(execWire(engine, serialize.query(sql), role ? { role, pid: 7 } : undefined))
             .filter((message) => message.name === 'error')
             .map((message) => (message as unknown as { code: string }).code);
+        // pg_cancel_backend and pg_terminate_backend were found and replaced: with no proxy's
+        // clients to reach, a pid is no backend.
+        expect(codes('SELECT pg_cancel_backend(12345), pg_terminate_backend(12345)')).toEqual([]);
+        expect(
+          decodeBackend(execWire(engine, serialize.query('SELECT pg_terminate_backend(12345)')))
+            .filter((message) => message.name === 'notice')
+            .map((message) => (message as unknown as { message: string }).message),
+        ).toEqual(['PID 12345 is not a PostgreSQL backend process']);
         expect(codes("SELECT set_config('session_authorization', 'probe_app', false)")).toEqual([]);
         // As the role's login, back to the superuser is refused; the engine's own login may.
         expect(codes('SET SESSION AUTHORIZATION postgres', app)).toEqual(['42501']);

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installAndInitIn } from '../src/install/install.js';
+import { startThreadedProxy } from '../src/proxy/server.js';
+import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
+import { tempRoot } from './helpers/temp-root.js';
 
 // Each client looks like a backend of its own: the pid it got at login is its pg_backend_pid(),
 // and its application_name is its own setting, whatever other clients run in between.
@@ -11,6 +15,8 @@ describe('each client is a backend', () => {
       connectionString: served.proxy.connectionString,
       application_name: applicationName,
     });
+    // A client another one terminates hears it as an error event.
+    client.on('error', () => {});
     await client.connect();
     return client;
   };
@@ -64,6 +70,158 @@ describe('each client is a backend', () => {
       await api.end();
       await worker.end();
       await unnamed.end();
+    }
+  });
+
+  describe('pg_cancel_backend and pg_terminate_backend by pid', () => {
+    const asRole = async (user: string) => {
+      const url = new URL(served.proxy.connectionString);
+      url.username = user;
+      const client = new pg.Client({ connectionString: url.href });
+      client.on('error', () => {});
+      await client.connect();
+      return client;
+    };
+    const pid = (client: pg.Client) => (client as unknown as { processID: number }).processID;
+    const ended = (client: pg.Client) => new Promise<void>((resolve) => client.once('end', () => resolve()));
+
+    beforeAll(async () => {
+      const admin = await connect();
+      await admin.query(`
+        CREATE ROLE app LOGIN; CREATE ROLE app2 LOGIN; CREATE ROLE signaller LOGIN;
+        GRANT pg_signal_backend TO signaller;
+      `);
+      await admin.end();
+    });
+
+    it("ends the client whose pid it names, as a pool's 'kill and reconnect' expects", async () => {
+      const admin = await connect();
+      const victim = await connect();
+      try {
+        const gone = ended(victim);
+        const { rows } = await admin.query('SELECT pg_terminate_backend($1) AS done', [pid(victim)]);
+        expect(rows).toEqual([{ done: true }]);
+        await gone;
+        await expect(victim.query('SELECT 1')).rejects.toThrow();
+        // The one who asked goes on.
+        expect((await admin.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      } finally {
+        await admin.end();
+        await victim.end().catch(() => {});
+      }
+    });
+
+    it('answers false, with a warning, for a pid that is no client', async () => {
+      const admin = await connect();
+      try {
+        const notices: string[] = [];
+        admin.on('notice', (notice) => notices.push(notice.message ?? ''));
+        const { rows } = await admin.query('SELECT pg_terminate_backend(1) AS t, pg_cancel_backend(2) AS c');
+        expect(rows).toEqual([{ t: false, c: false }]);
+        expect(notices).toEqual([
+          'PID 1 is not a PostgreSQL backend process',
+          'PID 2 is not a PostgreSQL backend process',
+        ]);
+      } finally {
+        await admin.end();
+      }
+    });
+
+    it("checks PostgreSQL's permissions: own role, pg_signal_backend, never a superuser's client", async () => {
+      const superuser = await connect();
+      const app = await asRole('app');
+      const appAgain = await asRole('app');
+      const app2 = await asRole('app2');
+      const signaller = await asRole('signaller');
+      try {
+        await expect(app.query('SELECT pg_terminate_backend($1)', [pid(superuser)])).rejects.toMatchObject({
+          code: '42501',
+          message: 'permission denied to terminate process',
+          detail:
+            'Only roles with the SUPERUSER attribute may terminate processes of roles with the SUPERUSER attribute.',
+        });
+        await expect(app.query('SELECT pg_cancel_backend($1)', [pid(app2)])).rejects.toMatchObject({
+          code: '42501',
+          message: 'permission denied to cancel query',
+        });
+        // Built at run time, the same check.
+        await expect(
+          app.query(`DO $$BEGIN PERFORM pg_terminate_backend(${pid(app2)}); END$$`),
+        ).rejects.toMatchObject({ code: '42501' });
+        await expect(
+          signaller.query('SELECT pg_terminate_backend($1)', [pid(superuser)]),
+        ).rejects.toMatchObject({
+          code: '42501',
+        });
+        const appAgainGone = ended(appAgain);
+        expect((await app.query('SELECT pg_terminate_backend($1) AS t', [pid(appAgain)])).rows).toEqual([
+          { t: true },
+        ]);
+        await appAgainGone;
+        const app2Gone = ended(app2);
+        expect((await signaller.query('SELECT pg_terminate_backend($1) AS t', [pid(app2)])).rows).toEqual([
+          { t: true },
+        ]);
+        await app2Gone;
+        expect((await superuser.query('SELECT 1 AS alive')).rows).toEqual([{ alive: 1 }]);
+      } finally {
+        for (const client of [superuser, app, appAgain, app2, signaller]) await client.end().catch(() => {});
+      }
+    });
+
+    it("cancels a client's wait for the engine with 57014", async () => {
+      const holder = await connect();
+      const waiter = await connect();
+      try {
+        await holder.query('BEGIN');
+        const waiting = waiter.query('SELECT 1');
+        // The waiter's query is queued behind the holder's open transaction.
+        await new Promise((resolve) => setImmediate(resolve));
+        expect((await holder.query('SELECT pg_cancel_backend($1) AS c', [pid(waiter)])).rows).toEqual([
+          { c: true },
+        ]);
+        await expect(waiting).rejects.toMatchObject({ code: '57014' });
+        await holder.query('COMMIT');
+        expect((await waiter.query('SELECT 2 AS again')).rows).toEqual([{ again: 2 }]);
+      } finally {
+        await holder.end();
+        await waiter.end();
+      }
+    });
+  });
+
+  it('reaches clients through an engine in a thread of its own (serve, run), also in another database', async () => {
+    const paths = await installAndInitIn(await tempRoot('pglite-oxide-signals-'));
+    const engine = await ThreadedEngine.start({
+      kind: 'disk',
+      runtimeRoot: paths.pgroot,
+      pgdata: paths.pgdata,
+    });
+    const proxy = await startThreadedProxy(engine, { tcp: true, port: 0, onWarning: () => {} });
+    const clients: pg.Client[] = [];
+    const open = async (database = 'postgres') => {
+      const url = new URL(proxy.connectionString);
+      url.pathname = `/${database}`;
+      const client = new pg.Client({ connectionString: url.href });
+      client.on('error', () => {});
+      await client.connect();
+      clients.push(client);
+      return client;
+    };
+    try {
+      const admin = await open();
+      const victim = await open('template1');
+      const victimPid = Number((await victim.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      expect(victimPid).toBe((victim as unknown as { processID: number }).processID);
+      const gone = new Promise<void>((resolve) => victim.once('end', () => resolve()));
+      expect((await admin.query('SELECT pg_terminate_backend($1) AS t', [victimPid])).rows).toEqual([
+        { t: true },
+      ]);
+      await gone;
+    } finally {
+      for (const client of clients) await client.end().catch(() => {});
+      await proxy.close();
+      await engine.close();
     }
   });
 });

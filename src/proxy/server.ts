@@ -6,6 +6,7 @@ import { serialize } from 'pg-protocol';
 import { ProxyStartError } from '../errors.js';
 import { scanBackend } from '../protocol/backend-scanner.js';
 import { dollarQuote } from '../protocol/sql-quote.js';
+import { ClientTable } from '../runtime/client-table.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
@@ -174,6 +175,8 @@ class ProxyServer implements ProxyFront {
   /** Databases other than the main one, by name: started, or starting. */
   private readonly others = new Map<string, Promise<ServedDatabase | DatabaseRefusal>>();
   private readonly sessions = new Set<ClientSession>();
+  /** The logged-in clients as the engines see them, for pg_cancel_backend and pg_terminate_backend by pid. */
+  readonly clients = new ClientTable();
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
@@ -194,6 +197,7 @@ class ProxyServer implements ProxyFront {
       main: true,
       testTransactions: options.testTransactions ?? false,
     });
+    engine.gate.attachClients(this.clients);
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;
@@ -324,6 +328,7 @@ class ProxyServer implements ProxyFront {
     }
     try {
       const engine = await this.databases.open(name, (work) => this.main.whileHeld(work));
+      engine.gate.attachClients(this.clients);
       const database = new ServedDatabase(engine, this, name, { main: false, testTransactions: false });
       await database.start();
       return database;
@@ -378,6 +383,24 @@ class ProxyServer implements ProxyFront {
 
   sessionLeft(session: ClientSession): void {
     this.sessions.delete(session);
+    this.clients.remove(session.processId);
+  }
+
+  /**
+   * Delivers what the engines' pg_cancel_backend and pg_terminate_backend left for clients, once
+   * the call that sent them is over (cheap when there is nothing).
+   */
+  deliverSignals(): void {
+    const signals = this.clients.takeSignals();
+    if (signals.length === 0) return;
+    setImmediate(() => {
+      for (const { pid, signal } of signals) {
+        const session = [...this.sessions].find((candidate) => candidate.processId === pid);
+        if (!session) continue;
+        if (signal === 'cancel') session.cancelRequested();
+        else void session.fatal('57P01', SHUTDOWN_MESSAGE);
+      }
+    });
   }
 
   roomForClient(): boolean {

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { EngineCrashedError, errorMessage } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
+import { ClientTable } from './client-table.js';
 import { InteractiveRuntime } from './interactive-runtime.js';
 import { openMemoryEngine } from './memory-engine.js';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './threaded-engine.js';
@@ -36,8 +37,9 @@ async function start(): Promise<InteractiveRuntime> {
   return InteractiveRuntime.start(paths, {
     env: spec.env,
     settings: spec.settings,
-    engineFactory: () =>
+    engineFactory: (engineSpec) =>
       openMemoryEngine({
+        clients: engineSpec.clients,
         templatePgdata: spec.pgdata,
         runtimeRoot: spec.runtimeRoot,
         env: spec.env,
@@ -87,6 +89,7 @@ async function nextRequest(): Promise<void> {
 
 async function main(): Promise<void> {
   const runtime = await start();
+  if (data.clients) runtime.clients.table = new ClientTable(data.clients);
   port.on('message', (message: ToEngineThread) => {
     if (message.type === 'exec') {
       const blob = message.blob;
@@ -102,6 +105,8 @@ async function main(): Promise<void> {
             error: { message: errorMessage(error), crashed: error instanceof EngineCrashedError },
           }),
       );
+    } else if (message.type === 'clients') {
+      runtime.clients.table = new ClientTable(message.buffer);
     } else if (message.type === 'close') {
       closing = true;
       void runtime.close().finally(() => port.close());

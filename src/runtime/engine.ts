@@ -6,11 +6,10 @@ import { ClusterCorruptedError, EngineStartError } from '../errors.js';
 import { assertUsableCluster } from '../install/install.js';
 import type { PglitePaths } from '../install/paths.js';
 import { quoteIdent } from '../protocol/sql-quote.js';
-import { guardEngine } from './engine-guards.js';
-import { EngineIdentity } from './engine-identity.js';
+import type { ClientTableHolder } from './client-table.js';
+import { instrumentEngine } from './engine-instruments.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import { settingsFromEnv } from './env.js';
-import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -32,6 +31,8 @@ export interface EngineSpec {
   wasmPath: string;
   /** Shared control of the engine's interrupts, for a canceller on another thread. */
   interrupts?: SharedInterrupts;
+  /** Where the engine finds the clients of the proxy that serves it (see ClientTableHolder). */
+  clients?: ClientTableHolder;
 }
 
 /** Opens the engine on an existing cluster; creates the environment's database if it is missing. */
@@ -81,9 +82,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     database,
     startParams: startParams(spec.env, spec.settings),
   });
-  guardEngine(engine);
-  await EngineIdentity.install(engine);
-  loadExtensionsOnDemand((engine as unknown as { mod: unknown }).mod);
+  await instrumentEngine(engine, spec.clients);
   return engine;
 }
 

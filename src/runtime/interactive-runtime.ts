@@ -5,6 +5,7 @@ import { EngineCrashedError, errorMessage, RuntimeClosedError } from '../errors.
 import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
+import type { ClientTableHolder } from './client-table.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
 import type { SharedInterrupts } from './engine-interrupts.js';
@@ -26,6 +27,8 @@ export interface RuntimeOptions {
   engineFactory?: (spec: EngineSpec) => Promise<PGlite>;
   /** Shared control of the engine's interrupts, for a canceller on another thread. */
   interrupts?: SharedInterrupts;
+  /** Where engines find the clients of the proxy that serves them; one of its own by default. */
+  clients?: ClientTableHolder;
 }
 
 /**
@@ -40,6 +43,8 @@ export class InteractiveRuntime {
   readonly wasmPath: string;
   private readonly engineFactory: (spec: EngineSpec) => Promise<PGlite>;
   private readonly interrupts: SharedInterrupts | undefined;
+  /** Where this runtime's engines find the clients of the proxy that serves them. */
+  readonly clients: ClientTableHolder;
   private engine: PGlite | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Calls made through the queue that have not finished yet. */
@@ -54,6 +59,7 @@ export class InteractiveRuntime {
     this.wasmPath = path.resolve(options.wasmPath ?? path.join(paths.binDir, 'pglite.wasm'));
     this.engineFactory = options.engineFactory ?? openEngine;
     this.interrupts = options.interrupts;
+    this.clients = options.clients ?? { table: null };
   }
 
   /**
@@ -188,6 +194,7 @@ export class InteractiveRuntime {
         settings: this.settings,
         wasmPath: this.wasmPath,
         interrupts: this.interrupts,
+        clients: this.clients,
       });
       const engine = this.engine;
       const exitCode = process.exitCode;

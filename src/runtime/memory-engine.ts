@@ -3,11 +3,11 @@ import path from 'node:path';
 import { MemoryFS, PGlite } from '@electric-sql/pglite';
 import { EngineStartError, errorMessage, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
+import type { ClientTableHolder } from './client-table.js';
 import { type ClusterImage, clusterImage } from './cluster-image.js';
 import { copyOnWrite } from './copy-on-write-files.js';
 import { type EngineSettings, startParams } from './engine.js';
-import { guardEngine } from './engine-guards.js';
-import { EngineIdentity } from './engine-identity.js';
+import { instrumentEngine } from './engine-instruments.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import {
   dropSnapshot,
@@ -19,7 +19,6 @@ import {
 } from './engine-snapshot.js';
 import type { FsNode, Memfs } from './engine-snapshot-fs.js';
 import { standardEnv } from './env.js';
-import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -34,6 +33,8 @@ export interface MemoryEngineOptions {
   settings?: EngineSettings;
   /** Shared control of the engine's interrupts, for a canceller on another thread. */
   interrupts?: SharedInterrupts;
+  /** Where the engine finds the clients of the proxy that serves it (see ClientTableHolder). */
+  clients?: ClientTableHolder;
 }
 
 /** Where the engine expects its data directory inside its own filesystem. */
@@ -134,9 +135,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
     // A failed start calls exit() inside the engine, which must not become the host's exit code.
     process.exitCode = exitCode;
   }
-  guardEngine(engine);
-  await EngineIdentity.install(engine);
-  loadExtensionsOnDemand((engine as unknown as { mod: unknown }).mod);
+  await instrumentEngine(engine, options.clients);
   return engine;
 }
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
+import type { ClientTable } from './client-table.js';
 import type { EngineSettings } from './engine.js';
 import type { ClientIdentity } from './engine-identity.js';
 import { EngineInterrupts, shareInterrupts } from './engine-interrupts.js';
@@ -25,11 +26,16 @@ export interface EngineThreadData {
   channel: SharedArrayBuffer;
   interrupts: Int32Array;
   pgliteWasm: WebAssembly.Module;
+  /** The client table of the proxy that serves the engine, once it does. */
+  clients?: SharedArrayBuffer;
 }
 
 export type ToEngineThread =
   /** A wire call as a message; with `blob`, attached to the engine's /dev/blob device. */
-  { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array; as?: ClientIdentity } | { type: 'close' };
+  | { type: 'exec'; id: number; bytes: Uint8Array; blob?: Uint8Array; as?: ClientIdentity }
+  /** The proxy that serves the engine shares its client table. */
+  | { type: 'clients'; buffer: SharedArrayBuffer }
+  | { type: 'close' };
 
 export type FromEngineThread =
   /** `enforcesLoginRoles`: calls can run as a client's login role (see execWire). */
@@ -77,6 +83,7 @@ export class ThreadedEngine {
   private threadLost: ((error: Error) => void) | null = null;
   private closed = false;
   private loginRolesEnforced = false;
+  private clients: ClientTable | null = null;
 
   private constructor(
     /** What the engine was started with. */
@@ -106,6 +113,12 @@ export class ThreadedEngine {
   async execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: ClientIdentity): Promise<Uint8Array> {
     if (this.closed) throw new RuntimeClosedError();
     return this.schedule(() => this.post(bytes, as, data));
+  }
+
+  /** Shares the proxy's client table with the engine (see ClientTable); kept for engines started later. */
+  attachClients(table: ClientTable): void {
+    this.clients = table;
+    this.worker.postMessage({ type: 'clients', buffer: table.buffer } satisfies ToEngineThread);
   }
 
   /** Whether the engine can run calls as a client's login role (see execWire). */
@@ -303,6 +316,7 @@ export class ThreadedEngine {
       channel: this.channel.buffer,
       interrupts: this.interrupts,
       pgliteWasm: this.pgliteWasm,
+      clients: this.clients?.buffer,
     };
     const worker = startWorker(
       engineThreadEntry,

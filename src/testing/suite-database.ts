@@ -2,6 +2,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { PglitePaths } from '../install/paths.js';
 import type { ClientTimeouts } from '../proxy/options.js';
 import { type ProxyHandle, startProxy } from '../proxy/server.js';
+import type { ClientTableHolder } from '../runtime/client-table.js';
 import type { SharedInterrupts } from '../runtime/engine-interrupts.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { createResettableEngine, type ResetReport } from '../runtime/memory-engine.js';
@@ -42,7 +43,10 @@ export async function startSuiteDatabase(
 ): Promise<SuiteDatabase> {
   // The engine's data lives in memory, filled from the template: nothing to copy on disk, and a
   // reset restores a snapshot of the started engine (exact, ~10 ms) instead of restarting it.
+  // The proxy's clients, for the engine's pg_cancel_backend and pg_terminate_backend by pid.
+  const clients: ClientTableHolder = { table: null };
   const engine = await createResettableEngine({
+    clients,
     templatePgdata: template.pgdata,
     runtimeRoot: template.runtimeRoot,
     env: template.env,
@@ -54,6 +58,7 @@ export async function startSuiteDatabase(
     env: template.env,
     settings: template.settings,
     engineFactory: async () => engine.pglite,
+    clients,
   });
   let proxy: ProxyHandle;
   try {

@@ -153,7 +153,14 @@ async function startEngine(
     settings,
     engineFactory:
       kind === 'memory'
-        ? (spec) => openMemoryEngine({ templatePgdata: pgdata, runtimeRoot, env: spec.env, settings })
+        ? (spec) =>
+            openMemoryEngine({
+              templatePgdata: pgdata,
+              runtimeRoot,
+              env: spec.env,
+              settings,
+              clients: spec.clients,
+            })
         : undefined,
   });
   return { gate: new RuntimeGate(runtime), env: runtime.env, close: () => runtime.close() };

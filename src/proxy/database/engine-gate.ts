@@ -1,6 +1,7 @@
 import { serialize } from 'pg-protocol';
 import { EngineCrashedError } from '../../errors.js';
 import { scanBackend } from '../../protocol/backend-scanner.js';
+import type { ClientTable } from '../../runtime/client-table.js';
 import type { ClientIdentity } from '../../runtime/engine-identity.js';
 import type { InteractiveRuntime } from '../../runtime/interactive-runtime.js';
 
@@ -15,6 +16,8 @@ export interface EngineGate {
   exec(bytes: Uint8Array, as?: ClientIdentity): Uint8Array | Promise<Uint8Array>;
   /** Runs `bytes` with `data` attached to the engine's /dev/blob device (a client's COPY data). */
   execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: ClientIdentity): Promise<Uint8Array>;
+  /** Shares the proxy's client table with the engine, for pg_cancel_backend and pg_terminate_backend by pid. */
+  attachClients(table: ClientTable): void;
   /** Whether calls can run `as` a client's login role; when not, only the engine's superusers may log in. */
   enforcesLoginRoles(): boolean | Promise<boolean>;
   /** Asks the statement running now to stop with 57014; false when it cannot be asked. */
@@ -36,6 +39,10 @@ export class RuntimeGate implements EngineGate {
 
   execWithBlob(bytes: Uint8Array, data: Uint8Array, as?: ClientIdentity): Promise<Uint8Array> {
     return this.runtime.execWithBlob(bytes, new Blob([data as Uint8Array<ArrayBuffer>]), as);
+  }
+
+  attachClients(table: ClientTable): void {
+    this.runtime.clients.table = table;
   }
 
   enforcesLoginRoles(): Promise<boolean> {

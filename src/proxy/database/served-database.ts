@@ -2,6 +2,7 @@ import { serialize } from 'pg-protocol';
 import { EngineReplacedError, InvalidInputError } from '../../errors.js';
 import { scanBackend } from '../../protocol/backend-scanner.js';
 import { quoteIdent } from '../../protocol/sql-quote.js';
+import type { ClientTable } from '../../runtime/client-table.js';
 import type { ThreadedEngine } from '../../runtime/threaded-engine.js';
 import type { PasswordAuthenticator } from '../login/auth.js';
 import type { ResolvedLimits } from '../options.js';
@@ -63,6 +64,10 @@ export interface ProxyFront {
   warn(message: string): void;
   /** The database `name`, its engine started when it is first asked for; or why not. */
   database(name: string): Promise<ServedDatabase | DatabaseRefusal>;
+  /** The logged-in clients as the engines see them (pid and login role). */
+  readonly clients: ClientTable;
+  /** Delivers the signals the engines' pg_cancel_backend and pg_terminate_backend left (see ClientTable). */
+  deliverSignals(): void;
   /** A client left: the front forgets it. */
   sessionLeft(session: DatabaseClient): void;
   /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */

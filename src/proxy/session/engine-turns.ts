@@ -252,9 +252,18 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     try {
       const gate = this.host.gate;
       const output = blob ? gate.execWithBlob(bytes, blob, as) : gate.exec(bytes, as);
-      return output instanceof Uint8Array
-        ? output
-        : output.catch((error: unknown) => this.engineFailed(error));
+      // The call may have signalled clients (pg_terminate_backend): they hear it once it is over.
+      if (output instanceof Uint8Array) {
+        this.host.front.deliverSignals();
+        return output;
+      }
+      return output.then(
+        (ready) => {
+          this.host.front.deliverSignals();
+          return ready;
+        },
+        (error: unknown) => this.engineFailed(error),
+      );
     } catch (error) {
       return this.engineFailed(error);
     }

@@ -1,0 +1,103 @@
+// The proxy's clients as the engines see them: each client's pid (the one in its BackendKeyData,
+// which pg_backend_pid() answers) and login role. The table
+// lives in shared memory, so an engine in a thread of its own reads it where its built-ins run,
+// and the signals those built-ins send (pg_cancel_backend, pg_terminate_backend) are left in it
+// for the proxy to deliver once the call is over.
+
+/** What a signal asks of a client. */
+export type ClientSignal = 'cancel' | 'terminate';
+
+const SLOTS = 1024;
+const SLOT_INTS = 3;
+/** Fields of a slot. */
+const PID = 0;
+const ROLE = 1;
+const SIGNAL = 2;
+/** Header: how many signals wait to be delivered. */
+const PENDING = 0;
+const HEADER_INTS = 4;
+const SIGNAL_BITS: Record<ClientSignal, number> = { cancel: 1, terminate: 2 };
+
+/** A client found in the table. */
+export interface TableClient {
+  pid: number;
+  /** Its login role's oid. */
+  role: number;
+}
+
+export class ClientTable {
+  private readonly ints: Int32Array;
+
+  constructor(
+    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer((HEADER_INTS + SLOTS * SLOT_INTS) * 4),
+  ) {
+    this.ints = new Int32Array(buffer);
+  }
+
+  /** Lists a client; false when the table is full (it then cannot be signalled by pid). */
+  add(client: TableClient): boolean {
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const at = this.at(slot);
+      if (Atomics.compareExchange(this.ints, at + PID, 0, client.pid) !== 0) continue;
+      Atomics.store(this.ints, at + ROLE, client.role);
+      Atomics.store(this.ints, at + SIGNAL, 0);
+      return true;
+    }
+    return false;
+  }
+
+  remove(pid: number): void {
+    const slot = this.slotOf(pid);
+    if (slot >= 0) Atomics.store(this.ints, this.at(slot) + PID, 0);
+  }
+
+  find(pid: number): TableClient | null {
+    const slot = this.slotOf(pid);
+    if (slot < 0) return null;
+    return { pid, role: Atomics.load(this.ints, this.at(slot) + ROLE) >>> 0 };
+  }
+
+  /** Leaves `signal` for client `pid`; false when there is no such client. */
+  signal(pid: number, signal: ClientSignal): boolean {
+    const slot = this.slotOf(pid);
+    if (slot < 0) return false;
+    Atomics.or(this.ints, this.at(slot) + SIGNAL, SIGNAL_BITS[signal]);
+    Atomics.add(this.ints, PENDING, 1);
+    return true;
+  }
+
+  /** The signals left since the last look, for the proxy to deliver; cheap when there are none. */
+  takeSignals(): Array<{ pid: number; signal: ClientSignal }> {
+    if (Atomics.load(this.ints, PENDING) === 0) return [];
+    Atomics.store(this.ints, PENDING, 0);
+    const taken: Array<{ pid: number; signal: ClientSignal }> = [];
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const at = this.at(slot);
+      const bits = Atomics.exchange(this.ints, at + SIGNAL, 0);
+      if (bits === 0) continue;
+      const pid = Atomics.load(this.ints, at + PID);
+      // Terminating makes a cancel moot.
+      taken.push({ pid, signal: bits & SIGNAL_BITS.terminate ? 'terminate' : 'cancel' });
+    }
+    return taken;
+  }
+
+  private slotOf(pid: number): number {
+    if (pid === 0) return -1;
+    for (let slot = 0; slot < SLOTS; slot++)
+      if (Atomics.load(this.ints, this.at(slot) + PID) === pid) return slot;
+    return -1;
+  }
+
+  private at(slot: number): number {
+    return HEADER_INTS + slot * SLOT_INTS;
+  }
+}
+
+/**
+ * Where an engine finds the proxy's client table: set once the proxy serves the engine, and kept
+ * across the engine's restarts (each new engine reads it through the same holder).
+ */
+export interface ClientTableHolder {
+  table: ClientTable | null;
+}

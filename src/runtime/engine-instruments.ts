@@ -1,0 +1,26 @@
+import type { PGlite } from '@electric-sql/pglite';
+import { installBackendSignals } from './backend-signals.js';
+import type { ClientTableHolder } from './client-table.js';
+import { guardEngine } from './engine-guards.js';
+import { EngineIdentity } from './engine-identity.js';
+import { loadExtensionsOnDemand } from './extension-bundles.js';
+
+/** The initdb user's oid: an engine's own login when it cannot be read. */
+const BOOTSTRAP_SUPERUSER = 10;
+
+/**
+ * Everything this package installs into an engine it starts, before anything else runs on it (so
+ * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
+ * clients by pid (through `clients`, which a proxy fills once it serves the engine), and
+ * extensions loaded when first asked for.
+ */
+export async function instrumentEngine(
+  engine: PGlite,
+  clients: ClientTableHolder = { table: null },
+): Promise<void> {
+  const module = (engine as unknown as { mod: object }).mod;
+  guardEngine(engine);
+  const identity = await EngineIdentity.install(engine);
+  installBackendSignals(module, clients, identity?.engineOid ?? BOOTSTRAP_SUPERUSER);
+  loadExtensionsOnDemand(module);
+}
