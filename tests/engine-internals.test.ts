@@ -1,3 +1,4 @@
+import type { PGlite } from '@electric-sql/pglite';
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, openMemoryEngine, prepareTemplate } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
@@ -16,76 +17,70 @@ describe('engine internals this package depends on', () => {
   });
 
   it('takes the fast wire path on on-disk and in-memory engines, answering as PGlite does', async () => {
-    const runtime = await InteractiveRuntime.start(await installAndInitIn(await tempRoot()));
-    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
-    const memory = await openMemoryEngine({
-      templatePgdata: template.pgdata,
-      runtimeRoot: template.runtimeRoot,
+    await onBothEngines(async (engine) => {
+      expect(hasFastWire(engine)).toBe(true);
+      const query = serialize.query("SELECT 1 AS one; SELECT 'x' || 1/0");
+      const fast = execWire(engine, query);
+      expect(Buffer.from(fast)).toEqual(Buffer.from(engine.execProtocolRawSync(query)));
+      expect(decodeBackend(fast).map((message) => message.name)).toContain('error');
+      // PGlite's own API still works after the fast path handed its callbacks back.
+      expect((await engine.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
+      expect(dataRows(execWire(engine, serialize.query('SELECT 3')))).toEqual([['3']]);
     });
-    try {
-      for (const engine of [await runtime.pglite(), memory]) {
-        expect(hasFastWire(engine)).toBe(true);
-        const query = serialize.query("SELECT 1 AS one; SELECT 'x' || 1/0");
-        const fast = execWire(engine, query);
-        expect(Buffer.from(fast)).toEqual(Buffer.from(engine.execProtocolRawSync(query)));
-        expect(decodeBackend(fast).map((message) => message.name)).toContain('error');
-        // PGlite's own API still works after the fast path handed its callbacks back.
-        expect((await engine.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
-        expect(dataRows(execWire(engine, serialize.query('SELECT 3')))).toEqual([['3']]);
-      }
-    } finally {
-      await memory.close();
-      await runtime.close();
-    }
   });
 
   it("finds the session's authenticated user on on-disk and in-memory engines, and PostgreSQL checks a login role by it", async () => {
-    const runtime = await InteractiveRuntime.start(await installAndInitIn(await tempRoot()));
-    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
-    const memory = await openMemoryEngine({
-      templatePgdata: template.pgdata,
-      runtimeRoot: template.runtimeRoot,
+    await onBothEngines(async (engine) => {
+      const identity = EngineIdentity.of(engine);
+      expect(identity?.engineOid).toBe(10);
+      expect(identity?.enforcesLoginRoles).toBe(true);
+      expect(identity?.answersClientPids).toBe(true);
+      await engine.exec('CREATE ROLE probe_app');
+      const { rows } = await engine.query<{ oid: number }>(
+        "SELECT oid FROM pg_roles WHERE rolname = 'probe_app'",
+      );
+      const app = rows[0]!.oid;
+      const codes = (sql: string, role?: number) =>
+        decodeBackend(execWire(engine, serialize.query(sql), role ? { role, pid: 7 } : undefined))
+          .filter((message) => message.name === 'error')
+          .map((message) => (message as unknown as { code: string }).code);
+      // pg_cancel_backend and pg_terminate_backend were found and replaced: with no proxy's
+      // clients to reach, a pid is no backend.
+      expect(codes('SELECT pg_cancel_backend(12345), pg_terminate_backend(12345)')).toEqual([]);
+      expect(
+        decodeBackend(execWire(engine, serialize.query('SELECT pg_terminate_backend(12345)')))
+          .filter((message) => message.name === 'notice')
+          .map((message) => (message as unknown as { message: string }).message),
+      ).toEqual(['PID 12345 is not a PostgreSQL backend process']);
+      expect(codes("SELECT set_config('session_authorization', 'probe_app', false)")).toEqual([]);
+      // As the role's login, back to the superuser is refused; the engine's own login may.
+      expect(codes('SET SESSION AUTHORIZATION postgres', app)).toEqual(['42501']);
+      expect(codes('SET SESSION AUTHORIZATION probe_app', app)).toEqual([]);
+      expect(codes('SET SESSION AUTHORIZATION postgres')).toEqual([]);
+      // Each client's own backend pid, and the engine's own again after.
+      const pid = (as?: { role: number; pid: number }) =>
+        dataRows(execWire(engine, serialize.query('SELECT pg_backend_pid()'), as));
+      expect(pid({ role: 0, pid: 7 })).toEqual([['7']]);
+      expect(pid({ role: app, pid: 8 })).toEqual([['8']]);
+      expect(pid()).not.toEqual([['8']]);
+      expect((await engine.query('SELECT current_user AS u')).rows).toEqual([{ u: 'postgres' }]);
+      await engine.exec('DROP ROLE probe_app');
     });
-    try {
-      for (const engine of [await runtime.pglite(), memory]) {
-        const identity = EngineIdentity.of(engine);
-        expect(identity?.engineOid).toBe(10);
-        expect(identity?.enforcesLoginRoles).toBe(true);
-        expect(identity?.answersClientPids).toBe(true);
-        await engine.exec('CREATE ROLE probe_app');
-        const { rows } = await engine.query<{ oid: number }>(
-          "SELECT oid FROM pg_roles WHERE rolname = 'probe_app'",
-        );
-        const app = rows[0]!.oid;
-        const codes = (sql: string, role?: number) =>
-          decodeBackend(execWire(engine, serialize.query(sql), role ? { role, pid: 7 } : undefined))
-            .filter((message) => message.name === 'error')
-            .map((message) => (message as unknown as { code: string }).code);
-        // pg_cancel_backend and pg_terminate_backend were found and replaced: with no proxy's
-        // clients to reach, a pid is no backend.
-        expect(codes('SELECT pg_cancel_backend(12345), pg_terminate_backend(12345)')).toEqual([]);
-        expect(
-          decodeBackend(execWire(engine, serialize.query('SELECT pg_terminate_backend(12345)')))
-            .filter((message) => message.name === 'notice')
-            .map((message) => (message as unknown as { message: string }).message),
-        ).toEqual(['PID 12345 is not a PostgreSQL backend process']);
-        expect(codes("SELECT set_config('session_authorization', 'probe_app', false)")).toEqual([]);
-        // As the role's login, back to the superuser is refused; the engine's own login may.
-        expect(codes('SET SESSION AUTHORIZATION postgres', app)).toEqual(['42501']);
-        expect(codes('SET SESSION AUTHORIZATION probe_app', app)).toEqual([]);
-        expect(codes('SET SESSION AUTHORIZATION postgres')).toEqual([]);
-        // Each client's own backend pid, and the engine's own again after.
-        const pid = (as?: { role: number; pid: number }) =>
-          dataRows(execWire(engine, serialize.query('SELECT pg_backend_pid()'), as));
-        expect(pid({ role: 0, pid: 7 })).toEqual([['7']]);
-        expect(pid({ role: app, pid: 8 })).toEqual([['8']]);
-        expect(pid()).not.toEqual([['8']]);
-        expect((await engine.query('SELECT current_user AS u')).rows).toEqual([{ u: 'postgres' }]);
-        await engine.exec('DROP ROLE probe_app');
-      }
-    } finally {
-      await memory.close();
-      await runtime.close();
-    }
   });
 });
+
+/** Runs `check` on an on-disk engine and on an in-memory one, then closes both. */
+async function onBothEngines(check: (engine: PGlite) => Promise<void>): Promise<void> {
+  const runtime = await InteractiveRuntime.start(await installAndInitIn(await tempRoot()));
+  const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+  const memory = await openMemoryEngine({
+    templatePgdata: template.pgdata,
+    runtimeRoot: template.runtimeRoot,
+  });
+  try {
+    for (const engine of [await runtime.pglite(), memory]) await check(engine);
+  } finally {
+    await memory.close();
+    await runtime.close();
+  }
+}
