@@ -348,6 +348,20 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "a function of its own ahead of pg_catalog's in search_path, while another client logs in",
+    steps: [
+      {
+        as: 'app',
+        sql: `CREATE FUNCTION public.lower(text) RETURNS text LANGUAGE plpgsql AS $$BEGIN BEGIN EXECUTE 'ALTER ROLE app SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN pg_catalog.lower($1); END$$`,
+      },
+      { as: 'app', sql: 'SET search_path = public, pg_catalog' },
+      { as: 'app', sql: "SET work_mem = '8MB'" },
+      { as: 'app2', sql: 'SELECT current_user' },
+      { as: 'app', sql: "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'app'" },
+      { as: 'app', sql: 'DROP FUNCTION public.lower(text)' },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

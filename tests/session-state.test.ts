@@ -70,8 +70,8 @@ describe('switchFrames', () => {
 describe('reading a session’s settings', () => {
   it('asks the engine for what the session set, and for the settings pg_settings does not list', () => {
     const [sql] = queries(readSettingsQuery(['session_authorization', 'role', 'my.x']));
-    expect(sql).toContain("FROM pg_catalog.pg_settings WHERE source = 'session'");
-    expect(sql).toContain('ARRAY[$q$session_authorization$q$, $q$role$q$, $q$my.x$q$]');
+    expect(sql).toContain("FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'");
+    expect(sql).toContain('ARRAY[$q$session_authorization$q$, $q$role$q$, $q$my.x$q$]::pg_catalog.text[]');
   });
 
   it('keeps values that differ from the defaults', () => {

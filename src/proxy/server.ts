@@ -304,7 +304,7 @@ class ProxyServer implements ProxyFront {
     const catalog = await this.main
       .runAsEngineUser(
         serialize.query(
-          `SELECT datallowconn FROM pg_catalog.pg_database WHERE datname = ${dollarQuote(name)}`,
+          `SELECT datallowconn FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) ${dollarQuote(name)}::pg_catalog.name`,
         ),
       )
       .catch((error: unknown) => error);

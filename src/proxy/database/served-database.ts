@@ -192,17 +192,17 @@ export class ServedDatabase {
   }
 
   /**
-   * Runs frames on the engine between clients' units, as the engine's own superuser (a client's
-   * role may be in force): catalog look-ups for logins and new connections' databases.
+   * Runs frames on the engine between clients' units, as the engine's own superuser: catalog
+   * look-ups for logins and new connections' databases. Every setting of the client before is
+   * undone first, not only its role: its search_path could put a function of its own ahead of
+   * pg_catalog's, for the superuser to run.
    */
   async runAsEngineUser(frames: Buffer): Promise<Uint8Array> {
     return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, async () => {
-      const applied = this.sessionApplied;
-      if (applied === null || applied.has('session_authorization') || applied.has('role')) {
-        frames = Buffer.concat([switchFrames(null, new Map(), [], this.user)!, frames]);
-        if (applied) for (const name of ['session_authorization', 'role']) applied.delete(name);
-        this.sessionOwner = null;
-      }
+      const undo = switchFrames(this.sessionApplied, new Map(), this.settingNames(), this.user);
+      if (undo) frames = Buffer.concat([undo, frames]);
+      this.sessionApplied = new Map();
+      this.sessionOwner = null;
       return this.gate.exec(frames);
     });
   }

@@ -40,12 +40,14 @@ export function engineRole(name: string): Role {
 export function roleQuery(name: string, settings: Iterable<string> = []): Buffer {
   const names = [...settings].map(dollarQuote).join(', ');
   return serialize.query(
+    // Qualified throughout: it runs as a superuser, and no function or operator of a client's
+    // may stand in for pg_catalog's.
     'SELECT a.oid, a.rolcanlogin, a.rolsuper, a.rolpassword, ' +
       `(SELECT pg_catalog.string_agg(s.name, ',') FROM pg_catalog.pg_settings s ` +
-      `WHERE lower(s.name) = ANY(ARRAY[${names}]::text[]) ` +
-      `AND s.context IN ('superuser', 'superuser-backend') AND NOT a.rolsuper ` +
-      `AND NOT pg_catalog.has_parameter_privilege(a.oid, s.name, 'SET')) ` +
-      `FROM pg_catalog.pg_authid a WHERE a.rolname = ${dollarQuote(name)}`,
+      `WHERE pg_catalog.lower(s.name) OPERATOR(pg_catalog.=) ANY(ARRAY[${names}]::pg_catalog.text[]) ` +
+      `AND s.context OPERATOR(pg_catalog.=) ANY(ARRAY['superuser', 'superuser-backend']::pg_catalog.text[]) ` +
+      `AND NOT a.rolsuper AND NOT pg_catalog.has_parameter_privilege(a.oid, s.name, 'SET')) ` +
+      `FROM pg_catalog.pg_authid a WHERE a.rolname OPERATOR(pg_catalog.=) ${dollarQuote(name)}::pg_catalog.name`,
   );
 }
 

@@ -137,7 +137,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected async readMySettings(resets: readonly string[]): Promise<void> {
     const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user);
     const query = readSettingsQuery(this.settings.readNames());
-    const output = await this.proxyCall(again ? Buffer.concat([again, query]) : query);
+    // As the client: its own search_path is in force, and the read must not run as anyone else.
+    const output = await this.engineCall(again ? Buffer.concat([again, query]) : query);
     if (!output) return;
     const values = settingsRead(output, this.host.user);
     if (!values) return;

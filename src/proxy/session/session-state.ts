@@ -72,9 +72,11 @@ export function durationMs(value: string | undefined): number | null {
 export function readSettingsQuery(names: readonly string[]): Buffer {
   const listed = names.map(dollarQuote).join(', ');
   return serialize.query(
-    'SELECT lower(name), pg_catalog.current_setting(name) FROM pg_catalog.pg_settings ' +
-      `WHERE source = 'session' UNION ALL SELECT name, pg_catalog.current_setting(name, true) ` +
-      `FROM pg_catalog.unnest(ARRAY[${listed}]::text[]) AS name`,
+    // Qualified throughout: the client's search_path is in force.
+    'SELECT pg_catalog.lower(name), pg_catalog.current_setting(name) FROM pg_catalog.pg_settings ' +
+      `WHERE source OPERATOR(pg_catalog.=) 'session' UNION ALL ` +
+      `SELECT name, pg_catalog.current_setting(name, true) ` +
+      `FROM pg_catalog.unnest(ARRAY[${listed}]::pg_catalog.text[]) AS name`,
   );
 }
 
