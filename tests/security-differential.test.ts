@@ -362,6 +362,17 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: 'RESET SESSION AUTHORIZATION built at run time, then another client in between',
+    steps: [
+      { as: 'app', sql: "DO $$BEGIN EXECUTE 'RESET SESSION ' || 'AUTHORIZATION'; END$$" },
+      { as: 'app', sql: "SET work_mem = '8MB'" },
+      { as: 'postgres', sql: WHO },
+      { as: 'app2', sql: WHO },
+      { as: 'app', sql: WHO },
+      { as: 'app', sql: 'ALTER ROLE app CREATEROLE' },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

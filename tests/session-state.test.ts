@@ -84,17 +84,21 @@ describe('reading a session’s settings', () => {
       commandComplete('SELECT 5'),
       readyForQuery('I'),
     ]);
-    expect(settingsRead(output, 'postgres')).toEqual(
+    expect(settingsRead(output, 'postgres', 'postgres')).toEqual(
       new Map([
         ['timezone', 'Asia/Tokyo'],
         ['my.y', '1'],
       ]),
     );
-    expect(settingsRead(Buffer.concat([dataRowFrame('session_authorization', 'app')]), 'postgres')).toEqual(
-      new Map([['session_authorization', 'app']]),
-    );
+    expect(
+      settingsRead(Buffer.concat([dataRowFrame('session_authorization', 'app')]), 'postgres', 'postgres'),
+    ).toEqual(new Map([['session_authorization', 'app']]));
+    // '' is what a RESET left: the login role, for a client that logged in as one.
+    expect(
+      settingsRead(Buffer.concat([dataRowFrame('session_authorization', '')]), 'postgres', 'app'),
+    ).toEqual(new Map([['session_authorization', 'app']]));
     const failed = errorResponse({ severity: 'ERROR', code: '25P02', message: 'aborted' });
-    expect(settingsRead(Buffer.concat([failed, readyForQuery('E')]), 'postgres')).toBeNull();
+    expect(settingsRead(Buffer.concat([failed, readyForQuery('E')]), 'postgres', 'postgres')).toBeNull();
   });
 });
 

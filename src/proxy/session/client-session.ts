@@ -223,6 +223,7 @@ export class ClientSession extends SessionStatements {
     this.reader.authenticated();
     const { role } = admission;
     this.identity = { role: role.oid, pid: this.processId };
+    this.loginRole = { name: role.name, superuser: role.superuser };
     this.host.front.clients.add({ pid: this.processId, role: role.oid });
     const own = (name: string) => {
       if (name === 'is_superuser' && role.name !== this.host.user) return role.superuser ? 'on' : 'off';

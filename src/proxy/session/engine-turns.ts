@@ -65,6 +65,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected readonly transaction = new ClientTransaction();
   /** The client its units run for: its login role and its pid (see EngineGate.exec); unset before login. */
   protected identity: ClientIdentity | undefined;
+  /** The role the client logged in as (the engine's own user until it is in). */
+  protected loginRole: { name: string; superuser: boolean } = { name: '', superuser: true };
 
   /** How the engine reads '...' strings right now (standard_conforming_strings is reported). */
   protected get dialect(): SqlDialect {
@@ -140,8 +142,10 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     // As the client: its own search_path is in force, and the read must not run as anyone else.
     const output = await this.engineCall(again ? Buffer.concat([again, query]) : query);
     if (!output) return;
-    const values = settingsRead(output, this.host.user);
+    const values = settingsRead(output, this.host.user, this.loginRole.name);
     if (!values) return;
+    // Whatever a role that is not a superuser did, it runs as itself: never as the engine's user.
+    if (!this.loginRole.superuser) values.set('session_authorization', this.loginRole.name);
     this.settings.values = values;
     if (this.host.sessionOwner === this) this.host.sessionApplied = new Map(values);
   }

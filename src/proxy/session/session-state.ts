@@ -84,14 +84,24 @@ export function readSettingsQuery(names: readonly string[]): Buffer {
  * The settings read by readSettingsQuery's output, without those at their defaults: no role, the
  * engine's own user, an unknown custom name. Null when the query failed (an aborted transaction).
  */
-export function settingsRead(output: Uint8Array, engineUser: string): Map<string, string> | null {
+export function settingsRead(
+  output: Uint8Array,
+  engineUser: string,
+  loginUser: string,
+): Map<string, string> | null {
   const { rows, error } = readRows(output);
   if (error) return null;
   const values = new Map<string, string>();
   for (const [name, value] of rows) {
     if (name == null || value == null) continue;
     if (name === 'role' && value === 'none') continue;
-    if (name === 'session_authorization' && (value === '' || value === engineUser)) continue;
+    if (name === 'session_authorization') {
+      // '' is the engine's boot value, which a RESET (by any path) leaves: on a server RESET goes
+      // back to the login role, and so does the client here.
+      const who = value === '' ? loginUser : value;
+      if (who !== engineUser || loginUser !== engineUser) values.set(name, who);
+      continue;
+    }
     values.set(name, value);
   }
   return values;
