@@ -4,6 +4,7 @@ import {
   ClientSettings,
   durationMs,
   readSettingsQuery,
+  type SwitchFrames,
   settingsRead,
   switchFrames,
 } from '../src/proxy/session/session-state.js';
@@ -20,6 +21,11 @@ function queries(frames: Buffer | null): string[] {
   return out;
 }
 
+/** Both parts of a switch, as their statements. */
+function parts(frames: SwitchFrames): { undo: string[]; apply: string[] } {
+  return { undo: queries(frames.undo), apply: queries(frames.apply) };
+}
+
 describe('switchFrames', () => {
   it('sets only what differs, resets what the previous client had, and nothing when equal', () => {
     const applied = new Map([
@@ -30,40 +36,41 @@ describe('switchFrames', () => {
       ['timezone', 'Asia/Tokyo'],
       ['statement_timeout', '300'],
     ]);
-    expect(queries(switchFrames(applied, wanted, [], 'postgres'))).toEqual([
-      'RESET "search_path"',
-      'SELECT pg_catalog.set_config($q$timezone$q$, $q$Asia/Tokyo$q$, false)',
-      'SELECT pg_catalog.set_config($q$statement_timeout$q$, $q$300$q$, false)',
-    ]);
-    expect(switchFrames(wanted, wanted, [], 'postgres')).toBeNull();
+    expect(parts(switchFrames(applied, wanted, [], 'postgres'))).toEqual({
+      undo: ['RESET "search_path"'],
+      apply: [
+        'SELECT pg_catalog.set_config($q$timezone$q$, $q$Asia/Tokyo$q$, false)',
+        'SELECT pg_catalog.set_config($q$statement_timeout$q$, $q$300$q$, false)',
+      ],
+    });
+    expect(switchFrames(wanted, wanted, [], 'postgres')).toEqual({ undo: null, apply: null });
   });
 
   it('resets every name a connected client may have set, and who the session runs as, when what is applied is not known', () => {
-    expect(queries(switchFrames(null, new Map(), ['timezone', 'x.y'], 'postgres'))).toEqual([
-      'SET SESSION AUTHORIZATION "postgres"',
-      'RESET ROLE',
-      'RESET "timezone"',
-      'RESET "x"."y"',
-    ]);
+    expect(parts(switchFrames(null, new Map(), ['timezone', 'x.y'], 'postgres'))).toEqual({
+      undo: ['SET SESSION AUTHORIZATION "postgres"', 'RESET ROLE', 'RESET "timezone"', 'RESET "x"."y"'],
+      apply: [],
+    });
   });
 
-  it('undoes who the session runs as first, then sets its authorization before the settings checked as that role, and its role last', () => {
+  it('undoes who the session runs as first (as the engine), then sets, as the client, its authorization before the settings checked as that role, and its role last', () => {
     const asApp = new Map([
       ['session_authorization', 'app'],
       ['role', 'reader'],
       ['search_path', 'app'],
     ]);
-    expect(queries(switchFrames(new Map(), asApp, [], 'postgres'))).toEqual([
-      'SELECT pg_catalog.set_config($q$session_authorization$q$, $q$app$q$, false)',
-      'SELECT pg_catalog.set_config($q$search_path$q$, $q$app$q$, false)',
-      'SELECT pg_catalog.set_config($q$role$q$, $q$reader$q$, false)',
-    ]);
-    expect(queries(switchFrames(asApp, new Map([['work_mem', '8MB']]), [], 'postgres'))).toEqual([
-      'SET SESSION AUTHORIZATION "postgres"',
-      'RESET ROLE',
-      'RESET "search_path"',
-      'SELECT pg_catalog.set_config($q$work_mem$q$, $q$8MB$q$, false)',
-    ]);
+    expect(parts(switchFrames(new Map(), asApp, [], 'postgres'))).toEqual({
+      undo: [],
+      apply: [
+        'SELECT pg_catalog.set_config($q$session_authorization$q$, $q$app$q$, false)',
+        'SELECT pg_catalog.set_config($q$search_path$q$, $q$app$q$, false)',
+        'SELECT pg_catalog.set_config($q$role$q$, $q$reader$q$, false)',
+      ],
+    });
+    expect(parts(switchFrames(asApp, new Map([['work_mem', '8MB']]), [], 'postgres'))).toEqual({
+      undo: ['SET SESSION AUTHORIZATION "postgres"', 'RESET ROLE', 'RESET "search_path"'],
+      apply: ['SELECT pg_catalog.set_config($q$work_mem$q$, $q$8MB$q$, false)'],
+    });
   });
 });
 

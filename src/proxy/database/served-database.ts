@@ -200,7 +200,7 @@ export class ServedDatabase {
   async runAsEngineUser(frames: Buffer): Promise<Uint8Array> {
     return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, async () => {
       // As if nothing were known of what the engine runs as now: the undo cannot miss it.
-      frames = Buffer.concat([switchFrames(null, new Map(), this.settingNames(), this.user)!, frames]);
+      frames = Buffer.concat([switchFrames(null, new Map(), this.settingNames(), this.user).undo!, frames]);
       this.sessionApplied = new Map();
       this.sessionOwner = null;
       return this.gate.exec(frames);

@@ -123,13 +123,14 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       this.host.sessionOwner = this;
       return true;
     }
-    const frames = switchFrames(applied, mine, this.host.settingNames(), this.host.user);
+    const { undo, apply } = switchFrames(applied, mine, this.host.settingNames(), this.host.user);
     this.host.sessionApplied = new Map(mine);
     this.host.sessionOwner = this;
-    if (!frames) return true;
-    const output = this.proxyCall(frames);
-    if (output instanceof Promise) return output.then((ready) => this.settingsSwitched(ready));
-    return this.settingsSwitched(output);
+    // Undone as the engine's login; applied as this client's, which PostgreSQL checks as such.
+    const applyMine = () => (apply ? this.settingsSwitched(this.engineCall(apply)) : true);
+    if (!undo) return applyMine();
+    const undone = this.settingsSwitched(this.proxyCall(undo));
+    return undone instanceof Promise ? undone.then((ok) => ok && applyMine()) : undone && applyMine();
   }
 
   /**
@@ -137,7 +138,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
    * set_config() or a ROLLBACK), first setting again the startup values a RESET undid.
    */
   protected async readMySettings(resets: readonly string[]): Promise<void> {
-    const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user);
+    const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user).apply;
     const query = readSettingsQuery(this.settings.readNames());
     // As the client: its own search_path is in force, and the read must not run as anyone else.
     const output = await this.engineCall(again ? Buffer.concat([again, query]) : query);
@@ -150,7 +151,10 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     if (this.host.sessionOwner === this) this.host.sessionApplied = new Map(values);
   }
 
-  protected settingsSwitched(output: Uint8Array | null): boolean {
+  protected settingsSwitched(
+    output: Uint8Array | null | Promise<Uint8Array | null>,
+  ): boolean | Promise<boolean> {
+    if (output instanceof Promise) return output.then((ready) => this.settingsSwitched(ready));
     if (!output) return false;
     const summary = scanBackend(output);
     if (summary.errors > 0) {

@@ -108,27 +108,39 @@ export function settingsRead(
 }
 
 /**
+ * How the engine goes from one client's settings to another's: `undo` runs as the engine's own
+ * login (it may need its superuser to undo another client's identity and superuser-only
+ * settings), `apply` as the client's (PostgreSQL checks it as that client: nothing of it runs
+ * with more than the client's own rights). Either is null when it has nothing to do.
+ */
+export interface SwitchFrames {
+  undo: Buffer | null;
+  apply: Buffer | null;
+}
+
+/**
  * The frames that bring the engine from the settings `applied` for the client before (null when
  * they are not known; then `others` names every setting that may be set) to `wanted`: a Query for
  * each change, so that one bad value cannot undo the others. Who the session runs as is undone
- * first (undoing may need the engine's own superuser), then the client's session authorization
- * is set before its other settings, so that PostgreSQL checks those as the client's role (a
- * superuser-only setting is refused), and its role last. Null when nothing changes.
+ * first, then the client's session authorization is set before its other settings, so that
+ * PostgreSQL checks those as the client's role (a superuser-only setting is refused), and its
+ * role last.
  */
 export function switchFrames(
   applied: ReadonlyMap<string, string> | null,
   wanted: ReadonlyMap<string, string>,
   others: Iterable<string>,
   engineUser: string,
-): Buffer | null {
+): SwitchFrames {
   const stale = new Set(applied ? applied.keys() : [...others, ...IDENTITY]);
+  const undo: string[] = [];
   const statements: string[] = [];
   const changes = (name: string) => applied === null || applied.get(name) !== wanted.get(name);
   if (changes('session_authorization') && stale.has('session_authorization'))
-    statements.push(`SET SESSION AUTHORIZATION ${quoteIdent(engineUser)}`);
-  if (changes('role') && stale.has('role')) statements.push('RESET ROLE');
+    undo.push(`SET SESSION AUTHORIZATION ${quoteIdent(engineUser)}`);
+  if (changes('role') && stale.has('role')) undo.push('RESET ROLE');
   for (const name of stale) {
-    if (!wanted.has(name) && !IDENTITY.includes(name as never)) statements.push(`RESET ${settingName(name)}`);
+    if (!wanted.has(name) && !IDENTITY.includes(name as never)) undo.push(`RESET ${settingName(name)}`);
   }
   const setting = (name: string, value: string) =>
     // set_config() takes the value as a startup parameter gives it (a list such as a search_path
@@ -144,6 +156,11 @@ export function switchFrames(
       statements.push(setting(name, value));
   }
   identity('role');
+  return { undo: queriesOf(undo), apply: queriesOf(statements) };
+}
+
+/** One Query a statement; null for none. */
+function queriesOf(statements: readonly string[]): Buffer | null {
   return statements.length === 0 ? null : Buffer.concat(statements.map((sql) => serialize.query(sql)));
 }
 
