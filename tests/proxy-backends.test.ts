@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installAndInitIn } from '../src/install/install.js';
 import { startThreadedProxy } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
+import { asUser } from './helpers/pg-query.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { tempRoot } from './helpers/temp-root.js';
 
@@ -75,9 +76,7 @@ describe('each client is a backend', () => {
 
   describe('pg_cancel_backend and pg_terminate_backend by pid', () => {
     const asRole = async (user: string) => {
-      const url = new URL(served.proxy.connectionString);
-      url.username = user;
-      const client = new pg.Client({ connectionString: url.href });
+      const client = new pg.Client({ connectionString: asUser(served.proxy.connectionString, user) });
       client.on('error', () => {});
       await client.connect();
       return client;

@@ -4,6 +4,7 @@ import { type NativeServer, startNativePostgres } from '../bench/native-postgres
 import { installAndInitIn } from '../src/install/install.js';
 import { startThreadedProxy, type ThreadedProxyHandle } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
+import { asUser } from './helpers/pg-query.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { tempRoot } from './helpers/temp-root.js';
 
@@ -395,19 +396,12 @@ interface Server {
   close(): Promise<void>;
 }
 
-/** The server's connection string for `user` (pg lets the string's user win over an option). */
-function asUser(server: Server, user: string): string {
-  const url = new URL(server.url.href);
-  url.username = user;
-  return url.href;
-}
-
 async function runCase(server: Server, testCase: Case): Promise<Outcome[]> {
   const clients = new Map<string, pg.Client>();
   const client = async (key: string): Promise<pg.Client> => {
     let found = clients.get(key);
     if (!found) {
-      found = new pg.Client({ connectionString: asUser(server, key.split('#')[0]!) });
+      found = new pg.Client({ connectionString: asUser(server.url.href, key.split('#')[0]!) });
       await found.connect();
       clients.set(key, found);
     }
@@ -417,7 +411,7 @@ async function runCase(server: Server, testCase: Case): Promise<Outcome[]> {
   try {
     for (const login of testCase.logins ?? []) {
       const connection = new pg.Client({
-        connectionString: asUser(server, login.user),
+        connectionString: asUser(server.url.href, login.user),
         options: login.options,
       });
       try {

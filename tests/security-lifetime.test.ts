@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { installAndInitIn } from '../src/install/install.js';
 import { startThreadedProxy } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
+import { asUser } from './helpers/pg-query.js';
 import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
 
 // The protections live in the engine, so every engine must have them: one started again on the
@@ -15,9 +16,7 @@ const ESCALATE = "SELECT pg_catalog.set_config('session_authorization', 'postgre
 
 /** What a role that is not a superuser gets for each attempt, and its own pid. */
 async function attempts(url: string): Promise<{ codes: string[]; pidIsOwn: boolean }> {
-  const target = new URL(url);
-  target.username = 'app';
-  const client = new pg.Client({ connectionString: target.href });
+  const client = new pg.Client({ connectionString: asUser(url, 'app') });
   client.on('error', () => {});
   await client.connect();
   try {

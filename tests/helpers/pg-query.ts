@@ -13,3 +13,10 @@ export async function queryRows(
     await client.end();
   }
 }
+
+/** `connectionString` for another user (pg lets the string's user win over a `user` option). */
+export function asUser(connectionString: string, user: string): string {
+  const url = new URL(connectionString);
+  url.username = user;
+  return url.href;
+}
