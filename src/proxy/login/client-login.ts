@@ -43,8 +43,8 @@ export class ClientLogin {
   private role: Role | null = null;
   /** Why the client cannot have the database it asked for; told once it has authenticated. */
   private refusal: DatabaseRefusal | null = null;
-  /** The engine cannot run units as this role's login: it is refused once it has authenticated. */
-  private rolesUnenforced = false;
+  /** The engine can run units as this role's login; if not, it is refused once it has authenticated. */
+  private rolesEnforced = true;
   private auth: AuthExchange | null = null;
   private timer: NodeJS.Timeout | undefined;
 
@@ -115,7 +115,7 @@ export class ClientLogin {
         ? engineRole(request.user)
         : await this.lookUpRole(request.user, request.settings.keys());
     if (role && !role.superuser && !('code' in database)) {
-      this.rolesUnenforced = !(await database.gate.enforcesLoginRoles());
+      this.rolesEnforced = await database.gate.enforcesLoginRoles();
       if (this.connection.closed) return;
     }
     if (role !== undefined) this.authenticate(role);
@@ -194,7 +194,7 @@ export class ClientLogin {
     const request = this.request!;
     const verdict = loginVerdict(request.user, this.role, {
       databaseRefusal: this.refusal,
-      rolesEnforced: !this.rolesUnenforced,
+      rolesEnforced: this.rolesEnforced,
       roomForClient: this.host.roomForClient(),
     });
     if ('refused' in verdict) {
