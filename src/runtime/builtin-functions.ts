@@ -13,8 +13,8 @@ interface FunctionTableModule {
   addFunction(fn: (fcinfo: number) => number, signature: string): number;
 }
 
-/** Where static data can lie: the module's data ends well below this in every build seen. */
-const STATIC_DATA_BYTES = 16 * 1024 * 1024;
+/** Where static data can lie: the module's data and bss end well below this in every build seen. */
+export const STATIC_DATA_BYTES = 16 * 1024 * 1024;
 /** Offsets in an FmgrBuiltin entry (wasm32). */
 const FOID = 0;
 const NARGS = 4;

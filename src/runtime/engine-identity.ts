@@ -14,7 +14,7 @@
 // tests/engine-internals.test.ts watches them.
 import type { PGlite } from '@electric-sql/pglite';
 import { EngineInternalsChangedError } from '../errors.js';
-import { replaceBuiltin } from './builtin-functions.js';
+import { replaceBuiltin, STATIC_DATA_BYTES } from './builtin-functions.js';
 
 interface IdentityModule {
   HEAPU8: Uint8Array;
@@ -36,7 +36,10 @@ export const ENGINE_ROLE = 0;
 
 /** Whom a call runs for: the client's login role and the backend pid the client was given. */
 export interface ClientIdentity {
-  /** The oid of the role the client logged in as; ENGINE_ROLE for the engine's own user. */
+  /**
+   * The oid of the role the client logged in as; ENGINE_ROLE for a superuser, which PostgreSQL's
+   * checks of the authenticated user treat as the engine's own (superuser) login.
+   */
   role: number;
   /** The process id the client got in BackendKeyData: what pg_backend_pid() answers it. */
   pid: number;
@@ -44,8 +47,6 @@ export interface ClientIdentity {
 
 /** How far from CurrentUserId the other user-id statics of miscinit.c lie (they are declared together). */
 const NEIGHBOURHOOD_BYTES = 64;
-/** Where static data can lie: the module's data and bss end well below this in every build seen. */
-const STATIC_DATA_BYTES = 16 * 1024 * 1024;
 /**
  * The linker keeps a module's statics near the exported ones (MyProcPid): this much around it is
  * looked at first, ~0.1 ms instead of ~30 ms for all static data.

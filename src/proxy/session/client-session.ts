@@ -22,6 +22,7 @@ import {
   TERMINATE,
 } from '../../protocol/extended-messages.js';
 import { type FrontendMessage, FrontendReader, printable } from '../../protocol/frontend-reader.js';
+import { ENGINE_ROLE } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
 import type { ServedDatabase } from '../database/served-database.js';
 import { type Admission, ClientLogin, type LoginConnection } from '../login/client-login.js';
@@ -222,7 +223,8 @@ export class ClientSession extends SessionStatements {
     this.settings = admission.settings;
     this.reader.authenticated();
     const { role } = admission;
-    this.identity = { role: role.oid, pid: this.processId };
+    // A superuser's login checks as the engine's own: the engine then needs no change for it.
+    this.identity = { role: role.superuser ? ENGINE_ROLE : role.oid, pid: this.processId };
     this.loginRole = { name: role.name, superuser: role.superuser };
     this.host.front.clients.add({ pid: this.processId, role: role.oid });
     const own = (name: string) => {
