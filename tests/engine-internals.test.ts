@@ -2,6 +2,8 @@ import type { PGlite } from '@electric-sql/pglite';
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, openMemoryEngine, prepareTemplate } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
+import { ClientObjects } from '../src/runtime/client-objects.js';
+import { ClientTable } from '../src/runtime/client-table.js';
 import { EngineIdentity } from '../src/runtime/engine-identity.js';
 import { loadPgDumpFactory } from '../src/runtime/pg-dump-glue.js';
 import { execWire, hasFastWire } from '../src/runtime/raw-wire.js';
@@ -66,6 +68,68 @@ describe('engine internals this package depends on', () => {
       expect((await engine.query('SELECT current_user AS u')).rows).toEqual([{ u: 'postgres' }]);
       await engine.exec('DROP ROLE probe_app');
     });
+  });
+
+  it("keeps each client's prepared statements and cursors its own, on on-disk and in-memory engines", async () => {
+    await onBothEngines(async (engine) => {
+      expect(ClientObjects.of(engine)).toBeDefined();
+      const run = (sql: string, pid?: number) => {
+        const output = execWire(engine, serialize.query(sql), pid ? { role: 0, pid } : undefined);
+        const error = decodeBackend(output).find((reply) => reply.name === 'error') as
+          | { code?: string }
+          | undefined;
+        return error ? `ERROR ${error.code}` : dataRows(output);
+      };
+      run('PREPARE mine AS SELECT 7', 7);
+      run('DECLARE held CURSOR WITH HOLD FOR SELECT 70', 7);
+      expect(run('EXECUTE mine', 8)).toBe('ERROR 26000');
+      expect(run('FETCH held', 8)).toBe('ERROR 34000');
+      expect(run('SELECT count(*) FROM pg_prepared_statements', 8)).toEqual([['0']]);
+      expect(run('SELECT count(*) FROM pg_cursors')).toEqual([['0']]);
+      run('DEALLOCATE ALL; CLOSE ALL', 8);
+      expect(run('EXECUTE mine', 7)).toEqual([['7']]);
+      expect(run('FETCH held', 7)).toEqual([['70']]);
+      // A transaction keeps the cursor table it began with, to its end: its cursors are cleaned up there.
+      run('BEGIN; DECLARE inside CURSOR FOR SELECT 71', 7);
+      expect(run('FETCH inside', 7)).toEqual([['71']]);
+      expect(run('COMMIT', 7)).toEqual([]);
+      expect(run('FETCH inside', 7)).toBe('ERROR 34000');
+      run('DEALLOCATE ALL; CLOSE ALL', 7);
+    });
+  });
+
+  it('hands on the record of a client that left only without its objects', async () => {
+    const clients = new ClientTable();
+    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+    const engine = await openMemoryEngine({
+      templatePgdata: template.pgdata,
+      runtimeRoot: template.runtimeRoot,
+      clients: { table: clients },
+    });
+    try {
+      const count = (pid: number) =>
+        dataRows(
+          execWire(
+            engine,
+            serialize.query(
+              'SELECT (SELECT count(*) FROM pg_prepared_statements) + (SELECT count(*) FROM pg_cursors)',
+            ),
+            { role: 0, pid },
+          ),
+        );
+      clients.add({ pid: 7, role: 0 });
+      execWire(engine, serialize.query('PREPARE kept AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1'), {
+        role: 0,
+        pid: 7,
+      });
+      expect(count(7)).toEqual([['2']]);
+      // Gone without closing anything: the next client gets the record, with empty tables.
+      clients.remove(7);
+      clients.add({ pid: 8, role: 0 });
+      expect(count(8)).toEqual([['0']]);
+    } finally {
+      await engine.close();
+    }
   });
 });
 

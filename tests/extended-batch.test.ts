@@ -33,11 +33,11 @@ describe('ExtendedBatch', () => {
 
     const { frames, copyAt, copyPlan, effects } = batch.take();
     expect(frames).toEqual([
-      serialize.parse({ name: 'pgo7s1', text: 'SELECT $1::int', types: [23] }),
-      serialize.bind({ portal: 'pgo7p1', statement: 'pgo7s1', values: ['1'] }),
+      parse,
+      serialize.bind({ portal: 'pgo7p1', statement: 'find', values: ['1'] }),
       serialize.describe({ type: 'P', name: 'pgo7p1' }),
       serialize.execute({ portal: 'pgo7p1', rows: 5 }),
-      serialize.close({ type: 'S', name: 'pgo7s1' }),
+      serialize.close({ type: 'S', name: 'find' }),
       unnamed,
       serialize.sync(),
     ]);

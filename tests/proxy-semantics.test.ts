@@ -189,19 +189,29 @@ describe('one engine session shared safely', () => {
     }
   });
 
-  it("deallocates a leaving client's prepared statements", async () => {
+  it("deallocates a leaving client's prepared statements and closes its cursors", async () => {
     const a = await connect();
     await a.query({ name: 'leaves_behind', text: 'SELECT $1::int AS leaves_behind', values: [1] });
-    const left = async () =>
+    await a.query('PREPARE sql_level AS SELECT 1');
+    await a.query('DECLARE held CURSOR WITH HOLD FOR SELECT 1');
+    const mine = async (client: pg.Client) =>
       (
-        await query(
-          "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE '%AS leaves_behind'",
+        await client.query(
+          'SELECT (SELECT count(*) FROM pg_prepared_statements)::int AS statements, (SELECT count(*) FROM pg_cursors)::int AS cursors',
         )
-      ).rows[0].n;
-    expect(await left()).toBe(1);
+      ).rows[0];
+    expect(await mine(a)).toEqual({ statements: 2, cursors: 1 });
     await a.end();
     expect(await served.proxy.clientsGone(10_000)).toBe(true);
-    expect(await left()).toBe(0);
+    // The next client takes over the engine's record of the one that left: nothing of it is there.
+    const b = await connect();
+    try {
+      expect(await mine(b)).toEqual({ statements: 0, cursors: 0 });
+      await b.query('PREPARE sql_level AS SELECT 2 AS two');
+      expect((await b.query('EXECUTE sql_level')).rows).toEqual([{ two: 2 }]);
+    } finally {
+      await b.end();
+    }
   });
 
   it('cancels a queued query with CancelRequest (57014)', async () => {

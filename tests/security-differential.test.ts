@@ -374,6 +374,58 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "another client's WITH HOLD cursor can be neither fetched, listed nor closed",
+    steps: [
+      { as: 'app', sql: 'DECLARE held CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 3) g' },
+      { as: 'app2', sql: 'FETCH held' },
+      { as: 'app2', sql: 'SELECT name FROM pg_cursors' },
+      { as: 'app2', sql: 'CLOSE held' },
+      { as: 'app2', sql: 'CLOSE ALL' },
+      { as: 'app2', sql: "DO $$BEGIN EXECUTE 'CLOSE ALL'; END$$" },
+      { as: 'admin', sql: 'SELECT count(*) FROM pg_cursors' },
+      { as: 'app', sql: 'FETCH held' },
+      { as: 'app', sql: 'SELECT name, statement, is_holdable FROM pg_cursors' },
+      { as: 'app', sql: 'CLOSE held' },
+    ],
+  },
+  {
+    name: "another client's cursor of the same name is its own",
+    steps: [
+      { as: 'app', sql: 'DECLARE c CURSOR WITH HOLD FOR SELECT 1 AS mine' },
+      { as: 'app2', sql: 'DECLARE c CURSOR WITH HOLD FOR SELECT 2 AS mine' },
+      { as: 'app', sql: 'FETCH c' },
+      { as: 'app2', sql: 'FETCH c' },
+    ],
+  },
+  {
+    name: "another client's SQL-level prepared statements, by any path",
+    steps: [
+      { as: 'app', sql: 'PREPARE q AS SELECT 1 AS one' },
+      { as: 'app2', sql: 'EXECUTE q' },
+      { as: 'app2', sql: "DO $$BEGIN EXECUTE 'EXECUTE q'; END$$" },
+      { as: 'app2', sql: 'SELECT name FROM pg_prepared_statements' },
+      { as: 'app2', sql: 'DEALLOCATE q' },
+      { as: 'app2', sql: 'DEALLOCATE ALL' },
+      { as: 'app2', sql: "DO $$BEGIN EXECUTE 'DEALLOCATE ' || 'ALL'; END$$" },
+      { as: 'admin', sql: 'SELECT count(*) FROM pg_prepared_statements' },
+      { as: 'app', sql: 'EXECUTE q' },
+      { as: 'app', sql: 'SELECT name, statement FROM pg_prepared_statements' },
+      { as: 'app2', sql: 'PREPARE q AS SELECT 2 AS two' },
+      { as: 'app2', sql: 'EXECUTE q' },
+      { as: 'app', sql: 'EXECUTE q' },
+    ],
+  },
+  {
+    name: "another client's protocol-level prepared statement of the same name",
+    steps: [
+      { as: 'app', sql: 'SELECT $1::int + 1 AS mine', values: [1], name: 'stmt' },
+      { as: 'app2', sql: 'SELECT name FROM pg_prepared_statements' },
+      { as: 'app2', sql: 'SELECT $1::text AS theirs', values: ['x'], name: 'stmt' },
+      { as: 'app', sql: 'SELECT name, statement FROM pg_prepared_statements' },
+      { as: 'app', sql: 'SELECT $1::int + 1 AS mine', values: [2], name: 'stmt' },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

@@ -21,22 +21,16 @@ describe('cleanupFrames', () => {
   it('undoes everything when the leaving client was the last one, one statement per Query', () => {
     const frames = messages(
       cleanupFrames({
-        statements: ['pgo7s1', 'pgo7s2'],
         unlisten: 'all',
-        deallocate: 'all',
         temp: 'all',
         engineUser: 'postgres',
         settings: 'reset',
       }),
     );
     expect(frames).toEqual([
-      ['C', 'pgo7s1'],
-      ['C', 'pgo7s2'],
-      ['S', ''],
       ['Q', 'SET SESSION AUTHORIZATION "postgres"'],
       ['Q', 'RESET ROLE'],
       ['Q', 'UNLISTEN *'],
-      ['Q', 'DEALLOCATE ALL'],
       ['Q', 'DISCARD TEMP'],
       ['Q', 'RESET ALL'],
     ]);
@@ -45,9 +39,7 @@ describe('cleanupFrames', () => {
   it('keeps what other clients use, quotes every name, and puts every setting back', () => {
     const frames = messages(
       cleanupFrames({
-        statements: [],
         unlisten: ['chan"A'],
-        deallocate: ['plan'],
         temp: [{ kind: 'TABLE', name: 'person' }],
         engineUser: 'post"gres',
         settings: 'reset',
@@ -57,7 +49,6 @@ describe('cleanupFrames', () => {
       ['Q', 'SET SESSION AUTHORIZATION "post""gres"'],
       ['Q', 'RESET ROLE'],
       ['Q', 'UNLISTEN "chan""A"'],
-      ['Q', 'DEALLOCATE "plan"'],
       ['Q', 'DROP TABLE IF EXISTS pg_temp."person" CASCADE'],
       ['Q', 'RESET ALL'],
     ]);

@@ -12,9 +12,6 @@ const none: StatementEffects = {
   settings: [],
   resets: [],
   touchesSettings: false,
-  prepared: [],
-  deallocated: [],
-  deallocateAll: false,
   tempObjects: [],
   discard: null,
   database: null,
@@ -242,43 +239,6 @@ describe('statementEffects: DISCARD', () => {
   it('finds nothing in DISCARD PLANS or DISCARD SEQUENCES', () => {
     expect(statementEffects('DISCARD PLANS')).toEqual(none);
     expect(statementEffects('DISCARD SEQUENCES')).toEqual(none);
-  });
-});
-
-describe('statementEffects: PREPARE and DEALLOCATE', () => {
-  it('names the SQL-level prepared statements PREPARE makes', () => {
-    expect(statementEffects('PREPARE q1 AS SELECT 1')).toEqual(effectsWith({ prepared: ['q1'] }));
-    expect(statementEffects('prepare Q1 (int) AS SELECT $1')).toEqual(effectsWith({ prepared: ['q1'] }));
-    expect(statementEffects('PREPARE "Q1" AS SELECT 1')).toEqual(effectsWith({ prepared: ['Q1'] }));
-  });
-
-  it('truncates a long prepared statement name to the 63 bytes the engine keeps', () => {
-    const name = `q${'x'.repeat(80)}`;
-    expect(statementEffects(`PREPARE ${name} AS SELECT 1`)).toEqual(
-      effectsWith({ prepared: [name.slice(0, 63)] }),
-    );
-  });
-
-  it('does not read PREPARE TRANSACTION as a prepared statement', () => {
-    expect(statementEffects("PREPARE TRANSACTION 'tx1'")).toEqual(none);
-  });
-
-  it('names the statements DEALLOCATE removes, with or without PREPARE', () => {
-    expect(statementEffects('DEALLOCATE q1')).toEqual(effectsWith({ deallocated: ['q1'] }));
-    expect(statementEffects('deallocate prepare Q1')).toEqual(effectsWith({ deallocated: ['q1'] }));
-    expect(statementEffects('DEALLOCATE PREPARE "Q1"')).toEqual(effectsWith({ deallocated: ['Q1'] }));
-  });
-
-  it('reads DEALLOCATE ALL and DEALLOCATE PREPARE ALL as removing every statement', () => {
-    expect(statementEffects('DEALLOCATE ALL')).toEqual(effectsWith({ deallocateAll: true }));
-    expect(statementEffects('deallocate prepare all')).toEqual(effectsWith({ deallocateAll: true }));
-    // Quoted, it is the name of one statement.
-    expect(statementEffects('DEALLOCATE "ALL"')).toEqual(effectsWith({ deallocated: ['ALL'] }));
-  });
-
-  it('finds nothing in a DEALLOCATE without a name', () => {
-    expect(statementEffects('DEALLOCATE')).toEqual(none);
-    expect(statementEffects('DEALLOCATE PREPARE')).toEqual(none);
   });
 });
 
@@ -519,8 +479,6 @@ describe('statementEffects: multi-statement strings', () => {
         settings: ['work_mem'],
         resets: ['search_path'],
         touchesSettings: true,
-        prepared: ['q'],
-        deallocated: ['old'],
         tempObjects: [{ kind: 'TABLE', name: 'scratch' }],
         discard: 'TEMP',
       }),

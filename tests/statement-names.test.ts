@@ -13,63 +13,38 @@ const begin: ControlStatement = { sql: 'BEGIN', control: 'begin' };
 const commit: ControlStatement = { sql: 'COMMIT', control: 'commit' };
 
 describe('StatementNames: engine names', () => {
-  it("gives each named statement a short engine name of the client's own, numbered in order", () => {
+  it("keeps statements' names: the engine gives each client a statement table of its own", () => {
     const names = new StatementNames(7);
-    expect(names.engineName('s1')).toBe('pgo7s1');
-    expect(names.engineName('other')).toBe('pgo7s2');
-    expect(names.engineName('s1')).toBe('pgo7s1');
-    expect(names.engineName('other')).toBe('pgo7s2');
+    names.parsed('s1', null);
+    expect([...names.statements]).toEqual(['s1']);
   });
 
-  it('passes the unnamed statement and portal as they are', () => {
+  it("gives each named portal a short engine name of the client's own, numbered in order", () => {
     const names = new StatementNames(7);
-    expect(names.engineName('')).toBe('');
+    expect(names.enginePortalName('p1')).toBe('pgo7p1');
+    expect(names.enginePortalName('other')).toBe('pgo7p2');
+    expect(names.enginePortalName('p1')).toBe('pgo7p1');
+    // The unnamed portal passes as it is, and takes no number.
     expect(names.enginePortalName('')).toBe('');
-    expect(names.sqlName('')).toBe('');
-    // The unnamed ones take no number.
-    expect(names.engineName('a')).toBe('pgo7s1');
+    expect(names.enginePortalName('x')).toBe('pgo7p3');
   });
 
-  it('keeps statements, SQL-level prepared statements and portals in namespaces of their own', () => {
-    const names = new StatementNames(3);
-    expect(names.engineName('x')).toBe('pgo3s1');
-    expect(names.sqlName('x')).toBe('pgo3q1');
-    expect(names.enginePortalName('x')).toBe('pgo3p1');
-    expect(names.enginePortalName('y')).toBe('pgo3p2');
-    expect(names.sqlName('y')).toBe('pgo3q2');
-    expect(names.engineName('x')).toBe('pgo3s1');
+  it('gives two clients different engine names for the same portal name', () => {
+    expect(new StatementNames(1).enginePortalName('p')).toBe('pgo1p1');
+    expect(new StatementNames(11).enginePortalName('p')).toBe('pgo11p1');
   });
 
-  it('gives two clients different engine names for the same client name', () => {
-    const first = new StatementNames(1);
-    const second = new StatementNames(11);
-    expect(first.engineName('s1')).toBe('pgo1s1');
-    expect(second.engineName('s1')).toBe('pgo11s1');
-    expect(first.enginePortalName('p')).toBe('pgo1p1');
-    expect(second.enginePortalName('p')).toBe('pgo11p1');
-  });
-
-  it('gives long names that share a 63-byte prefix different short engine names', () => {
+  it('gives long portal names that share a 63-byte prefix different short engine names', () => {
     const names = new StatementNames(2);
     const prefix = 'x'.repeat(70);
-    expect(names.engineName(`${prefix}a`)).toBe('pgo2s1');
-    expect(names.engineName(`${prefix}b`)).toBe('pgo2s2');
+    expect(names.enginePortalName(`${prefix}a`)).toBe('pgo2p1');
+    expect(names.enginePortalName(`${prefix}b`)).toBe('pgo2p2');
   });
 
-  it('keeps names case-sensitive', () => {
+  it('keeps portal names case-sensitive', () => {
     const names = new StatementNames(4);
-    expect(names.engineName('S')).toBe('pgo4s1');
-    expect(names.engineName('s')).toBe('pgo4s2');
-  });
-
-  it('keeps the engine name of a closed statement for when the client prepares it again', () => {
-    const names = new StatementNames(5);
-    names.engineName('a');
-    expect(names.engineName('b')).toBe('pgo5s2');
-    names.parsed('b', null);
-    names.closedStatement('b');
-    expect(names.engineName('c')).toBe('pgo5s3');
-    expect(names.engineName('b')).toBe('pgo5s2');
+    expect(names.enginePortalName('P')).toBe('pgo4p1');
+    expect(names.enginePortalName('p')).toBe('pgo4p2');
   });
 });
 
@@ -93,24 +68,10 @@ describe('StatementNames: open statements', () => {
     expect([...names.statements]).toEqual(['s2']);
   });
 
-  it('does not count a statement the proxy answers itself as one to deallocate', () => {
+  it('does not count a statement the proxy answers itself as one the client prepared', () => {
     const names = new StatementNames(1);
     names.parsed('tx', null, begin);
     expect([...names.statements]).toEqual([]);
-    expect(names.engineStatementNames()).toEqual([]);
-  });
-
-  it("lists the engine names of the client's open statements, in the order they were parsed", () => {
-    const names = new StatementNames(9);
-    expect(names.engineStatementNames()).toEqual([]);
-    names.engineName('late');
-    names.parsed('early', null);
-    names.parsed('late', null);
-    names.parsed('gone', null);
-    names.closedStatement('gone');
-    // 'late' was named first, 'early' gets its engine name when listed.
-    expect(names.engineStatementNames()).toEqual(['pgo9s2', 'pgo9s1']);
-    expect(names.engineName('early')).toBe('pgo9s2');
   });
 });
 

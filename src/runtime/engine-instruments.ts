@@ -1,5 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { installBackendSignals } from './backend-signals.js';
+import { ClientObjects } from './client-objects.js';
 import type { ClientTableHolder } from './client-table.js';
 import { guardEngine } from './engine-guards.js';
 import { EngineIdentity } from './engine-identity.js';
@@ -11,7 +12,8 @@ const BOOTSTRAP_SUPERUSER = 10;
 /**
  * Everything this package installs into an engine it starts, before anything else runs on it (so
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
- * clients by pid (through `clients`, which a proxy fills once it serves the engine), and
+ * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
+ * own prepared statements and portals, and
  * extensions loaded when first asked for.
  */
 export async function instrumentEngine(
@@ -21,6 +23,7 @@ export async function instrumentEngine(
   const module = (engine as unknown as { mod: object }).mod;
   guardEngine(engine);
   const identity = await EngineIdentity.install(engine);
+  await ClientObjects.install(engine, clients);
   installBackendSignals(module, clients, identity?.engineOid ?? BOOTSTRAP_SUPERUSER);
   loadExtensionsOnDemand(module);
 }

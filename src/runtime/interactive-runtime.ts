@@ -5,6 +5,7 @@ import { EngineCrashedError, errorMessage, RuntimeClosedError } from '../errors.
 import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
+import { ClientObjects } from './client-objects.js';
 import type { ClientTableHolder } from './client-table.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
@@ -88,7 +89,11 @@ export class InteractiveRuntime {
 
   /** Whether the engine can run calls as a client's login role (see execWire); starts it if needed. */
   async enforcesLoginRoles(): Promise<boolean> {
-    return this.exclusive(async (engine) => EngineIdentity.of(engine)?.enforcesLoginRoles ?? false);
+    // A role is served only where it gets its own rights and its own objects.
+    return this.exclusive(
+      async (engine) =>
+        (EngineIdentity.of(engine)?.enforcesLoginRoles ?? false) && ClientObjects.of(engine) !== undefined,
+    );
   }
 
   /**

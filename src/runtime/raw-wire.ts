@@ -6,6 +6,7 @@
 // when they are missing it falls back to execProtocolRawSync.
 import type { PGlite } from '@electric-sql/pglite';
 import { EngineInternalsChangedError } from '../errors.js';
+import { ClientObjects } from './client-objects.js';
 import { type ClientIdentity, ENGINE_ROLE, EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
 
@@ -57,7 +58,11 @@ export function rememberWireCallbacks(module: object): void {
 export function execWire(engine: PGlite, bytes: Uint8Array, as?: ClientIdentity): Uint8Array {
   if (!as) return execWireAsEngine(engine, bytes);
   const identity = EngineIdentity.of(engine);
-  if (identity) return identity.runAs(as, () => execWireAsEngine(engine, bytes));
+  if (identity) {
+    const objects = ClientObjects.of(engine);
+    const run = () => execWireAsEngine(engine, bytes);
+    return identity.runAs(as, objects ? () => objects.runFor(as.pid, run) : run);
+  }
   // An engine without the identity guard serves only its own login's equals (superusers).
   if (as.role !== ENGINE_ROLE) throw new EngineInternalsChangedError("the session's authenticated user");
   return execWireAsEngine(engine, bytes);

@@ -3,6 +3,7 @@ import { EngineReplacedError, InvalidInputError } from '../../errors.js';
 import { scanBackend } from '../../protocol/backend-scanner.js';
 import { quoteIdent } from '../../protocol/sql-quote.js';
 import type { ClientTable } from '../../runtime/client-table.js';
+import type { ClientIdentity } from '../../runtime/engine-identity.js';
 import type { ThreadedEngine } from '../../runtime/threaded-engine.js';
 import type { PasswordAuthenticator } from '../login/auth.js';
 import type { ResolvedLimits } from '../options.js';
@@ -34,8 +35,11 @@ export interface DatabaseClient {
   describe(): string;
   /** Whether it made a temporary object of that name. */
   hasTemp(name: string): boolean;
-  /** The engine went back to an earlier state: the Parse of each of its named statements, to prepare again. */
-  engineReset(): Buffer[];
+  /**
+   * The engine went back to an earlier state: the Parse of each of its named statements, to
+   * prepare again as the client (`as`: statements are kept per client).
+   */
+  engineReset(): { parses: Buffer[]; as: ClientIdentity | undefined };
   /** The test's outer transaction ended. */
   testTransactionEnded(): void;
   /** Ends the connection with a FATAL error, cleaning up after it. */
@@ -249,14 +253,17 @@ export class ServedDatabase {
       this.sessionApplied = new Map();
       this.sessionOwner = null;
       this.appliedAtTestBegin = null;
-      const frames: Buffer[] = [];
-      // Each Parse with a Sync of its own: one that fails (its table is gone) spoils no other.
-      for (const session of this.sessions)
-        for (const parse of session.engineReset()) frames.push(parse, serialize.sync());
+      for (const session of this.sessions) {
+        const { parses, as } = session.engineReset();
+        // Each Parse with a Sync of its own: one that fails (its table is gone) spoils no other.
+        if (parses.length > 0)
+          await this.gate.exec(Buffer.concat(parses.flatMap((parse) => [parse, serialize.sync()])), as);
+      }
       const channels = this.hub.channels;
       if (channels.length > 0)
-        frames.push(serialize.query(channels.map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ')));
-      if (frames.length > 0) await this.gate.exec(Buffer.concat(frames));
+        await this.gate.exec(
+          serialize.query(channels.map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ')),
+        );
       return result;
     });
   }

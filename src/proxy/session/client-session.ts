@@ -22,17 +22,16 @@ import {
   TERMINATE,
 } from '../../protocol/extended-messages.js';
 import { type FrontendMessage, FrontendReader, printable } from '../../protocol/frontend-reader.js';
-import { ENGINE_ROLE } from '../../runtime/engine-identity.js';
+import { type ClientIdentity, ENGINE_ROLE } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
 import type { ServedDatabase } from '../database/served-database.js';
 import { type Admission, ClientLogin, type LoginConnection } from '../login/client-login.js';
 import { welcomeMessages } from '../login/startup.js';
-import { withOwnPreparedNames } from '../sql/sql-prepared.js';
 import { statementEffects } from '../sql/statement-effects.js';
 import { replies, statementsWithControl } from '../sql/test-transaction.js';
 import { SYNC_FRAME } from './engine-turns.js';
 import { ExtendedBatch, STATEMENT_QUOTE_BYTES } from './extended-batch.js';
-import { cleanupFrames } from './session-cleanup.js';
+import { cleanupFrames, ownObjectsClosed } from './session-cleanup.js';
 import { SessionStatements } from './session-statements.js';
 
 /** An unfinished extended batch is sent on to the engine once it is this big. */
@@ -138,10 +137,9 @@ export class ClientSession extends SessionStatements {
    * The engine was put back to an earlier state: what this client made in it is gone. Returns
    * the Parse of each of its named statements, for the proxy to prepare them again.
    */
-  engineReset(): Buffer[] {
+  engineReset(): { parses: Buffer[]; as: ClientIdentity | undefined } {
     this.tempObjects.length = 0;
-    this.sqlPrepared.clear();
-    return this.names.openStatementParses();
+    return { parses: this.names.openStatementParses(), as: this.identity };
   }
 
   /** The test's outer transaction ended: whatever this client had open inside it went with it. */
@@ -310,18 +308,11 @@ export class ClientSession extends SessionStatements {
     // A simple Query replaces the unnamed statement and portal.
     this.names.closedStatement('');
     this.names.closedPortal('');
-    let sql = message.body.toString('utf8', 0, sqlEnd);
+    const sql = message.body.toString('utf8', 0, sqlEnd);
     this.lastStatement = message.body.toString('utf8', 0, Math.min(sqlEnd, STATEMENT_QUOTE_BYTES));
-    let frames = [message.frame];
-    // Two clients may both PREPARE "q": each gets engine names of its own.
-    const own = withOwnPreparedNames(sql, (name) => this.names.sqlName(name), this.dialect);
-    if (own !== null) {
-      sql = own;
-      frames = [serialize.query(own)];
-    }
+    const frames = [message.frame];
     const effects = statementEffects(sql, this.dialect);
     if (effects?.refusal) return this.refuse(effects.refusal);
-    if (effects?.deallocateAll) return this.deallocateAllMine(sql);
     if (effects?.discard && this.status === 'I' && this.host.otherClients(this).length > 0) {
       return this.discardMine(effects.discard, sql);
     }
@@ -396,20 +387,22 @@ export class ClientSession extends SessionStatements {
       if (wait) await wait;
     }
     try {
+      // What ends the client's own work runs as the client: its transaction's cursors are its own.
+      const gate = this.host.gate;
       if (this.engineBatchOpen) {
-        const output = await this.host.gate.exec(SYNC_FRAME);
+        const output = await gate.exec(SYNC_FRAME, this.identity);
         this.routeOnly(output);
         this.engineBatchOpen = false;
       }
       if (this.transaction.own && this.host.testTransactionOpen)
         this.host.leftInsideTransaction.push(`${this.describe()}, then disconnected`);
       const rollback = this.transaction.rollbackOnLeave(this.status);
-      if (rollback) this.routeOnly(await this.host.gate.exec(serialize.query(rollback)));
+      const closed = ownObjectsClosed(!this.host.testTransactionOpen);
+      const own = rollback ? Buffer.concat([serialize.query(rollback), closed]) : closed;
+      this.routeOnly(await gate.exec(own, this.identity));
       const others = this.host.otherClients(this);
       const frames = cleanupFrames({
-        statements: this.names.engineStatementNames(),
         unlisten: others.length === 0 ? 'all' : channels.filter((channel) => !hub.isListened(channel)),
-        deallocate: others.length === 0 ? 'all' : [...this.sqlPrepared],
         temp: others.length === 0 ? 'all' : this.tempObjects,
         engineUser: this.host.user,
         settings: 'reset',

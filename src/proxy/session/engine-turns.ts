@@ -52,8 +52,6 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   settings = new ClientSettings(new Map());
   /** A unit changed this client's settings: they are read back from the engine once its batch ends. */
   protected settingsToRead: string[] | null = null;
-  /** Names of SQL-level prepared statements (PREPARE) this client made. */
-  protected readonly sqlPrepared = new Set<string>();
   /** Temporary objects this client made, dropped when it leaves. */
   protected readonly tempObjects: TempObject[] = [];
   /** The client ran something on the engine, so it may have left state there. */
@@ -345,9 +343,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
         this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
       }
       if (effect.database?.action === 'drop') await this.host.front.dropped(effect.database.name);
-      for (const name of effect.prepared) this.sqlPrepared.add(name);
       this.tempObjects.push(...effect.tempObjects);
-      for (const name of effect.deallocated) this.sqlPrepared.delete(name);
     }
     // The client's UNLISTEN reached the shared session; channels others still want are restored
     // in the same transaction, so they come and go with it.
@@ -448,7 +444,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   abstract readonly inOwnTransaction: boolean;
   abstract describe(): string;
   abstract hasTemp(name: string): boolean;
-  abstract engineReset(): Buffer[];
+  abstract engineReset(): { parses: Buffer[]; as: ClientIdentity | undefined };
   abstract testTransactionEnded(): void;
   abstract abandon(code: string, message: string): Promise<void>;
   abstract deliver(message: Buffer): void;

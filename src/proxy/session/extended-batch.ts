@@ -84,23 +84,15 @@ export class ExtendedBatch {
       // A refusal (several statements with a COPY FROM STDIN) is the engine's to make here: it
       // refuses several statements in one Parse.
       if (effects) this.effects.push(effects);
-      if (parse.name !== '') {
-        frame = encodeWithNames(
-          type,
-          null,
-          [this.names.engineName(parse.name)],
-          body.subarray(parse.restStart),
-        );
-      }
       this.names.parsed(parse.name, effects?.copyIn ?? null, null, frame);
     } else if (type === BIND) {
       const bind = decodeBind(body);
       this.names.bound(bind.portal, bind.statement);
-      if (bind.portal !== '' || bind.statement !== '') {
+      if (bind.portal !== '') {
         frame = encodeWithNames(
           type,
           null,
-          [this.names.enginePortalName(bind.portal), this.names.engineName(bind.statement)],
+          [this.names.enginePortalName(bind.portal), bind.statement],
           body.subarray(bind.restStart),
         );
       }
@@ -110,9 +102,8 @@ export class ExtendedBatch {
         if (target.kind === 'S') this.names.closedStatement(target.name);
         else this.names.closedPortal(target.name);
       }
-      if (target.name !== '') {
-        const name =
-          target.kind === 'S' ? this.names.engineName(target.name) : this.names.enginePortalName(target.name);
+      if (target.kind === 'P' && target.name !== '') {
+        const name = this.names.enginePortalName(target.name);
         frame = encodeWithNames(type, body.subarray(0, 1), [name], Buffer.alloc(0));
       }
     } else if (type === EXECUTE) {

@@ -2,14 +2,19 @@ import { serialize } from 'pg-protocol';
 import { quoteIdent } from '../../protocol/sql-quote.js';
 import type { TempObject } from '../sql/statement-effects.js';
 
+/**
+ * Run as the leaving client (the engine then has the client's own prepared statements and
+ * cursors in place, see ClientObjects): they go, as they would with its backend. Cursors are left
+ * to a test's outer transaction, whose end closes them (the clients share one cursor table there).
+ */
+export function ownObjectsClosed(closeCursors: boolean): Buffer {
+  return serialize.query(closeCursors ? 'CLOSE ALL; DEALLOCATE ALL' : 'DEALLOCATE ALL');
+}
+
 /** What a leaving client may have left in the shared engine session, and what others still use. */
 export interface LeftBehind {
-  /** Engine names of the client's protocol-level prepared statements. */
-  statements: string[];
   /** Channels only this client listened to; 'all' when no other client is connected. */
   unlisten: string[] | 'all';
-  /** SQL-level prepared statements the client made; 'all' when no other client is connected. */
-  deallocate: string[] | 'all';
   /** Temporary objects the client made; 'all' when no other client is connected. */
   temp: TempObject[] | 'all';
   /** The engine's own user: the session's authorization goes back to it. */
@@ -23,16 +28,13 @@ export interface LeftBehind {
  * Query of its own, so one that fails cannot undo the others.
  */
 export function cleanupFrames(left: LeftBehind): Buffer {
-  const frames: Buffer[] = left.statements.map((name) => serialize.close({ type: 'S', name }));
-  if (frames.length > 0) frames.push(serialize.sync());
+  const frames: Buffer[] = [];
   // The engine may run as another client's role: its own superuser does the rest. The engine
   // starts its session without a session_authorization setting to go back to, so RESET SESSION
   // AUTHORIZATION does nothing there: the user is named.
   const statements = [`SET SESSION AUTHORIZATION ${quoteIdent(left.engineUser)}`, 'RESET ROLE'];
   if (left.unlisten === 'all') statements.push('UNLISTEN *');
   else statements.push(...left.unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`));
-  if (left.deallocate === 'all') statements.push('DEALLOCATE ALL');
-  else statements.push(...left.deallocate.map((name) => `DEALLOCATE ${quoteIdent(name)}`));
   // Temporary objects die with their session, as on a server of the client's own.
   if (left.temp === 'all') statements.push('DISCARD TEMP');
   else

@@ -10,7 +10,6 @@ import {
 import { COPY_DATA, COPY_DONE, COPY_FAIL, cstring, FLUSH, SYNC } from '../../protocol/extended-messages.js';
 import type { FrontendMessage } from '../../protocol/frontend-reader.js';
 import { splitStatements } from '../../protocol/sql-lexer.js';
-import { quoteIdent } from '../../protocol/sql-quote.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
 import type {
   CopyInPlan,
@@ -21,7 +20,7 @@ import type {
 import type { Statement } from '../sql/test-transaction.js';
 import { CopyInCollector, copyColumnsProbe, errorFrames, LOAD_ACKNOWLEDGEMENTS } from './copy-in.js';
 import { EngineTurns, SYNC_FRAME } from './engine-turns.js';
-import { cleanupFrames } from './session-cleanup.js';
+import { cleanupFrames, ownObjectsClosed } from './session-cleanup.js';
 
 const READY_FOR_QUERY = 0x5a;
 
@@ -59,37 +58,9 @@ export abstract class SessionStatements extends EngineTurns {
   }
 
   /**
-   * DEALLOCATE ALL would remove every client's prepared statements from the shared session: the
-   * proxy removes this client's own and answers as the server would.
-   */
-  protected async deallocateAllMine(sql: string): Promise<void> {
-    if (splitStatements(sql, this.dialect).length > 1) {
-      return this.refuse({
-        code: '0A000',
-        message: 'DEALLOCATE ALL must be the only statement of its query when served through pglite-oxide',
-      });
-    }
-    let taken = this.takeEngine(true);
-    if (taken instanceof Promise) taken = await taken;
-    if (!taken) return;
-    const names = [...this.sqlPrepared, ...this.names.engineStatementNames()];
-    if (names.length > 0) {
-      const output = await this.engineCall(
-        serialize.query(names.map((name) => `DEALLOCATE ${quoteIdent(name)}`).join('; ')),
-      );
-      if (!output) return;
-      this.routeOnly(output);
-    }
-    this.sqlPrepared.clear();
-    for (const name of [...this.names.statements]) this.names.closedStatement(name);
-    this.write(Buffer.concat([commandComplete('DEALLOCATE ALL'), readyForQuery(this.status)]));
-    this.releaseOrIdle();
-  }
-
-  /**
    * DISCARD ALL and DISCARD TEMP while other clients are connected: the engine would discard their
    * state too. The proxy discards this client's own (its temporary objects; for ALL also its
-   * prepared statements, channels and settings) and answers as the server would.
+   * prepared statements, cursors, channels and settings) and answers as the server would.
    */
   protected async discardMine(what: 'ALL' | 'TEMP', sql: string): Promise<void> {
     if (splitStatements(sql, this.dialect).length > 1) {
@@ -101,13 +72,16 @@ export abstract class SessionStatements extends EngineTurns {
     let taken = this.takeEngine(true);
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
+    if (what === 'ALL') {
+      const closed = await this.engineCall(ownObjectsClosed(!this.host.testTransactionOpen));
+      if (!closed) return;
+      this.routeOnly(closed);
+    }
     const hub = this.host.hub;
     const channels = what === 'ALL' ? hub.channelsOf(this) : [];
     if (what === 'ALL') hub.unlisten(this);
     const frames = cleanupFrames({
-      statements: what === 'ALL' ? this.names.engineStatementNames() : [],
       unlisten: channels.filter((channel) => !hub.isListened(channel)),
-      deallocate: what === 'ALL' ? [...this.sqlPrepared] : [],
       temp: this.tempObjects,
       engineUser: this.host.user,
       settings: what === 'ALL' ? 'reset' : 'keep',
@@ -117,7 +91,6 @@ export abstract class SessionStatements extends EngineTurns {
     this.routeOnly(output);
     this.tempObjects.length = 0;
     if (what === 'ALL') {
-      this.sqlPrepared.clear();
       for (const name of [...this.names.statements]) this.names.closedStatement(name);
       this.settings.values = new Map(this.settings.startup);
     }

@@ -8,19 +8,19 @@ export interface ControlStatement {
 }
 
 /**
- * One client's view of prepared statement and portal names. Named ones get a short engine name
- * of their own (the engine truncates names to 63 bytes, so a prefix on the client's name could
- * make two long names meet), so two clients can both prepare "s1"; the unnamed ones are used
- * within one unit of work and pass as they are.
+ * One client's view of prepared statement and portal names. Statements keep the client's names:
+ * the engine gives each client a prepared statement table of its own (see ClientObjects), so
+ * pg_prepared_statements shows them as a server would. Named portals get a short engine name of
+ * their own (the engine truncates names to 63 bytes, so a prefix on the client's name could make
+ * two long names meet): under a test's outer transaction the clients share one portal table.
+ * The unnamed ones are used within one unit of work and pass as they are.
  */
 export class StatementNames {
   private readonly prefix: string;
-  private readonly engineNames = new Map<string, string>();
   private readonly enginePortalNames = new Map<string, string>();
-  private readonly sqlNames = new Map<string, string>();
   /**
-   * Named statements the client prepared and has not closed, by the client's name, with their
-   * Parse in the engine's names (to prepare them again after an engine reset).
+   * Named statements the client prepared and has not closed, by name, with their Parse (to
+   * prepare them again after an engine reset).
    */
   private readonly open = new Map<string, Buffer | null>();
   /** Statements (named or unnamed) whose SQL is a COPY FROM STDIN, by the client's name. */
@@ -37,27 +37,13 @@ export class StatementNames {
     this.prefix = `pgo${clientId}`;
   }
 
-  /** The engine's name for the client's statement `name`, the same for as long as the client stays. */
-  engineName(name: string): string {
-    return this.mapped(this.engineNames, name, 's');
-  }
-
-  /** The engine's name for the client's SQL-level prepared statement `name` (PREPARE). */
-  sqlName(name: string): string {
-    return this.mapped(this.sqlNames, name, 'q');
-  }
-
-  /** The engine's name for the client's portal `name` (portals have a namespace of their own). */
+  /** The engine's name for the client's portal `name`, the same for as long as the client stays. */
   enginePortalName(name: string): string {
-    return this.mapped(this.enginePortalNames, name, 'p');
-  }
-
-  private mapped(names: Map<string, string>, name: string, kind: string): string {
     if (name === '') return '';
-    let engineName = names.get(name);
+    let engineName = this.enginePortalNames.get(name);
     if (engineName === undefined) {
-      engineName = `${this.prefix}${kind}${names.size + 1}`;
-      names.set(name, engineName);
+      engineName = `${this.prefix}p${this.enginePortalNames.size + 1}`;
+      this.enginePortalNames.set(name, engineName);
     }
     return engineName;
   }
@@ -134,10 +120,5 @@ export class StatementNames {
   transactionEnded(): void {
     this.copyPortals.clear();
     this.spentCopyPortals.clear();
-  }
-
-  /** Engine names of the client's statements, for deallocation when it leaves. */
-  engineStatementNames(): string[] {
-    return [...this.statements].map((name) => this.engineName(name));
   }
 }

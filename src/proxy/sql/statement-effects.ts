@@ -34,11 +34,6 @@ export interface StatementEffects {
   resets: string[];
   /** The SQL may change session settings: SET, RESET, DISCARD ALL, or a call of set_config(). */
   touchesSettings: boolean;
-  /** SQL-level prepared statements made (PREPARE) and removed (DEALLOCATE). */
-  prepared: string[];
-  deallocated: string[];
-  /** DEALLOCATE ALL: every prepared statement of the session, other clients' too. */
-  deallocateAll: boolean;
   /** Temporary tables, views and sequences made (CREATE TEMP ...). */
   tempObjects: TempObject[];
   /** DISCARD ALL or DISCARD TEMP: they reach every client's state in a shared session. */
@@ -59,7 +54,7 @@ export interface TempObject {
   name: string;
 }
 
-const INTERESTING = /copy|listen|set|prepare|deallocate|temp|discard|database/i;
+const INTERESTING = /copy|listen|set|temp|discard|database/i;
 
 /** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
 export function statementEffects(
@@ -76,9 +71,6 @@ export function statementEffects(
     settings: [],
     resets: [],
     touchesSettings: /set_config/i.test(sql),
-    prepared: [],
-    deallocated: [],
-    deallocateAll: false,
     tempObjects: [],
     database: null,
     discard: null,
@@ -109,17 +101,6 @@ export function statementEffects(
         if (head[1]?.value === 'ALL' || head[1]?.value === 'TEMP' || head[1]?.value === 'TEMPORARY')
           effects.discard = head[1].value === 'ALL' ? 'ALL' : 'TEMP';
         break;
-      case 'PREPARE':
-        if (isName(head[1]) && head[1]!.value !== 'TRANSACTION')
-          effects.prepared.push(identifierOf(head[1]!, sql));
-        break;
-      case 'DEALLOCATE': {
-        const name = head[1]?.value === 'PREPARE' ? head[2] : head[1];
-        // "ALL" (quoted) is a statement of that name.
-        if (name?.kind === 'word' && name.value === 'ALL') effects.deallocateAll = true;
-        else if (isName(name)) effects.deallocated.push(identifierOf(name!, sql));
-        break;
-      }
       case 'SELECT': {
         const temp = readSelectIntoTemp(sql, start, end, dialect);
         if (temp) effects.tempObjects.push(temp);
