@@ -129,33 +129,45 @@ describe('temporary objects die with their client', () => {
 });
 
 describe('temporary objects of clients connected at once', () => {
-  it('share one name space: a name another client holds gets 42P07 saying why', async () => {
+  it('are each their own: the same names, each in a temporary schema of its own that others cannot read', async () => {
     const holder = new pg.Client(url);
     const other = new pg.Client(url);
     await holder.connect();
     await other.connect();
     try {
-      await holder.query('CREATE TEMP TABLE basket (item text)');
-      const pid = (holder as unknown as { processID: number }).processID;
-      await expect(other.query('CREATE TEMP TABLE IF NOT EXISTS basket (item text)')).rejects.toMatchObject({
-        code: '42P07',
-        message: 'relation "basket" already exists',
-        detail: expect.stringContaining(
-          `Client ${pid} made a temporary object of that name and is still connected`,
-        ),
-      });
-      await other.query('CREATE TEMP TABLE other_basket (item text)');
-
-      // Made without the words CREATE TEMP TABLE, they are the holder's temporary objects too.
+      await holder.query("CREATE TEMP TABLE basket (item text); INSERT INTO basket VALUES ('apple')");
+      await other.query("CREATE TEMP TABLE basket (item text); INSERT INTO basket VALUES ('pear')");
+      // Made without the words CREATE TEMP TABLE, they are the holder's own temporary objects too.
       await holder.query('CREATE TABLE pg_temp.crate (item text)');
       await holder.query('SELECT 1 AS n INTO TEMP box');
       await holder.query('CREATE OR REPLACE TEMP VIEW shelf AS SELECT 1 AS n');
-      for (const name of ['crate', 'box', 'shelf']) {
-        await expect(other.query(`CREATE TEMP TABLE ${name} (item text)`)).rejects.toMatchObject({
-          code: '42P07',
-          detail: expect.stringContaining(`Client ${pid} made a temporary object of that name`),
+      for (const name of ['crate', 'box', 'shelf'])
+        await expect(other.query(`SELECT * FROM ${name}`)).rejects.toMatchObject({ code: '42P01' });
+      expect((await holder.query('SELECT item FROM basket')).rows).toEqual([{ item: 'apple' }]);
+      expect((await other.query('SELECT item FROM basket')).rows).toEqual([{ item: 'pear' }]);
+
+      // By its schema's name, another client's temporary table is another session's: refused.
+      const schema = (await holder.query('SELECT pg_my_temp_schema()::regnamespace::text AS s')).rows[0].s;
+      expect(schema).not.toBe(
+        (await other.query('SELECT pg_my_temp_schema()::regnamespace::text AS s')).rows[0].s,
+      );
+      for (const sql of [
+        `SELECT item FROM ${schema}.basket`,
+        `INSERT INTO ${schema}.basket VALUES ('plum')`,
+      ]) {
+        await expect(other.query(sql)).rejects.toMatchObject({
+          code: '0A000',
+          message: 'cannot access temporary tables of other sessions',
         });
       }
+      // In a search path it is passed over: an unqualified name is never another client's table.
+      await other.query(`SET search_path = ${schema}, public`);
+      await other.query('DROP TABLE basket');
+      await expect(other.query('SELECT item FROM basket')).rejects.toMatchObject({ code: '42P01' });
+      await other.query('RESET search_path');
+      // ...and the holder's table is as it was.
+      expect((await holder.query('SELECT item FROM basket')).rows).toEqual([{ item: 'apple' }]);
+
       // Once the holder has gone, its objects went with it.
       await holder.end();
       await waitFor(

@@ -426,6 +426,47 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "a role's temporary table with a trigger is not what a superuser's unqualified name reaches",
+    steps: [
+      { as: 'postgres', sql: 'CREATE TABLE public.audit (v text)' },
+      { as: 'app', sql: 'CREATE TEMP TABLE audit (v text)' },
+      {
+        as: 'app',
+        sql: "CREATE FUNCTION public.trojan() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN BEGIN EXECUTE 'ALTER ROLE app SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN NEW; END$$",
+      },
+      {
+        as: 'app',
+        sql: 'CREATE TRIGGER trojan BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION public.trojan()',
+      },
+      { as: 'postgres', sql: "INSERT INTO audit VALUES ('by the superuser')" },
+      { as: 'admin', sql: "INSERT INTO audit VALUES ('by another superuser')" },
+      { as: 'postgres', sql: 'SELECT count(*) FROM pg_temp.audit' },
+      { as: 'postgres', sql: 'SELECT v FROM public.audit ORDER BY v' },
+      { as: 'app', sql: 'SELECT count(*) FROM audit' },
+      { as: 'app', sql: "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'app'" },
+      { as: 'postgres', sql: 'DROP TABLE public.audit' },
+      { as: 'postgres', sql: 'DROP FUNCTION public.trojan() CASCADE' },
+    ],
+  },
+  {
+    name: 'two clients each have a temporary table of the same name',
+    steps: [
+      { as: 'app', sql: 'CREATE TEMP TABLE scratch (v int)' },
+      { as: 'app2', sql: 'CREATE TEMP TABLE scratch (v text)' },
+      { as: 'app', sql: 'INSERT INTO scratch VALUES (1)' },
+      { as: 'app2', sql: 'SELECT count(*) FROM scratch' },
+      {
+        as: 'app2',
+        sql: 'SELECT count(*) FROM pg_catalog.pg_class WHERE relname = $1 AND relpersistence = $2',
+        values: ['scratch', 't'],
+      },
+      { as: 'app2', sql: 'DISCARD TEMP' },
+      { as: 'app', sql: 'SELECT v FROM scratch' },
+      { as: 'app2', sql: 'SELECT count(*) FROM scratch' },
+      { as: 'app', sql: 'DROP TABLE scratch' },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

@@ -7,36 +7,23 @@
 // parts: tests/engine-internals.test.ts watches them.
 import { type BuiltinFunction, replaceBuiltin } from './builtin-functions.js';
 import type { ClientSignal, ClientTableHolder } from './client-table.js';
+import { ERROR, REPORTING_ENTRY_POINTS, type ReportingModule, report, WARNING } from './engine-errors.js';
 
-interface SignalModule {
-  HEAPU8: Uint8Array;
+interface SignalModule extends ReportingModule {
   HEAPU32: Uint32Array;
   HEAP32: Int32Array;
   HEAP16: Int16Array;
   addFunction(fn: (fcinfo: number) => number, signature: string): number;
-  _malloc(size: number): number;
-  _free(pointer: number): void;
   _GetUserId(): number;
   _superuser_arg(role: number): number;
   _has_privs_of_role(member: number, role: number): number;
-  _errstart(level: number, domain: number): number;
-  _errcode(sqlstate: number): number;
-  _errmsg(format: number, args: number): number;
-  _errdetail(format: number, args: number): number;
-  _errfinish(filename: number, line: number, func: number): void;
 }
 
 const ENTRY_POINTS = [
-  '_malloc',
-  '_free',
+  ...REPORTING_ENTRY_POINTS,
   '_GetUserId',
   '_superuser_arg',
   '_has_privs_of_role',
-  '_errstart',
-  '_errcode',
-  '_errmsg',
-  '_errdetail',
-  '_errfinish',
 ] as const;
 
 const PG_CANCEL_BACKEND: BuiltinFunction = { oid: 2171, name: 'pg_cancel_backend', nargs: 1 };
@@ -45,8 +32,6 @@ const PG_TERMINATE_BACKEND: BuiltinFunction = { oid: 2096, name: 'pg_terminate_b
 const FCINFO_ARGS = 20;
 /** The pg_signal_backend role's oid. */
 const PG_SIGNAL_BACKEND = 4200;
-const WARNING = 19;
-const ERROR = 21;
 
 /** Makes pg_cancel_backend and pg_terminate_backend reach the clients of `holder`'s table; false when they cannot be installed. */
 export function installBackendSignals(module: object, holder: ClientTableHolder, engineOid: number): boolean {
@@ -102,38 +87,4 @@ function signalBackend(
     );
   }
   return holder.table!.signal(pid, kind) ? 1 : 0;
-}
-
-/** ereport() at `level`: an ERROR does not return (it unwinds to PostgreSQL's error recovery). */
-function report(
-  engine: SignalModule,
-  level: number,
-  sqlstate: string,
-  message: string,
-  detail?: string,
-): void {
-  if (!engine._errstart(level, 0)) return;
-  engine._errcode(sqlstateCode(sqlstate));
-  // errmsg and errdetail copy the text: it is freed before errfinish, which may not return.
-  const texts = [message, detail].map((text) =>
-    text === undefined ? 0 : cString(engine, text.replaceAll('%', '%%')),
-  );
-  engine._errmsg(texts[0]!, 0);
-  if (texts[1]) engine._errdetail(texts[1], 0);
-  for (const text of texts) if (text) engine._free(text);
-  engine._errfinish(0, 0, 0);
-}
-
-function cString(engine: SignalModule, text: string): number {
-  const bytes = Buffer.from(`${text}\0`, 'utf8');
-  const pointer = engine._malloc(bytes.length);
-  engine.HEAPU8.set(bytes, pointer);
-  return pointer;
-}
-
-/** MAKE_SQLSTATE: six bits a character. */
-function sqlstateCode(sqlstate: string): number {
-  let code = 0;
-  for (let i = 0; i < 5; i++) code |= ((sqlstate.charCodeAt(i) - 48) & 0x3f) << (6 * i);
-  return code;
 }

@@ -16,11 +16,14 @@
 // Private engine parts: tests/engine-internals.test.ts watches them.
 import type { PGlite } from '@electric-sql/pglite';
 import type { ClientTableHolder } from './client-table.js';
+import { TempSchemas } from './client-temp-schemas.js';
+import { EngineInterrupts } from './engine-interrupts.js';
+import { findTableStatic } from './engine-statics.js';
+import { guardTempSchemas } from './temp-schema-guard.js';
 
 interface ObjectsModule {
   HEAPU8: Uint8Array;
   HEAPU32: Uint32Array;
-  ___memory_base: { value: number } | number;
   _MyProcPid: number;
   _malloc(size: number): number;
   _hash_create(name: number, entries: number, control: number, flags: number): number;
@@ -29,10 +32,6 @@ interface ObjectsModule {
   _IsTransactionBlock(): number;
 }
 
-/** How far from MyProcPid the statics of prepare.c and portalmem.c lie in the builds seen. */
-const SEARCH_BYTES = 256 * 1024;
-/** Offset of `tabname` in a dynahash HTAB (wasm32). */
-const HTAB_NAME = 28;
 /** Offsets of the hash, match and keycopy functions in an HTAB: a new table must match the engine's. */
 const HTAB_FUNCTIONS = [8, 12, 16];
 const PREPARED_TABLE = 'Prepared Queries';
@@ -49,16 +48,23 @@ const PORTAL_NAME_BYTES = 64;
 const PORTAL_ENTRY_BYTES = PORTAL_NAME_BYTES + 4;
 const PORTALS_PER_USER = 16;
 
-/** The record in engine memory: a header, then one entry a client. Words. */
+/**
+ * The record in engine memory: a header, then one entry a client. Words. The session's own
+ * temporary schema is also the one of clients that have none of their own yet.
+ */
 const ENGINE_PREPARED = 0;
 const ENGINE_PORTALS = 1;
-const PREPARED_OWNER = 2;
-const PORTALS_OWNER = 3;
-const HEADER_WORDS = 4;
+/** A temporary schema takes two words: the schema, then its toast schema. */
+const ENGINE_TEMP = 2;
+const PREPARED_OWNER = 4;
+/** Whose portals and temporary schema are in place: they move only between transactions. */
+const SESSION_OWNER = 5;
+const HEADER_WORDS = 6;
 const PID = 0;
 const PREPARED = 1;
 const PORTALS = 2;
-const ENTRY_WORDS = 3;
+const TEMP = 3;
+const ENTRY_WORDS = 5;
 const ENTRIES = 1024;
 /** The engine's own session: its tables are in the header. */
 const ENGINE = 0;
@@ -75,6 +81,7 @@ export class ClientObjects {
     /** A HASHCTL for portal tables and the name they get, kept for the engine's lifetime. */
     private readonly portalControl: number,
     private readonly portalName: number,
+    private readonly temps: TempSchemas,
   ) {}
 
   static of(engine: PGlite): ClientObjects | undefined {
@@ -85,9 +92,16 @@ export class ClientObjects {
    * Finds the statics (the prepared statement table exists once something was prepared: a probe
    * is) and proves that a portal table made here is made as the engine makes its own.
    */
-  static async install(engine: PGlite, clients: ClientTableHolder): Promise<ClientObjects | undefined> {
+  static async install(
+    engine: PGlite,
+    clients: ClientTableHolder,
+    engineOid: number,
+  ): Promise<ClientObjects | undefined> {
     const module = (engine as unknown as { mod?: Partial<ObjectsModule> }).mod;
     if (!module || !hasEntryPoints(module)) return undefined;
+    const functionTable = EngineInterrupts.of(module)?.functionTable ?? null;
+    const temps = await TempSchemas.install(engine, functionTable, engineOid);
+    if (!temps) return undefined;
     await engine.exec('PREPARE pglite_oxide_probe AS SELECT 1; DEALLOCATE pglite_oxide_probe');
     const preparedStatic = findTableStatic(module, PREPARED_TABLE);
     const portalStatic = findTableStatic(module, PORTAL_TABLE);
@@ -110,35 +124,38 @@ export class ClientObjects {
       record,
       portalControl,
       portalName,
+      temps,
     );
     const heap = module.HEAPU32;
     heap[(record >> 2) + ENGINE_PREPARED] = heap[preparedStatic >> 2]!;
     heap[(record >> 2) + ENGINE_PORTALS] = heap[portalStatic >> 2]!;
     if (!objects.madeLikeEngines(objects.newPortalTable())) return undefined;
+    if (!guardTempSchemas(module, (schema) => objects.isOtherClientsSchema(schema))) return undefined;
     installed.set(engine, objects);
     return objects;
   }
 
-  /** Runs `call` with client `pid`'s prepared statements and portals in place of the session's. */
-  runFor<T>(pid: number, call: () => T): T {
-    this.enter(pid);
+  /**
+   * Runs `call` with client `pid`'s prepared statements, portals and temporary schema in place of
+   * the session's. `exec` runs SQL on the engine (to give a client's new temporary schema its name).
+   */
+  runFor<T>(pid: number, call: () => T, exec: (bytes: Uint8Array) => Uint8Array): T {
+    this.enter(pid, exec);
     try {
       return call();
     } finally {
-      this.enter(ENGINE);
+      this.enter(ENGINE, exec);
     }
   }
 
-  private enter(pid: number): void {
+  private enter(pid: number, exec: (bytes: Uint8Array) => Uint8Array): void {
     const record = this.record >> 2;
     const heap = this.module.HEAPU32;
-    const movePortals = heap[record + PORTALS_OWNER] !== pid && !this.inTransaction();
-    if (heap[record + PREPARED_OWNER] === pid && !movePortals) return;
+    const moveSession = heap[record + SESSION_OWNER] !== pid && !this.inTransaction();
+    if (heap[record + PREPARED_OWNER] === pid && !moveSession) return;
     // A client without an entry (none free) uses the session's own objects.
     const entry = this.entryOf(pid);
     const owner = entry === null ? ENGINE : pid;
-    const preparedSlot = entry === null ? record + ENGINE_PREPARED : entry + PREPARED;
-    const portalsSlot = entry === null ? record + ENGINE_PORTALS : entry + PORTALS;
     // A new portal table may have grown the memory: a fresh view of it.
     const words = this.module.HEAPU32;
     const preparedOwner = words[record + PREPARED_OWNER]!;
@@ -146,13 +163,40 @@ export class ClientObjects {
       // PostgreSQL makes the prepared statement table on first use: what it made goes to its owner.
       const ownerSlot = this.preparedSlot(preparedOwner);
       if (ownerSlot !== null) words[ownerSlot] = words[this.preparedStatic >> 2]!;
-      words[this.preparedStatic >> 2] = words[preparedSlot]!;
+      words[this.preparedStatic >> 2] = words[entry === null ? record + ENGINE_PREPARED : entry + PREPARED]!;
       words[record + PREPARED_OWNER] = owner;
     }
-    if (movePortals && words[record + PORTALS_OWNER] !== owner) {
-      words[this.portalStatic >> 2] = words[portalsSlot]!;
-      words[record + PORTALS_OWNER] = owner;
+    if (moveSession && words[record + SESSION_OWNER] !== owner) {
+      this.keepTempSchema(exec);
+      const next = this.module.HEAPU32;
+      next[this.portalStatic >> 2] = next[entry === null ? record + ENGINE_PORTALS : entry + PORTALS]!;
+      const own = entry === null ? 0 : next[entry + TEMP]!;
+      const temp = own === 0 ? record + ENGINE_TEMP : entry! + TEMP;
+      const schema = { schema: next[temp]!, toast: next[temp + 1]! };
+      const current = this.temps.current();
+      if (current.schema !== schema.schema || current.toast !== schema.toast) this.temps.set(schema);
+      next[record + SESSION_OWNER] = owner;
     }
+  }
+
+  /**
+   * Notes the temporary schema of the session's owner as it leaves. A client that had none and
+   * made one gets it renamed as its own; when that fails, the schema stays the session's, shared
+   * by every client without one of its own (PostgreSQL would empty it for the next one otherwise).
+   */
+  private keepTempSchema(exec: (bytes: Uint8Array) => Uint8Array): void {
+    const record = this.record >> 2;
+    const owner = this.module.HEAPU32[record + SESSION_OWNER]!;
+    const current = this.temps.current();
+    const entry = owner === ENGINE ? null : this.findEntry(owner);
+    let slot = record + ENGINE_TEMP;
+    if (entry !== null && this.module.HEAPU32[entry + TEMP] !== 0) slot = entry + TEMP;
+    else if (entry !== null && current.schema !== 0 && current.schema !== this.module.HEAPU32[slot]) {
+      if (this.temps.adopt(current, this.indexOf(entry), exec)) slot = entry + TEMP;
+    }
+    const heap = this.module.HEAPU32;
+    heap[slot] = current.schema;
+    heap[slot + 1] = current.toast;
   }
 
   /** Word index of where `pid`'s prepared table is kept; null when it has no entry. */
@@ -185,6 +229,8 @@ export class ClientObjects {
         if (made === 0) return null;
         this.module.HEAPU32[entry + PORTALS] = made;
       }
+      // A former client's temporary schema is dropped when this one's is named.
+      this.module.HEAPU32.fill(0, entry + TEMP, entry + TEMP + 2);
       this.module.HEAPU32[entry + PID] = pid;
       return entry;
     }
@@ -204,7 +250,25 @@ export class ClientObjects {
   private owns(pid: number): boolean {
     const heap = this.module.HEAPU32;
     const record = this.record >> 2;
-    return heap[record + PREPARED_OWNER] === pid || heap[record + PORTALS_OWNER] === pid;
+    return heap[record + PREPARED_OWNER] === pid || heap[record + SESSION_OWNER] === pid;
+  }
+
+  /** Whether `schema` is the temporary schema (or its toast schema) of a client other than the current one. */
+  private isOtherClientsSchema(schema: number): boolean {
+    const current = this.temps.current();
+    if (schema === current.schema || schema === current.toast) return false;
+    const heap = this.module.HEAPU32;
+    const record = this.record >> 2;
+    if (heap[record + ENGINE_TEMP] === schema || heap[record + ENGINE_TEMP + 1] === schema) return true;
+    for (let index = 0; index < ENTRIES; index++) {
+      const entry = this.entryAt(index);
+      if (heap[entry + TEMP] === schema || heap[entry + TEMP + 1] === schema) return true;
+    }
+    return false;
+  }
+
+  private indexOf(entry: number): number {
+    return (entry - (this.record >> 2) - HEADER_WORDS) / ENTRY_WORDS;
   }
 
   private entryAt(index: number): number {
@@ -245,26 +309,4 @@ function hasEntryPoints(module: Partial<ObjectsModule>): module is ObjectsModule
     typeof module._IsTransactionState === 'function' &&
     typeof module._IsTransactionBlock === 'function'
   );
-}
-
-/** The one static word near MyProcPid that points to a hash table named `name`; null when none or several. */
-function findTableStatic(module: ObjectsModule, name: string): number | null {
-  const heap = module.HEAPU32;
-  const bytes = module.HEAPU8;
-  const wanted = Buffer.from(`${name}\0`, 'latin1');
-  const base =
-    typeof module.___memory_base === 'number' ? module.___memory_base : module.___memory_base.value;
-  const from = Math.max(base, module._MyProcPid - SEARCH_BYTES) >> 2;
-  const to = Math.min(heap.length, (module._MyProcPid + SEARCH_BYTES) >> 2);
-  let found: number | null = null;
-  for (let slot = from; slot < to; slot++) {
-    const table = heap[slot]!;
-    if (table < base || table + HTAB_NAME + 4 > bytes.length || table % 4 !== 0) continue;
-    const tableName = heap[(table + HTAB_NAME) >> 2]!;
-    if (tableName + wanted.length > bytes.length) continue;
-    if (!wanted.equals(bytes.subarray(tableName, tableName + wanted.length))) continue;
-    if (found !== null) return null;
-    found = slot << 2;
-  }
-  return found;
 }

@@ -23,7 +23,8 @@ export async function instrumentEngine(
   const module = (engine as unknown as { mod: object }).mod;
   guardEngine(engine);
   const identity = await EngineIdentity.install(engine);
-  await ClientObjects.install(engine, clients);
-  installBackendSignals(module, clients, identity?.engineOid ?? BOOTSTRAP_SUPERUSER);
+  const engineOid = identity?.engineOid ?? BOOTSTRAP_SUPERUSER;
+  await ClientObjects.install(engine, clients, engineOid);
+  installBackendSignals(module, clients, engineOid);
   loadExtensionsOnDemand(module);
 }

@@ -68,6 +68,12 @@ export class EngineInterrupts {
     this.control = shared?.control ?? newControl();
   }
 
+  /**
+   * The engine's table of functions (what C function pointers index), kept as the module starts:
+   * how a function PostgreSQL keeps a pointer to is called from here.
+   */
+  functionTable: WebAssembly.Table | null = null;
+
   /** The interrupts of an engine module, once it has started with them. */
   static of(module: object): EngineInterrupts | undefined {
     return interruptsOfModule.get(module);
@@ -82,14 +88,18 @@ export class EngineInterrupts {
       ...((options.preRun as Array<(module: object) => void>) ?? []),
       (module: object) => this.attach(module),
     ];
-    const instantiateWasm: InstantiateWasm = (imports, done) =>
-      instantiate(this.wrapImports(imports), (instance, module) => {
+    const instantiateWasm: InstantiateWasm = (imports, done) => {
+      const table = (imports as { env?: { __indirect_function_table?: unknown } }).env
+        ?.__indirect_function_table;
+      if (table instanceof WebAssembly.Table) this.functionTable = table;
+      return instantiate(this.wrapImports(imports), (instance, module) => {
         const timeout = instance.exports._emscripten_timeout;
         if (typeof timeout !== 'function')
           throw new EngineInternalsChangedError('the export _emscripten_timeout');
         this.deliverAlarm = timeout as (which: number, now: number) => void;
         done(instance, module);
       });
+    };
     return { ...options, instantiateWasm, preRun };
   }
 

@@ -61,7 +61,8 @@ export function execWire(engine: PGlite, bytes: Uint8Array, as?: ClientIdentity)
   if (identity) {
     const objects = ClientObjects.of(engine);
     const run = () => execWireAsEngine(engine, bytes);
-    return identity.runAs(as, objects ? () => objects.runFor(as.pid, run) : run);
+    const exec = (sql: Uint8Array) => execWireAsEngine(engine, sql);
+    return identity.runAs(as, objects ? () => objects.runFor(as.pid, run, exec) : run);
   }
   // An engine without the identity guard serves only its own login's equals (superusers).
   if (as.role !== ENGINE_ROLE) throw new EngineInternalsChangedError("the session's authenticated user");

@@ -313,10 +313,12 @@ export class ClientSession extends SessionStatements {
     const frames = [message.frame];
     const effects = statementEffects(sql, this.dialect);
     if (effects?.refusal) return this.refuse(effects.refusal);
-    if (effects?.discard && this.status === 'I' && this.host.otherClients(this).length > 0) {
-      return this.discardMine(effects.discard, sql);
+    // DISCARD TEMP reaches only this client's temporary schema, but in a test's outer transaction.
+    const discard = effects?.discard === 'TEMP' && !this.host.testTransactionOpen ? null : effects?.discard;
+    if (discard && this.status === 'I' && this.host.otherClients(this).length > 0) {
+      return this.discardMine(discard, sql);
     }
-    if (effects && effects.tempObjects.length > 0) {
+    if (effects && effects.tempObjects.length > 0 && this.host.testTransactionOpen) {
       const clash = this.tempClash(effects.tempObjects);
       if (clash) return this.refuse(clash);
     }

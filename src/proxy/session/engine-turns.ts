@@ -52,7 +52,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   settings = new ClientSettings(new Map());
   /** A unit changed this client's settings: they are read back from the engine once its batch ends. */
   protected settingsToRead: string[] | null = null;
-  /** Temporary objects this client made, dropped when it leaves. */
+  /** Temporary objects this client made in a test's outer transaction, dropped when it leaves. */
   protected readonly tempObjects: TempObject[] = [];
   /** The client ran something on the engine, so it may have left state there. */
   protected usedEngine = false;
@@ -343,7 +343,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
         this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
       }
       if (effect.database?.action === 'drop') await this.host.front.dropped(effect.database.name);
-      this.tempObjects.push(...effect.tempObjects);
+      // Only a test's outer transaction has the clients share a temporary schema.
+      if (this.host.testTransactionOpen) this.tempObjects.push(...effect.tempObjects);
     }
     // The client's UNLISTEN reached the shared session; channels others still want are restored
     // in the same transaction, so they come and go with it.

@@ -3,12 +3,13 @@ import { quoteIdent } from '../../protocol/sql-quote.js';
 import type { TempObject } from '../sql/statement-effects.js';
 
 /**
- * Run as the leaving client (the engine then has the client's own prepared statements and
- * cursors in place, see ClientObjects): they go, as they would with its backend. Cursors are left
- * to a test's outer transaction, whose end closes them (the clients share one cursor table there).
+ * Run as the leaving client (the engine then has the client's own prepared statements, cursors
+ * and temporary schema in place, see ClientObjects): they go, as they would with its backend.
+ * Under a test's outer transaction the clients share the session's cursors and temporary schema:
+ * its end closes the cursors, and the client's temporary objects are dropped by name.
  */
-export function ownObjectsClosed(closeCursors: boolean): Buffer {
-  return serialize.query(closeCursors ? 'CLOSE ALL; DEALLOCATE ALL' : 'DEALLOCATE ALL');
+export function ownObjectsClosed(ownSession: boolean): Buffer {
+  return serialize.query(ownSession ? 'CLOSE ALL; DEALLOCATE ALL; DISCARD TEMP' : 'DEALLOCATE ALL');
 }
 
 /** What a leaving client may have left in the shared engine session, and what others still use. */

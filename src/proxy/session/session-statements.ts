@@ -36,8 +36,9 @@ export abstract class SessionStatements extends EngineTurns {
   }
 
   /**
-   * Temporary objects live in the one engine session all clients share: a name another connected
-   * client made cannot be made again until it leaves. PostgreSQL's error, saying why.
+   * In a test's outer transaction the clients share the session's temporary schema: a name
+   * another connected client made there cannot be made again until it leaves. PostgreSQL's error,
+   * saying why.
    */
   protected tempClash(
     objects: readonly TempObject[],
@@ -50,7 +51,7 @@ export abstract class SessionStatements extends EngineTurns {
         message: `relation "${name}" already exists`,
         detail:
           `Client ${owner.processId} made a temporary object of that name and is still connected: pglite-oxide ` +
-          'serves the clients of a database from one engine session, whose temporary schema they share. ' +
+          "serves a test's clients inside one outer transaction, whose temporary schema they share. " +
           'Use another name, or end that connection first.',
       };
     }
