@@ -95,6 +95,18 @@ describe('engine internals this package depends on', () => {
       expect(run('COMMIT', 7)).toEqual([]);
       expect(run('FETCH inside', 7)).toBe('ERROR 34000');
       run('DEALLOCATE ALL; CLOSE ALL', 7);
+      // Temporary schemas: each client's own, named for it; the engine's own session has none.
+      run("CREATE TEMP TABLE basket (item text); INSERT INTO basket VALUES ('apple')", 7);
+      run("CREATE TEMP TABLE basket (item text); INSERT INTO basket VALUES ('pear')", 8);
+      expect(run('SELECT item FROM basket', 7)).toEqual([['apple']]);
+      expect(run('SELECT item FROM basket', 8)).toEqual([['pear']]);
+      expect(run('SELECT item FROM basket')).toBe('ERROR 42P01');
+      const schema = run('SELECT pg_my_temp_schema()::regnamespace::text', 7) as string[][];
+      expect(schema[0]![0]).toMatch(/^pg_temp_1\d{3}$/);
+      expect(run(`SELECT item FROM ${schema[0]![0]}.basket`, 8)).toBe('ERROR 0A000');
+      run('DISCARD TEMP', 8);
+      expect(run('SELECT item FROM basket', 7)).toEqual([['apple']]);
+      run('DISCARD TEMP', 7);
     });
   });
 

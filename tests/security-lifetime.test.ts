@@ -40,7 +40,39 @@ async function attempts(url: string): Promise<{ codes: string[]; pidIsOwn: boole
   }
 }
 
+/**
+ * What a second client of the role gets for the first one's objects (a prepared statement, a
+ * cursor, a temporary table), then whether it may make its own of the same names.
+ */
+async function othersObjects(url: string): Promise<string[]> {
+  const first = new pg.Client({ connectionString: asUser(url, 'app') });
+  const second = new pg.Client({ connectionString: asUser(url, 'app') });
+  await first.connect();
+  await second.connect();
+  const code = (sql: string) =>
+    second.query(sql).then(
+      () => 'ok',
+      (error: { code?: string }) => error.code ?? '?',
+    );
+  try {
+    await first.query('PREPARE mine AS SELECT 1');
+    await first.query('DECLARE held CURSOR WITH HOLD FOR SELECT 1');
+    await first.query('CREATE TEMP TABLE scratch (v int)');
+    return [
+      await code('EXECUTE mine'),
+      await code('FETCH held'),
+      await code('SELECT * FROM scratch'),
+      await code('PREPARE mine AS SELECT 2'),
+      await code('CREATE TEMP TABLE scratch (v text)'),
+    ];
+  } finally {
+    await first.end();
+    await second.end();
+  }
+}
+
 const REFUSED = { codes: ['42501', '42501', '42501'], pidIsOwn: true };
+const OWN_OBJECTS = ['26000', '34000', '42P01', 'ok', 'ok'];
 
 describe('the protections outlive the engine they were installed in', () => {
   it('in an engine started again on its data, and in one that replaced it (as when a statement will not stop)', async () => {
@@ -57,10 +89,13 @@ describe('the protections outlive the engine they were installed in', () => {
       await admin.query('CREATE ROLE app LOGIN');
       await admin.end();
       expect(await attempts(proxy.connectionString)).toEqual(REFUSED);
+      expect(await othersObjects(proxy.connectionString)).toEqual(OWN_OBJECTS);
       await engine.restart();
       expect(await attempts(proxy.connectionString)).toEqual(REFUSED);
+      expect(await othersObjects(proxy.connectionString)).toEqual(OWN_OBJECTS);
       await engine.replace('a test replaced the engine');
       expect(await attempts(proxy.connectionString)).toEqual(REFUSED);
+      expect(await othersObjects(proxy.connectionString)).toEqual(OWN_OBJECTS);
     } finally {
       await proxy.close();
       await engine.close();
@@ -81,6 +116,7 @@ describe('the protections outlive the engine they were installed in', () => {
         const report = await suite.reset();
         expect(report.path).toBe('snapshot');
         expect(await attempts(suite.connectionString)).toEqual(REFUSED);
+        expect(await othersObjects(suite.connectionString)).toEqual(OWN_OBJECTS);
       }
     } finally {
       await suite.close();
