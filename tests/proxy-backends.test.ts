@@ -6,6 +6,7 @@ import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { asUser } from './helpers/pg-query.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
 import { tempRoot } from './helpers/temp-root.js';
+import { waitFor } from './helpers/wait-for.js';
 
 // Each client looks like a backend of its own: the pid it got at login is its pg_backend_pid(),
 // and its application_name is its own setting, whatever other clients run in between.
@@ -187,6 +188,37 @@ describe('each client is a backend', () => {
         await waiter.end();
       }
     });
+  });
+
+  it('keeps advisory locks per client: a held lock cannot be waited for, and goes with its client', async () => {
+    const holder = await connect();
+    const other = await connect();
+    try {
+      const holderPid = (holder as unknown as { processID: number }).processID;
+      expect((await holder.query('SELECT pg_advisory_lock(42)')).rows).toEqual([{ pg_advisory_lock: '' }]);
+      // Waiting would never end (the holder cannot run meanwhile): refused at once, naming the holder.
+      await expect(other.query('SELECT pg_advisory_lock(42)')).rejects.toMatchObject({
+        code: '55P03',
+        message: 'could not obtain advisory lock 42',
+        detail: expect.stringContaining(`Client ${holderPid} holds it`),
+      });
+      await expect(other.query('SELECT pg_advisory_xact_lock_shared(42)')).rejects.toMatchObject({
+        code: '55P03',
+      });
+      // DISCARD ALL releases the caller's own, as on a server.
+      await holder.query('SELECT pg_advisory_lock_shared(43)');
+      await holder.query('DISCARD ALL');
+      expect(
+        (await other.query('SELECT pg_try_advisory_lock(42) AS a, pg_try_advisory_lock(43) AS b')).rows,
+      ).toEqual([{ a: true, b: true }]);
+      // A client that leaves takes its locks with it.
+      await other.end();
+      await waitFor(async () => (await holder.query('SELECT pg_try_advisory_lock(42) AS got')).rows[0].got);
+      expect((await holder.query('SELECT pg_try_advisory_lock(43) AS got')).rows[0].got).toBe(true);
+    } finally {
+      await holder.end();
+      await other.end().catch(() => {});
+    }
   });
 
   it('reaches clients through an engine in a thread of its own (serve, run), also in another database', async () => {

@@ -467,6 +467,31 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "another client's advisory locks: not taken, not released",
+    steps: [
+      { as: 'app', sql: 'SELECT pg_try_advisory_lock(1)' },
+      { as: 'app2', sql: 'SELECT pg_try_advisory_lock(1)' },
+      { as: 'app2', sql: 'SELECT pg_try_advisory_lock_shared(1)' },
+      { as: 'app2', sql: 'SELECT pg_advisory_unlock(1)' },
+      { as: 'app2', sql: 'SELECT pg_advisory_unlock_all()' },
+      { as: 'app2', sql: 'DO $$BEGIN PERFORM pg_advisory_unlock_all(); END$$' },
+      { as: 'app2', sql: 'SELECT pg_try_advisory_lock(1)' },
+      { as: 'app', sql: 'SELECT pg_try_advisory_lock(1), pg_advisory_unlock(1), pg_advisory_unlock(1)' },
+      { as: 'app2', sql: 'SELECT pg_try_advisory_lock_shared(1)' },
+      { as: 'app', sql: 'SELECT pg_try_advisory_lock_shared(1), pg_try_advisory_lock(1)' },
+      { as: 'app', sql: 'SELECT pg_advisory_unlock_shared(1), pg_advisory_unlock_shared(1)' },
+      { as: 'app', sql: 'SELECT pg_try_advisory_lock(1, 2), pg_try_advisory_lock(2)' },
+      {
+        as: 'app2',
+        sql: 'SELECT pg_try_advisory_lock(1, 2), pg_try_advisory_lock(2, 1), pg_try_advisory_lock(3)',
+      },
+      { as: 'app', sql: 'SELECT pg_try_advisory_xact_lock(5)' },
+      { as: 'app2', sql: 'SELECT pg_try_advisory_lock(5), pg_try_advisory_xact_lock(3)' },
+      { as: 'app2', sql: 'SELECT pg_advisory_unlock_all()' },
+      { as: 'app', sql: 'SELECT pg_try_advisory_lock(1), pg_try_advisory_lock(3)' },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

@@ -43,6 +43,19 @@ export function replaceBuiltin(
   return true;
 }
 
+/** Replaces every function of `replacements`, or none when any of them cannot be found. */
+export function replaceBuiltins(
+  module: FunctionTableModule,
+  replacements: ReadonlyArray<[BuiltinFunction, (fcinfo: number) => number]>,
+): boolean {
+  const entries = replacements.map(([fn]) => findEntry(module, fn));
+  if (entries.some((entry) => entry === null)) return false;
+  replacements.forEach(([, replacement], index) => {
+    module.HEAPU32[(entries[index]! + FUNC) >> 2] = module.addFunction(replacement, 'ii');
+  });
+  return true;
+}
+
 /** The address of fn's FmgrBuiltin entry: one whose name points at fn's name, with fn's oid and argument count. */
 function findEntry(module: FunctionTableModule, fn: BuiltinFunction): number | null {
   const memory = module.HEAPU8;

@@ -84,6 +84,11 @@ export class EngineIdentity {
     return identities.get(engine);
   }
 
+  /** The pid of the client the running call is for; 0 for the engine's own calls. */
+  get clientPid(): number {
+    return this.client?.pid ?? 0;
+  }
+
   /** Whether calls can run as a client's login role (PostgreSQL then checks that role's rights). */
   get enforcesLoginRoles(): boolean {
     return this.authenticatedUser !== null;

@@ -1,4 +1,5 @@
 import type { PGlite } from '@electric-sql/pglite';
+import { installAdvisoryLocks } from './advisory-locks.js';
 import { installBackendSignals } from './backend-signals.js';
 import { ClientObjects } from './client-objects.js';
 import type { ClientTableHolder } from './client-table.js';
@@ -13,7 +14,7 @@ const BOOTSTRAP_SUPERUSER = 10;
  * Everything this package installs into an engine it starts, before anything else runs on it (so
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
  * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
- * own prepared statements and portals, and
+ * own prepared statements, portals, temporary schema and advisory locks, and
  * extensions loaded when first asked for.
  */
 export async function instrumentEngine(
@@ -26,5 +27,6 @@ export async function instrumentEngine(
   const engineOid = identity?.engineOid ?? BOOTSTRAP_SUPERUSER;
   await ClientObjects.install(engine, clients, engineOid);
   installBackendSignals(module, clients, engineOid);
+  installAdvisoryLocks(module, clients, () => identity?.clientPid ?? 0);
   loadExtensionsOnDemand(module);
 }

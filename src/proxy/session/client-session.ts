@@ -315,7 +315,8 @@ export class ClientSession extends SessionStatements {
     if (effects?.refusal) return this.refuse(effects.refusal);
     // DISCARD TEMP reaches only this client's temporary schema, but in a test's outer transaction.
     const discard = effects?.discard === 'TEMP' && !this.host.testTransactionOpen ? null : effects?.discard;
-    if (discard && this.status === 'I' && this.host.otherClients(this).length > 0) {
+    // DISCARD ALL also ends the client's advisory locks, which the engine's own does not know.
+    if (discard && this.status === 'I' && (discard === 'ALL' || this.host.otherClients(this).length > 0)) {
       return this.discardMine(discard, sql);
     }
     if (effects && effects.tempObjects.length > 0 && this.host.testTransactionOpen) {

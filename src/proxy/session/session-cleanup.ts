@@ -4,12 +4,14 @@ import type { TempObject } from '../sql/statement-effects.js';
 
 /**
  * Run as the leaving client (the engine then has the client's own prepared statements, cursors
- * and temporary schema in place, see ClientObjects): they go, as they would with its backend.
+ * and temporary schema in place, see ClientObjects; its advisory locks are its own, see
+ * AdvisoryLocks): they go, as they would with its backend.
  * Under a test's outer transaction the clients share the session's cursors and temporary schema:
  * its end closes the cursors, and the client's temporary objects are dropped by name.
  */
 export function ownObjectsClosed(ownSession: boolean): Buffer {
-  return serialize.query(ownSession ? 'CLOSE ALL; DEALLOCATE ALL; DISCARD TEMP' : 'DEALLOCATE ALL');
+  const always = 'DEALLOCATE ALL; SELECT pg_catalog.pg_advisory_unlock_all()';
+  return serialize.query(ownSession ? `CLOSE ALL; DISCARD TEMP; ${always}` : always);
 }
 
 /** What a leaving client may have left in the shared engine session, and what others still use. */
