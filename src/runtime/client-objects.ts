@@ -1,14 +1,15 @@
-// Each client's own prepared statements and portals (cursors) in the one engine session. On a
-// server every backend has its own: PREPARE, DECLARE, DEALLOCATE ALL, CLOSE ALL, pg_cursors and
-// pg_prepared_statements see only that backend's. PostgreSQL keeps them in two hash tables that
-// statics of prepare.c and portalmem.c point to; around each of a client's calls this module points
-// those statics at the client's own tables, so whatever SQL a client runs (built at run time too,
-// in a DO block or a function) sees and touches its own objects only.
+// Each client's own prepared statements, portals (cursors) and temporary schema in the one engine
+// session. On a server every backend has its own: PREPARE, DECLARE, DEALLOCATE ALL, CLOSE ALL,
+// pg_cursors, pg_prepared_statements and pg_temp see only that backend's. PostgreSQL keeps them
+// in two hash tables and a temporary schema that statics of prepare.c, portalmem.c and namespace.c
+// name; around each of a client's calls this module makes those the client's own, so whatever SQL
+// a client runs (built at run time too, in a DO block or a function) sees and touches its own
+// objects only. (client-temp-schemas.ts has what temporary schemas need besides.)
 //
-// Portals belong to transactions (PostgreSQL cleans them up at commit and abort), so a client's
-// portal table is put in place only while no transaction is open: a client's transaction runs to
-// its end with the client's table in place (the proxy lets no other client in meanwhile), and
-// under a test's outer transaction the clients share the engine's table as before.
+// Portals and temporary schemas belong to transactions (PostgreSQL cleans them up at commit and
+// abort), so a client's are put in place only while no transaction is open: a client's transaction
+// runs to its end with them in place (the proxy lets no other client in meanwhile), and under a
+// test's outer transaction the clients share the engine's as before.
 //
 // The statics are not exported: they are found once per engine start as the words near the
 // exported MyProcPid that point to a hash table of that name. The record of whose table is whose
