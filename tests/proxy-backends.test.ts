@@ -75,6 +75,122 @@ describe('each client is a backend', () => {
     }
   });
 
+  describe('pg_stat_activity', () => {
+    const pidOf = (client: pg.Client) => (client as unknown as { processID: number }).processID;
+    const activity = async (client: pg.Client) =>
+      (
+        await client.query(`
+          SELECT pid, datname, usename, application_name, client_addr, client_port > 0 AS tcp,
+                 state, wait_event_type, wait_event, query, backend_type,
+                 backend_start <= query_start AS started_first, xact_start IS NOT NULL AS in_xact
+          FROM pg_stat_activity ORDER BY pid`)
+      ).rows;
+
+    it('has one row a client: its pid, role, application, state, query and what it waits for', async () => {
+      const api = await connect('api');
+      const worker = await connect('worker');
+      const queued = await connect('queued');
+      try {
+        await api.query('SELECT 41 + 1');
+        await worker.query('BEGIN');
+        // Another client's query waits for the engine while the worker's transaction holds it.
+        const waiting = queued.query('SELECT 2 AS later');
+        const common = { datname: 'postgres', usename: 'postgres', client_addr: '127.0.0.1', tcp: true };
+        await waitFor(async () => (await activity(worker)).some((row) => row.wait_event === 'engine'));
+        expect(await activity(worker)).toEqual([
+          {
+            ...common,
+            pid: pidOf(api),
+            application_name: 'api',
+            state: 'idle',
+            wait_event_type: 'Client',
+            wait_event: 'ClientRead',
+            query: 'SELECT 41 + 1',
+            backend_type: 'client backend',
+            started_first: true,
+            in_xact: false,
+          },
+          {
+            ...common,
+            pid: pidOf(worker),
+            application_name: 'worker',
+            state: 'active',
+            wait_event_type: null,
+            wait_event: null,
+            query: expect.stringContaining('FROM pg_stat_activity ORDER BY pid'),
+            backend_type: 'client backend',
+            started_first: true,
+            in_xact: true,
+          },
+          {
+            ...common,
+            pid: pidOf(queued),
+            application_name: 'queued',
+            state: 'active',
+            wait_event_type: 'Lock',
+            wait_event: 'engine',
+            query: 'SELECT 2 AS later',
+            backend_type: 'client backend',
+            started_first: true,
+            in_xact: true,
+          },
+        ]);
+        await worker.query('COMMIT');
+        expect((await waiting).rows).toEqual([{ later: 2 }]);
+        const rows = await activity(api);
+        expect(rows.find((row) => row.pid === pidOf(worker))).toMatchObject({
+          state: 'idle',
+          query: 'COMMIT',
+        });
+        // By pid, as pg_stat_get_activity(pid) answers.
+        const { rows: own } = await worker.query(
+          'SELECT pid FROM pg_stat_get_activity(pg_backend_pid()) UNION ALL SELECT pid FROM pg_stat_get_activity(-1)',
+        );
+        expect(own).toEqual([{ pid: pidOf(worker) }]);
+      } finally {
+        for (const client of [api, worker, queued]) await client.end();
+      }
+    });
+
+    it("lets a pool end a client it finds in pg_stat_activity, and hides other roles' queries", async () => {
+      const admin = await connect();
+      await admin.query(
+        'CREATE ROLE watcher LOGIN; CREATE ROLE stats_reader LOGIN; GRANT pg_read_all_stats TO stats_reader',
+      );
+      const victim = await connect('victim');
+      const watcher = new pg.Client({ connectionString: asUser(served.proxy.connectionString, 'watcher') });
+      const reader = new pg.Client({
+        connectionString: asUser(served.proxy.connectionString, 'stats_reader'),
+      });
+      try {
+        await watcher.connect();
+        await reader.connect();
+        await victim.query('SELECT 1 AS secret');
+        const seen = async (client: pg.Client) =>
+          (
+            await client.query('SELECT usename, state, query FROM pg_stat_activity WHERE pid = $1', [
+              pidOf(victim),
+            ])
+          ).rows;
+        expect(await seen(watcher)).toEqual([
+          { usename: 'postgres', state: null, query: '<insufficient privilege>' },
+        ]);
+        expect(await seen(reader)).toEqual([
+          { usename: 'postgres', state: 'idle', query: 'SELECT 1 AS secret' },
+        ]);
+        const gone = new Promise<void>((resolve) => victim.once('end', () => resolve()));
+        const { rows } = await admin.query(
+          "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE application_name = 'victim'",
+        );
+        expect(rows).toEqual([{ t: true }]);
+        await gone;
+        await waitFor(async () => (await seen(admin)).length === 0);
+      } finally {
+        for (const client of [admin, victim, watcher, reader]) await client.end().catch(() => {});
+      }
+    });
+  });
+
   describe('pg_cancel_backend and pg_terminate_backend by pid', () => {
     const asRole = async (user: string) => {
       const client = new pg.Client({ connectionString: asUser(served.proxy.connectionString, user) });
@@ -245,9 +361,11 @@ describe('each client is a backend', () => {
       const victimPid = Number((await victim.query('SELECT pg_backend_pid() AS p')).rows[0].p);
       expect(victimPid).toBe((victim as unknown as { processID: number }).processID);
       const gone = new Promise<void>((resolve) => victim.once('end', () => resolve()));
-      expect((await admin.query('SELECT pg_terminate_backend($1) AS t', [victimPid])).rows).toEqual([
-        { t: true },
-      ]);
+      // As a suite ends the clients of a database before dropping it: found by name from another.
+      const { rows } = await admin.query(
+        "SELECT pid, pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE datname = 'template1'",
+      );
+      expect(rows).toEqual([{ pid: victimPid, t: true }]);
       await gone;
     } finally {
       for (const client of clients) await client.end().catch(() => {});

@@ -186,3 +186,15 @@ export function encodeWithNames(
   rest.copy(out, offset);
   return out;
 }
+
+/**
+ * The SQL text of a whole Query or Parse frame (type byte and length included), as bytes of the
+ * frame; null for other messages. Frames reaching this were checked when they came in.
+ */
+export function statementText(frame: Buffer): Buffer | null {
+  const type = frame[0];
+  if (type !== 0x51 && type !== 0x50) return null;
+  const start = type === 0x51 ? 5 : frame.indexOf(0, 5) + 1;
+  const end = frame.indexOf(0, start);
+  return start > 0 && end >= start ? frame.subarray(start, end) : null;
+}

@@ -73,3 +73,20 @@ function findEntry(module: FunctionTableModule, fn: BuiltinFunction): number | n
   }
   return null;
 }
+
+/**
+ * Makes built-in `fn` call what `wrap` makes of it, given the index of PostgreSQL's own function
+ * in the engine's function table (to call it where the replacement wants PostgreSQL's answer);
+ * false when its entry cannot be found as expected (nothing is changed then).
+ */
+export function wrapBuiltin(
+  module: FunctionTableModule,
+  fn: BuiltinFunction,
+  wrap: (original: number) => (fcinfo: number) => number,
+): boolean {
+  const entry = findEntry(module, fn);
+  if (entry === null) return false;
+  const original = module.HEAPU32[(entry + FUNC) >> 2]!;
+  module.HEAPU32[(entry + FUNC) >> 2] = module.addFunction(wrap(original), 'ii');
+  return true;
+}

@@ -1,8 +1,10 @@
 // The proxy's clients as the engines see them: each client's pid (the one in its BackendKeyData,
-// which pg_backend_pid() answers) and login role. The table
-// lives in shared memory, so an engine in a thread of its own reads it where its built-ins run,
-// and the signals those built-ins send (pg_cancel_backend, pg_terminate_backend) are left in it
-// for the proxy to deliver once the call is over.
+// which pg_backend_pid() answers), login role and activity (what pg_stat_activity shows, see
+// client-activity.ts). The table lives in shared memory, so an engine in a thread of its own
+// reads it where its built-ins run, and the signals those built-ins send (pg_cancel_backend,
+// pg_terminate_backend) are left in it for the proxy to deliver once the call is over.
+
+import { ACTIVITY_BYTES, ActivityWriter, type ClientActivity, readActivity } from './client-activity.js';
 
 /** What a signal asks of a client. */
 export type ClientSignal = 'cancel' | 'terminate';
@@ -17,6 +19,8 @@ const SIGNAL = 2;
 const PENDING = 0;
 const HEADER_INTS = 4;
 const SIGNAL_BITS: Record<ClientSignal, number> = { cancel: 1, terminate: 2 };
+/** Where the activity records start: after the slots, 8-byte aligned. */
+const ACTIVITY_START = Math.ceil(((HEADER_INTS + SLOTS * SLOT_INTS) * 4) / 8) * 8;
 
 /** A client found in the table. */
 export interface TableClient {
@@ -29,21 +33,37 @@ export class ClientTable {
   private readonly ints: Int32Array;
 
   constructor(
-    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer((HEADER_INTS + SLOTS * SLOT_INTS) * 4),
+    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(ACTIVITY_START + SLOTS * ACTIVITY_BYTES),
   ) {
     this.ints = new Int32Array(buffer);
   }
 
-  /** Lists a client; false when the table is full (it then cannot be signalled by pid). */
-  add(client: TableClient): boolean {
+  /**
+   * Lists a client and returns the writer of its activity; null when the table is full (it then
+   * cannot be signalled by pid, and pg_stat_activity does not show it).
+   */
+  add(client: TableClient): ActivityWriter | null {
     for (let slot = 0; slot < SLOTS; slot++) {
       const at = this.at(slot);
       if (Atomics.compareExchange(this.ints, at + PID, 0, client.pid) !== 0) continue;
       Atomics.store(this.ints, at + ROLE, client.role);
       Atomics.store(this.ints, at + SIGNAL, 0);
-      return true;
+      return new ActivityWriter(this.buffer, ACTIVITY_START + slot * ACTIVITY_BYTES);
     }
-    return false;
+    return null;
+  }
+
+  /** Every listed client with its activity, in the order of the table. */
+  activities(): Array<TableClient & { activity: ClientActivity }> {
+    const listed: Array<TableClient & { activity: ClientActivity }> = [];
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const at = this.at(slot);
+      const pid = Atomics.load(this.ints, at + PID);
+      if (pid === 0) continue;
+      const activity = readActivity(this.buffer, ACTIVITY_START + slot * ACTIVITY_BYTES);
+      if (activity) listed.push({ pid, role: Atomics.load(this.ints, at + ROLE) >>> 0, activity });
+    }
+    return listed;
   }
 
   remove(pid: number): void {

@@ -1,10 +1,12 @@
 import type { PGlite } from '@electric-sql/pglite';
+import { installActivityView } from './activity-view.js';
 import { installAdvisoryLocks } from './advisory-locks.js';
 import { installBackendSignals } from './backend-signals.js';
 import { ClientObjects } from './client-objects.js';
 import type { ClientTableHolder } from './client-table.js';
 import { guardEngine } from './engine-guards.js';
 import { EngineIdentity } from './engine-identity.js';
+import { EngineInterrupts } from './engine-interrupts.js';
 import { loadExtensionsOnDemand } from './extension-bundles.js';
 
 /** The initdb user's oid: an engine's own login when it cannot be read. */
@@ -14,8 +16,8 @@ const BOOTSTRAP_SUPERUSER = 10;
  * Everything this package installs into an engine it starts, before anything else runs on it (so
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
  * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
- * own prepared statements, portals, temporary schema and advisory locks, and
- * extensions loaded when first asked for.
+ * own prepared statements, portals, temporary schema and advisory locks, pg_stat_activity with a
+ * row a client, and extensions loaded when first asked for.
  */
 export async function instrumentEngine(
   engine: PGlite,
@@ -27,6 +29,8 @@ export async function instrumentEngine(
   const engineOid = identity?.engineOid ?? BOOTSTRAP_SUPERUSER;
   await ClientObjects.install(engine, clients, engineOid);
   installBackendSignals(module, clients, engineOid);
-  installAdvisoryLocks(module, clients, () => identity?.clientPid ?? 0);
+  const callerPid = () => identity?.clientPid ?? 0;
+  installAdvisoryLocks(module, clients, callerPid);
+  installActivityView(module, clients, callerPid, EngineInterrupts.of(module)?.functionTable ?? null);
   loadExtensionsOnDemand(module);
 }

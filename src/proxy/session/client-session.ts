@@ -224,7 +224,15 @@ export class ClientSession extends SessionStatements {
     // A superuser's login checks as the engine's own: the engine then needs no change for it.
     this.identity = { role: role.superuser ? ENGINE_ROLE : role.oid, pid: this.processId };
     this.loginRole = { name: role.name, superuser: role.superuser };
-    this.host.front.clients.add({ pid: this.processId, role: role.oid });
+    this.activity = this.host.front.clients.add({ pid: this.processId, role: role.oid });
+    const tcp = this.socket.remoteAddress !== undefined;
+    this.activity?.loggedIn({
+      user: role.name,
+      database: this.host.database,
+      applicationName: this.applicationName,
+      address: tcp ? (this.socket.remoteAddress ?? null) : null,
+      port: tcp ? (this.socket.remotePort ?? 0) : -1,
+    });
     const own = (name: string) => {
       if (name === 'is_superuser' && role.name !== this.host.user) return role.superuser ? 'on' : 'off';
       return this.settings.values.get(name.toLowerCase());

@@ -8,8 +8,10 @@ import {
   readyForQuery,
   type TransactionStatus,
 } from '../../protocol/backend-writer.js';
+import { statementText } from '../../protocol/extended-messages.js';
 import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../../protocol/sql-lexer.js';
 import { quoteIdent } from '../../protocol/sql-quote.js';
+import type { ActivityWriter } from '../../runtime/client-activity.js';
 import type { ClientIdentity } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
 import type { NotificationTarget } from '../database/notifications.js';
@@ -63,6 +65,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected readonly transaction = new ClientTransaction();
   /** The client its units run for: its login role and its pid (see EngineGate.exec); unset before login. */
   protected identity: ClientIdentity | undefined;
+  /** What pg_stat_activity shows of this client; null before login (or when the client table is full). */
+  protected activity: ActivityWriter | null = null;
   /** The role the client logged in as (the engine's own user until it is in). */
   protected loginRole: { name: string; superuser: boolean } = { name: '', superuser: true };
 
@@ -106,7 +110,11 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
     const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
     if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.bringMySettings();
-    return this.waitForEngine(wait, endsWithSync).then((taken) => taken && this.bringMySettings());
+    this.activity?.waiting(true);
+    return this.waitForEngine(wait, endsWithSync).then((taken) => {
+      this.activity?.waiting(false);
+      return taken && this.bringMySettings();
+    });
   }
 
   /**
@@ -146,6 +154,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     // Whatever a role that is not a superuser did, it runs as itself: never as the engine's user.
     if (!this.loginRole.superuser) values.set('session_authorization', this.loginRole.name);
     this.settings.values = values;
+    const applicationName = values.get('application_name');
+    if (applicationName !== undefined) this.activity?.named(applicationName);
     if (this.host.sessionOwner === this) this.host.sessionApplied = new Map(values);
   }
 
@@ -188,6 +198,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   ): Promise<void> {
     // Steps are awaited only when they have to wait: an await lets the socket's queued work run
     // before this client's reply is written, which adds several microseconds to a round trip.
+    this.activity?.started(queryText(frames));
     let taken = this.takeEngine(endsWithSync);
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
@@ -310,6 +321,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       if (summary.status === 'I') this.names.transactionEnded();
       this.status = this.clientStatus(summary.status);
       this.engineBatchOpen = false;
+      this.activity?.ready(this.status);
     }
     const reply = clientReply(output, summary, {
       ends: expect,
@@ -458,4 +470,13 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
 interface UnitOutput {
   output: Uint8Array;
   released: Uint8Array | null;
+}
+
+/** The SQL a unit runs, as pg_stat_activity shows it: its first Query's or Parse's; null when it has none. */
+function queryText(frames: readonly Buffer[]): Buffer | null {
+  for (const frame of frames) {
+    const text = statementText(frame);
+    if (text) return text;
+  }
+  return null;
 }

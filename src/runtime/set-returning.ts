@@ -1,0 +1,66 @@
+// The rows of a set-returning built-in answered from JavaScript: PostgreSQL's materialize mode
+// (InitMaterializedSRF makes the tuplestore the executor reads), each row given as the text of its
+// columns and read by the columns' own input functions (BuildTupleFromCStrings), so a value is
+// exactly what the same text would give in SQL.
+
+export interface SetReturningModule {
+  HEAPU8: Uint8Array;
+  HEAPU32: Uint32Array;
+  _malloc(size: number): number;
+  _free(pointer: number): void;
+  _InitMaterializedSRF(fcinfo: number, flags: number): void;
+  _TupleDescGetAttInMetadata(tupleDesc: number): number;
+  _BuildTupleFromCStrings(attInMetadata: number, values: number): number;
+  _tuplestore_puttuple(store: number, tuple: number): void;
+}
+
+export const SET_RETURNING_ENTRY_POINTS = [
+  '_malloc',
+  '_free',
+  '_InitMaterializedSRF',
+  '_TupleDescGetAttInMetadata',
+  '_BuildTupleFromCStrings',
+  '_tuplestore_puttuple',
+] as const;
+
+/** FunctionCallInfoBaseData.resultinfo, and ReturnSetInfo's setResult and setDesc, on wasm32. */
+const FCINFO_RESULTINFO = 8;
+const RSINFO_SET_RESULT = 24;
+const RSINFO_SET_DESC = 28;
+
+/** One row: each column's text as SQL would give it to the column's type, null for NULL. */
+export type TextRow = ReadonlyArray<string | null>;
+
+/**
+ * Answers the call `fcinfo` of a set-returning function with `rows` (each as many columns as its
+ * result has); returns the Datum to return (none: the rows are in the tuplestore).
+ */
+export function returnRows(module: SetReturningModule, fcinfo: number, rows: readonly TextRow[]): number {
+  module._InitMaterializedSRF(fcinfo, 0);
+  const rsinfo = module.HEAPU32[(fcinfo + FCINFO_RESULTINFO) >> 2]!;
+  const store = module.HEAPU32[(rsinfo + RSINFO_SET_RESULT) >> 2]!;
+  const desc = module.HEAPU32[(rsinfo + RSINFO_SET_DESC) >> 2]!;
+  const columns = module.HEAPU32[desc >> 2]!;
+  const meta = module._TupleDescGetAttInMetadata(desc);
+  for (const row of rows) {
+    if (row.length !== columns) throw new Error(`a row of ${row.length} columns for a result of ${columns}`);
+    // The pointers, then the texts, in one block: freed once the row is in the tuplestore (which copies it).
+    const texts = row.map((value) => (value === null ? null : Buffer.from(`${value}\0`, 'utf8')));
+    const size = 4 * columns + texts.reduce((sum, text) => sum + (text?.length ?? 0), 0);
+    const block = module._malloc(size);
+    try {
+      let at = block + 4 * columns;
+      texts.forEach((text, column) => {
+        module.HEAPU32[(block >> 2) + column] = text === null ? 0 : at;
+        if (text !== null) {
+          module.HEAPU8.set(text, at);
+          at += text.length;
+        }
+      });
+      module._tuplestore_puttuple(store, module._BuildTupleFromCStrings(meta, block));
+    } finally {
+      module._free(block);
+    }
+  }
+  return 0;
+}
