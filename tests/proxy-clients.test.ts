@@ -135,6 +135,39 @@ describe('real clients through the proxy', () => {
     }
   });
 
+  it("keeps LISTEN per client by any path: a DO block, a rollback, another client's UNLISTEN", async () => {
+    const listener = new pg.Client(url);
+    const other = new pg.Client(url);
+    await Promise.all([listener.connect(), other.connect()]);
+    const channels = async (client: pg.Client) =>
+      (await client.query('SELECT pg_listening_channels() AS c')).rows.map((row) => row.c);
+    try {
+      const received: string[] = [];
+      listener.on('notification', (n) => received.push(`${n.channel}:${n.payload}`));
+      // Built at run time: the proxy never reads it, the engine counts it for this client.
+      await listener.query("DO $$BEGIN EXECUTE 'LISTEN ' || 'built'; END$$");
+      await listener.query('BEGIN; LISTEN undone; ROLLBACK');
+      await listener.query('BEGIN; SAVEPOINT s; LISTEN dropped; ROLLBACK TO s; LISTEN kept; COMMIT');
+      expect(await channels(listener)).toEqual(['built', 'kept']);
+      expect(await channels(other)).toEqual([]);
+      // Another client's UNLISTEN, by any path, ends only its own channels.
+      await other.query("DO $$BEGIN EXECUTE 'UNLISTEN ' || 'built'; END$$");
+      await other.query('UNLISTEN *');
+      await other.query("NOTIFY built, 'heard'; NOTIFY undone, 'not heard'");
+      await waitFor(() => received.length === 1);
+      expect(received).toEqual(['built:heard']);
+      // Listening and notifying in one transaction: heard at its commit.
+      const own = new Promise<pg.Notification>((resolve) => other.on('notification', resolve));
+      await other.query("BEGIN; LISTEN own; NOTIFY own, 'mine'; COMMIT");
+      expect(await own).toMatchObject({ channel: 'own', payload: 'mine' });
+      expect(await channels(other)).toEqual(['own']);
+      await listener.query('UNLISTEN built');
+      expect(await channels(listener)).toEqual(['kept']);
+    } finally {
+      await Promise.all([listener.end(), other.end()]);
+    }
+  });
+
   it('serves postgres.js with its pipelining and prepared statements', async () => {
     const sql = postgres(url, { max: 4, onnotice: () => {} });
     try {

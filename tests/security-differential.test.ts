@@ -492,6 +492,21 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "another client's LISTEN channels: not listed, not ended",
+    steps: [
+      { as: 'app', sql: 'LISTEN jobs' },
+      { as: 'app2', sql: 'LISTEN other' },
+      { as: 'app', sql: 'SELECT pg_catalog.pg_listening_channels()' },
+      { as: 'app2', sql: "DO $$BEGIN EXECUTE 'UNLISTEN ' || 'jobs'; END$$" },
+      { as: 'app2', sql: 'UNLISTEN *' },
+      { as: 'app2', sql: 'SELECT pg_catalog.pg_listening_channels()' },
+      { as: 'app', sql: 'BEGIN; LISTEN undone; ROLLBACK' },
+      { as: 'app', sql: "DO $$BEGIN EXECUTE 'LISTEN ' || 'built'; END$$" },
+      { as: 'app', sql: 'SELECT pg_catalog.pg_listening_channels()' },
+      { as: 'app#2', sql: 'SELECT pg_catalog.pg_listening_channels()' },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

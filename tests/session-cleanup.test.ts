@@ -21,7 +21,6 @@ describe('cleanupFrames', () => {
   it('undoes everything when the leaving client was the last one, one statement per Query', () => {
     const frames = messages(
       cleanupFrames({
-        unlisten: 'all',
         temp: 'all',
         engineUser: 'postgres',
         settings: 'reset',
@@ -30,7 +29,6 @@ describe('cleanupFrames', () => {
     expect(frames).toEqual([
       ['Q', 'SET SESSION AUTHORIZATION "postgres"'],
       ['Q', 'RESET ROLE'],
-      ['Q', 'UNLISTEN *'],
       ['Q', 'DISCARD TEMP'],
       ['Q', 'RESET ALL'],
     ]);
@@ -39,7 +37,6 @@ describe('cleanupFrames', () => {
   it('keeps what other clients use, quotes every name, and puts every setting back', () => {
     const frames = messages(
       cleanupFrames({
-        unlisten: ['chan"A'],
         temp: [{ kind: 'TABLE', name: 'person' }],
         engineUser: 'post"gres',
         settings: 'reset',
@@ -48,7 +45,6 @@ describe('cleanupFrames', () => {
     expect(frames).toEqual([
       ['Q', 'SET SESSION AUTHORIZATION "post""gres"'],
       ['Q', 'RESET ROLE'],
-      ['Q', 'UNLISTEN "chan""A"'],
       ['Q', 'DROP TABLE IF EXISTS pg_temp."person" CASCADE'],
       ['Q', 'RESET ALL'],
     ]);

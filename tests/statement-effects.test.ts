@@ -6,9 +6,6 @@ import { type StatementEffects, statementEffects } from '../src/proxy/sql/statem
 const none: StatementEffects = {
   copyIn: null,
   refusal: null,
-  listen: [],
-  unlisten: [],
-  unlistenAll: false,
   settings: [],
   resets: [],
   touchesSettings: false,
@@ -242,25 +239,6 @@ describe('statementEffects: DISCARD', () => {
   });
 });
 
-describe('statementEffects: LISTEN and UNLISTEN', () => {
-  it('names the channels LISTEN and UNLISTEN name', () => {
-    expect(statementEffects('LISTEN Jobs')).toEqual(effectsWith({ listen: ['jobs'] }));
-    expect(statementEffects('LISTEN "Jobs"')).toEqual(effectsWith({ listen: ['Jobs'] }));
-    expect(statementEffects('unlisten jobs')).toEqual(effectsWith({ unlisten: ['jobs'] }));
-  });
-
-  it('reads UNLISTEN * as leaving every channel', () => {
-    expect(statementEffects('UNLISTEN *')).toEqual(effectsWith({ unlistenAll: true }));
-    // Quoted, it is a channel named *.
-    expect(statementEffects('UNLISTEN "*"')).toEqual(effectsWith({ unlisten: ['*'] }));
-  });
-
-  it('finds nothing in a bare LISTEN or UNLISTEN', () => {
-    expect(statementEffects('LISTEN')).toEqual(none);
-    expect(statementEffects('UNLISTEN')).toEqual(none);
-  });
-});
-
 describe('statementEffects: CREATE and DROP DATABASE', () => {
   it('reads CREATE DATABASE with the name the engine would use', () => {
     expect(statementEffects('CREATE DATABASE App')).toEqual(
@@ -474,8 +452,6 @@ describe('statementEffects: multi-statement strings', () => {
     ].join('; ');
     expect(statementEffects(sql)).toEqual(
       effectsWith({
-        listen: ['jobs'],
-        unlisten: ['done'],
         settings: ['work_mem'],
         resets: ['search_path'],
         touchesSettings: true,

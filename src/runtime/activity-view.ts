@@ -111,7 +111,7 @@ export function installActivityView(
           databases.get(client.activity.database) ?? null,
         ),
       );
-      return returnRows(engine, fcinfo, rows);
+      return returnRows(engine, fcinfo, rows, 'record');
     };
   });
 }

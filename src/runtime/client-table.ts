@@ -10,17 +10,27 @@ import { ACTIVITY_BYTES, ActivityWriter, type ClientActivity, readActivity } fro
 export type ClientSignal = 'cancel' | 'terminate';
 
 const SLOTS = 1024;
-const SLOT_INTS = 3;
+const SLOT_INTS = 4;
 /** Fields of a slot. */
 const PID = 0;
 const ROLE = 1;
 const SIGNAL = 2;
+/** Counts changes of the client's LISTEN channels (see client-channels.ts). */
+const CHANNELS = 3;
 /** Header: how many signals wait to be delivered. */
 const PENDING = 0;
 const HEADER_INTS = 4;
 const SIGNAL_BITS: Record<ClientSignal, number> = { cancel: 1, terminate: 2 };
 /** Where the activity records start: after the slots, 8-byte aligned. */
 const ACTIVITY_START = Math.ceil(((HEADER_INTS + SLOTS * SLOT_INTS) * 4) / 8) * 8;
+
+/** A listed client, as the proxy holds it. */
+export interface TableEntry {
+  /** What pg_stat_activity shows of it. */
+  readonly activity: ActivityWriter;
+  /** Changes when its LISTEN channels change: they are then read again. */
+  channelsVersion(): number;
+}
 
 /** A client found in the table. */
 export interface TableClient {
@@ -39,18 +49,28 @@ export class ClientTable {
   }
 
   /**
-   * Lists a client and returns the writer of its activity; null when the table is full (it then
-   * cannot be signalled by pid, and pg_stat_activity does not show it).
+   * Lists a client and returns its entry; null when the table is full (it then cannot be
+   * signalled by pid, pg_stat_activity does not show it, and its channels are read from its SQL).
    */
-  add(client: TableClient): ActivityWriter | null {
+  add(client: TableClient): TableEntry | null {
     for (let slot = 0; slot < SLOTS; slot++) {
       const at = this.at(slot);
       if (Atomics.compareExchange(this.ints, at + PID, 0, client.pid) !== 0) continue;
       Atomics.store(this.ints, at + ROLE, client.role);
       Atomics.store(this.ints, at + SIGNAL, 0);
-      return new ActivityWriter(this.buffer, ACTIVITY_START + slot * ACTIVITY_BYTES);
+      Atomics.store(this.ints, at + CHANNELS, 0);
+      return {
+        activity: new ActivityWriter(this.buffer, ACTIVITY_START + slot * ACTIVITY_BYTES),
+        channelsVersion: () => Atomics.load(this.ints, at + CHANNELS),
+      };
     }
     return null;
+  }
+
+  /** Notes that client `pid`'s LISTEN channels changed (the engine's side). */
+  channelsChanged(pid: number): void {
+    const slot = this.slotOf(pid);
+    if (slot >= 0) Atomics.add(this.ints, this.at(slot) + CHANNELS, 1);
   }
 
   /** Every listed client with its activity, in the order of the table. */

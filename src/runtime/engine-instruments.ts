@@ -2,6 +2,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { installActivityView } from './activity-view.js';
 import { installAdvisoryLocks } from './advisory-locks.js';
 import { installBackendSignals } from './backend-signals.js';
+import { installClientChannels } from './client-channels.js';
 import { ClientObjects } from './client-objects.js';
 import type { ClientTableHolder } from './client-table.js';
 import { guardEngine } from './engine-guards.js';
@@ -16,8 +17,8 @@ const BOOTSTRAP_SUPERUSER = 10;
  * Everything this package installs into an engine it starts, before anything else runs on it (so
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
  * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
- * own prepared statements, portals, temporary schema and advisory locks, pg_stat_activity with a
- * row a client, and extensions loaded when first asked for.
+ * own prepared statements, portals, temporary schema, advisory locks and LISTEN channels,
+ * pg_stat_activity with a row a client, and extensions loaded when first asked for.
  */
 export async function instrumentEngine(
   engine: PGlite,
@@ -31,6 +32,8 @@ export async function instrumentEngine(
   installBackendSignals(module, clients, engineOid);
   const callerPid = () => identity?.clientPid ?? 0;
   installAdvisoryLocks(module, clients, callerPid);
-  installActivityView(module, clients, callerPid, EngineInterrupts.of(module)?.functionTable ?? null);
+  const functionTable = EngineInterrupts.of(module)?.functionTable ?? null;
+  installActivityView(module, clients, callerPid, functionTable);
+  await installClientChannels(engine, clients, callerPid, functionTable);
   loadExtensionsOnDemand(module);
 }

@@ -2,7 +2,7 @@
 // wait for the engine: the thread that accepts connections, answers handshakes and
 // CancelRequest, and handles signals stays free. Wire calls come through the shared channel;
 // the rest (COPY data, close) as messages.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { EngineCrashedError, errorMessage } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { ClientTable } from './client-table.js';
@@ -55,6 +55,10 @@ let closing = false;
 async function serveCalls(runtime: InteractiveRuntime): Promise<void> {
   for (;;) {
     await nextRequest();
+    // A busy thread seldom yields to its event loop: what was sent before this request (the
+    // proxy's client table, which the call may need) is handled first.
+    for (let queued = receiveMessageOnPort(port); queued; queued = receiveMessageOnPort(port))
+      onMessage(runtime, queued.message as ToEngineThread);
     if (closing) return;
     try {
       const bytes = channel.take();
@@ -87,31 +91,33 @@ async function nextRequest(): Promise<void> {
   }
 }
 
+function onMessage(runtime: InteractiveRuntime, message: ToEngineThread): void {
+  if (message.type === 'exec') {
+    const blob = message.blob;
+    const call = blob
+      ? runtime.execWithBlob(message.bytes, new Blob([blob as Uint8Array<ArrayBuffer>]), message.as)
+      : runtime.execInteractive(message.bytes, message.as);
+    call.then(
+      (bytes) => send({ type: 'execReply', id: message.id, bytes }),
+      (error: unknown) =>
+        send({
+          type: 'execReply',
+          id: message.id,
+          error: { message: errorMessage(error), crashed: error instanceof EngineCrashedError },
+        }),
+    );
+  } else if (message.type === 'clients') {
+    runtime.clients.table = new ClientTable(message.buffer);
+  } else if (message.type === 'close') {
+    closing = true;
+    void runtime.close().finally(() => port.close());
+  }
+}
+
 async function main(): Promise<void> {
   const runtime = await start();
   if (data.clients) runtime.clients.table = new ClientTable(data.clients);
-  port.on('message', (message: ToEngineThread) => {
-    if (message.type === 'exec') {
-      const blob = message.blob;
-      const call = blob
-        ? runtime.execWithBlob(message.bytes, new Blob([blob as Uint8Array<ArrayBuffer>]), message.as)
-        : runtime.execInteractive(message.bytes, message.as);
-      call.then(
-        (bytes) => send({ type: 'execReply', id: message.id, bytes }),
-        (error: unknown) =>
-          send({
-            type: 'execReply',
-            id: message.id,
-            error: { message: errorMessage(error), crashed: error instanceof EngineCrashedError },
-          }),
-      );
-    } else if (message.type === 'clients') {
-      runtime.clients.table = new ClientTable(message.buffer);
-    } else if (message.type === 'close') {
-      closing = true;
-      void runtime.close().finally(() => port.close());
-    }
-  });
+  port.on('message', (message: ToEngineThread) => onMessage(runtime, message));
   send({ type: 'ready', enforcesLoginRoles: await runtime.enforcesLoginRoles() });
   await serveCalls(runtime);
 }

@@ -5,6 +5,7 @@ import { EngineCrashedError, errorMessage, RuntimeClosedError } from '../errors.
 import type { PglitePaths } from '../install/paths.js';
 import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
+import { keepsClientChannels } from './client-channels.js';
 import { ClientObjects } from './client-objects.js';
 import type { ClientTableHolder } from './client-table.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
@@ -92,7 +93,9 @@ export class InteractiveRuntime {
     // A role is served only where it gets its own rights and its own objects.
     return this.exclusive(
       async (engine) =>
-        (EngineIdentity.of(engine)?.enforcesLoginRoles ?? false) && ClientObjects.of(engine) !== undefined,
+        (EngineIdentity.of(engine)?.enforcesLoginRoles ?? false) &&
+        ClientObjects.of(engine) !== undefined &&
+        keepsClientChannels(engine),
     );
   }
 

@@ -28,15 +28,24 @@ const FCINFO_RESULTINFO = 8;
 const RSINFO_SET_RESULT = 24;
 const RSINFO_SET_DESC = 28;
 
+/** InitMaterializedSRF's flag for a function of one column: the executor's expected result. */
+const MAT_SRF_USE_EXPECTED_DESC = 1;
+
 /** One row: each column's text as SQL would give it to the column's type, null for NULL. */
 export type TextRow = ReadonlyArray<string | null>;
 
 /**
  * Answers the call `fcinfo` of a set-returning function with `rows` (each as many columns as its
- * result has); returns the Datum to return (none: the rows are in the tuplestore).
+ * result has: one for a function of a scalar type); returns the Datum to return (none: the rows
+ * are in the tuplestore).
  */
-export function returnRows(module: SetReturningModule, fcinfo: number, rows: readonly TextRow[]): number {
-  module._InitMaterializedSRF(fcinfo, 0);
+export function returnRows(
+  module: SetReturningModule,
+  fcinfo: number,
+  rows: readonly TextRow[],
+  result: 'record' | 'scalar',
+): number {
+  module._InitMaterializedSRF(fcinfo, result === 'scalar' ? MAT_SRF_USE_EXPECTED_DESC : 0);
   const rsinfo = module.HEAPU32[(fcinfo + FCINFO_RESULTINFO) >> 2]!;
   const store = module.HEAPU32[(rsinfo + RSINFO_SET_RESULT) >> 2]!;
   const desc = module.HEAPU32[(rsinfo + RSINFO_SET_DESC) >> 2]!;

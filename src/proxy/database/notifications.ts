@@ -5,8 +5,8 @@ export interface NotificationTarget {
 }
 
 /**
- * Which clients LISTEN on which channel. The engine session listens on a channel as long as
- * one client does; each notification goes to the clients of its channel, never to the others.
+ * Which clients LISTEN on which channel, as the engine keeps them per client (see
+ * ClientChannels): each notification goes to the clients of its channel, never to the others.
  */
 export class NotificationHub {
   private readonly listeners = new Map<string, Set<NotificationTarget>>();
@@ -18,6 +18,12 @@ export class NotificationHub {
       this.listeners.set(channel, clients);
     }
     clients.add(client);
+  }
+
+  /** Makes `channels` the ones `client` listens on. */
+  setChannels(client: NotificationTarget, channels: readonly string[]): void {
+    this.unlisten(client);
+    for (const channel of channels) this.listen(client, channel);
   }
 
   /** Removes `client` from `channels` (all of its channels when omitted). */

@@ -36,10 +36,10 @@ export interface DatabaseClient {
   /** Whether it made a temporary object of that name. */
   hasTemp(name: string): boolean;
   /**
-   * The engine went back to an earlier state: the Parse of each of its named statements, to
-   * prepare again as the client (`as`: statements are kept per client).
+   * The engine went back to an earlier state: what to give the client again there, as the client
+   * (statements and channels are kept per client).
    */
-  engineReset(): { parses: Buffer[]; as: ClientIdentity | undefined };
+  engineReset(): EngineResetState;
   /** The test's outer transaction ended. */
   testTransactionEnded(): void;
   /** Ends the connection with a FATAL error, cleaning up after it. */
@@ -53,6 +53,16 @@ export interface DatabaseRefusal {
   code: string;
   message: string;
   detail?: string;
+}
+
+/** What a client gives back to an engine put back to an earlier state (see resetEngine). */
+export interface EngineResetState {
+  /** The Parses of its named prepared statements. */
+  parses: Buffer[];
+  /** The channels it listens on. */
+  channels: string[];
+  /** Whom they run as: the client. */
+  as: ClientIdentity | undefined;
 }
 
 /** What a served database needs from the proxy in front of it (the listeners and all clients). */
@@ -254,16 +264,16 @@ export class ServedDatabase {
       this.sessionOwner = null;
       this.appliedAtTestBegin = null;
       for (const session of this.sessions) {
-        const { parses, as } = session.engineReset();
+        const { parses, channels, as } = session.engineReset();
         // Each Parse with a Sync of its own: one that fails (its table is gone) spoils no other.
         if (parses.length > 0)
           await this.gate.exec(Buffer.concat(parses.flatMap((parse) => [parse, serialize.sync()])), as);
+        if (channels.length > 0)
+          await this.gate.exec(
+            serialize.query(channels.map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ')),
+            as,
+          );
       }
-      const channels = this.hub.channels;
-      if (channels.length > 0)
-        await this.gate.exec(
-          serialize.query(channels.map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ')),
-        );
       return result;
     });
   }

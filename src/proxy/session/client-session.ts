@@ -22,9 +22,9 @@ import {
   TERMINATE,
 } from '../../protocol/extended-messages.js';
 import { type FrontendMessage, FrontendReader, printable } from '../../protocol/frontend-reader.js';
-import { type ClientIdentity, ENGINE_ROLE } from '../../runtime/engine-identity.js';
+import { ENGINE_ROLE } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
-import type { ServedDatabase } from '../database/served-database.js';
+import type { EngineResetState, ServedDatabase } from '../database/served-database.js';
 import { type Admission, ClientLogin, type LoginConnection } from '../login/client-login.js';
 import { welcomeMessages } from '../login/startup.js';
 import { statementEffects } from '../sql/statement-effects.js';
@@ -137,9 +137,13 @@ export class ClientSession extends SessionStatements {
    * The engine was put back to an earlier state: what this client made in it is gone. Returns
    * the Parse of each of its named statements, for the proxy to prepare them again.
    */
-  engineReset(): { parses: Buffer[]; as: ClientIdentity | undefined } {
+  engineReset(): EngineResetState {
     this.tempObjects.length = 0;
-    return { parses: this.names.openStatementParses(), as: this.identity };
+    return {
+      parses: this.names.openStatementParses(),
+      channels: this.host.hub.channelsOf(this),
+      as: this.identity,
+    };
   }
 
   /** The test's outer transaction ended: whatever this client had open inside it went with it. */
@@ -224,9 +228,9 @@ export class ClientSession extends SessionStatements {
     // A superuser's login checks as the engine's own: the engine then needs no change for it.
     this.identity = { role: role.superuser ? ENGINE_ROLE : role.oid, pid: this.processId };
     this.loginRole = { name: role.name, superuser: role.superuser };
-    this.activity = this.host.front.clients.add({ pid: this.processId, role: role.oid });
+    this.tableEntry = this.host.front.clients.add({ pid: this.processId, role: role.oid });
     const tcp = this.socket.remoteAddress !== undefined;
-    this.activity?.loggedIn({
+    this.tableEntry?.activity.loggedIn({
       user: role.name,
       database: this.host.database,
       applicationName: this.applicationName,
@@ -388,9 +392,7 @@ export class ClientSession extends SessionStatements {
   }
 
   private async cleanUpEngineState(): Promise<void> {
-    const hub = this.host.hub;
-    const channels = hub.channelsOf(this);
-    hub.unlisten(this);
+    this.host.hub.unlisten(this);
     const holds = this.host.scheduler.holder === this;
     if (!holds && !this.usedEngine) return;
     if (!holds) {
@@ -413,7 +415,6 @@ export class ClientSession extends SessionStatements {
       this.routeOnly(await gate.exec(own, this.identity));
       const others = this.host.otherClients(this);
       const frames = cleanupFrames({
-        unlisten: others.length === 0 ? 'all' : channels.filter((channel) => !hub.isListened(channel)),
         temp: others.length === 0 ? 'all' : this.tempObjects,
         engineUser: this.host.user,
         settings: 'reset',

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { EngineCrashedError } from '../../errors.js';
+import { readRows } from '../../protocol/backend-rows.js';
 import { type BackendSummary, scanBackend } from '../../protocol/backend-scanner.js';
 import {
   type ErrorFields,
@@ -10,12 +11,11 @@ import {
 } from '../../protocol/backend-writer.js';
 import { statementText } from '../../protocol/extended-messages.js';
 import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../../protocol/sql-lexer.js';
-import { quoteIdent } from '../../protocol/sql-quote.js';
-import type { ActivityWriter } from '../../runtime/client-activity.js';
+import type { TableEntry } from '../../runtime/client-table.js';
 import type { ClientIdentity } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
 import type { NotificationTarget } from '../database/notifications.js';
-import type { DatabaseClient, ServedDatabase } from '../database/served-database.js';
+import type { DatabaseClient, EngineResetState, ServedDatabase } from '../database/served-database.js';
 import type { StatementEffects, TempObject } from '../sql/statement-effects.js';
 import { BEGIN_AUTOCOMMIT, END_AUTOCOMMIT } from '../sql/test-transaction.js';
 import { ClientTransaction, splitAutocommitOutput, withAutocommit } from './client-transaction.js';
@@ -65,8 +65,10 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected readonly transaction = new ClientTransaction();
   /** The client its units run for: its login role and its pid (see EngineGate.exec); unset before login. */
   protected identity: ClientIdentity | undefined;
-  /** What pg_stat_activity shows of this client; null before login (or when the client table is full). */
-  protected activity: ActivityWriter | null = null;
+  /** This client in the engines' client table; null before login (or when the table is full). */
+  protected tableEntry: TableEntry | null = null;
+  /** The version of its LISTEN channels the hub has (see ClientChannels). */
+  private channelsSeen = 0;
   /** The role the client logged in as (the engine's own user until it is in). */
   protected loginRole: { name: string; superuser: boolean } = { name: '', superuser: true };
 
@@ -110,9 +112,9 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
     const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
     if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.bringMySettings();
-    this.activity?.waiting(true);
+    this.tableEntry?.activity.waiting(true);
     return this.waitForEngine(wait, endsWithSync).then((taken) => {
-      this.activity?.waiting(false);
+      this.tableEntry?.activity.waiting(false);
       return taken && this.bringMySettings();
     });
   }
@@ -155,7 +157,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     if (!this.loginRole.superuser) values.set('session_authorization', this.loginRole.name);
     this.settings.values = values;
     const applicationName = values.get('application_name');
-    if (applicationName !== undefined) this.activity?.named(applicationName);
+    if (applicationName !== undefined) this.tableEntry?.activity.named(applicationName);
     if (this.host.sessionOwner === this) this.host.sessionApplied = new Map(values);
   }
 
@@ -198,7 +200,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   ): Promise<void> {
     // Steps are awaited only when they have to wait: an await lets the socket's queued work run
     // before this client's reply is written, which adds several microseconds to a round trip.
-    this.activity?.started(queryText(frames));
+    this.tableEntry?.activity.started(queryText(frames));
     let taken = this.takeEngine(endsWithSync);
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
@@ -206,6 +208,9 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     let call = this.unitCall(bytes, endsWithSync);
     if (call instanceof Promise) call = await call;
     if (!call) return;
+    // Before its output is routed: a client gets the notifications of a channel it just listened on.
+    if (this.tableEntry && this.tableEntry.channelsVersion() !== this.channelsSeen)
+      await this.readMyChannels();
     const summary = this.absorb(call.output, endsWithSync ? 'ready' : 'partial');
     if (!summary) return;
     let closed = this.closeAutocommit(summary, call.released);
@@ -321,7 +326,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       if (summary.status === 'I') this.names.transactionEnded();
       this.status = this.clientStatus(summary.status);
       this.engineBatchOpen = false;
-      this.activity?.ready(this.status);
+      this.tableEntry?.activity.ready(this.status);
     }
     const reply = clientReply(output, summary, {
       ends: expect,
@@ -338,18 +343,28 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     return summary;
   }
 
-  /** Records LISTEN, UNLISTEN and SET of a unit that succeeded. */
+  /**
+   * Reads the channels this client listens on from the engine, which keeps them per client (by
+   * any path: a LISTEN in a DO block or a function counts too), after they changed.
+   */
+  protected async readMyChannels(): Promise<void> {
+    const version = this.tableEntry?.channelsVersion() ?? 0;
+    const output = await this.engineCall(serialize.query('SELECT pg_catalog.pg_listening_channels()'));
+    if (!output) return;
+    this.routeOnly(output);
+    const { rows, error } = readRows(output);
+    // Read again after the next unit when it could not be read now (a failed transaction).
+    if (error) return;
+    this.channelsSeen = version;
+    this.host.hub.setChannels(
+      this,
+      rows.map(([channel]) => channel!),
+    );
+  }
+
+  /** Records what SET, RESET and DROP DATABASE of a unit that succeeded changed. */
   protected async applyEffects(effects: StatementEffects[]): Promise<void> {
-    const relisten: string[] = [];
     for (const effect of effects) {
-      for (const channel of effect.listen) this.host.hub.listen(this, channel);
-      if (effect.unlistenAll) {
-        this.host.hub.unlisten(this);
-        relisten.push(...this.host.hub.channels);
-      } else if (effect.unlisten.length > 0) {
-        this.host.hub.unlisten(this, effect.unlisten);
-        relisten.push(...effect.unlisten.filter((channel) => this.host.hub.isListened(channel)));
-      }
       if (effect.touchesSettings) {
         this.settings.changed(effect.settings, effect.resets);
         this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
@@ -357,13 +372,6 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       if (effect.database?.action === 'drop') await this.host.front.dropped(effect.database.name);
       // Only a test's outer transaction has the clients share a temporary schema.
       if (this.host.testTransactionOpen) this.tempObjects.push(...effect.tempObjects);
-    }
-    // The client's UNLISTEN reached the shared session; channels others still want are restored
-    // in the same transaction, so they come and go with it.
-    if (relisten.length > 0 && this.status !== 'E') {
-      const sql = [...new Set(relisten)].map((channel) => `LISTEN ${quoteIdent(channel)}`).join('; ');
-      const output = await this.engineCall(serialize.query(sql));
-      if (output) this.routeOnly(output);
     }
   }
 
@@ -457,7 +465,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   abstract readonly inOwnTransaction: boolean;
   abstract describe(): string;
   abstract hasTemp(name: string): boolean;
-  abstract engineReset(): { parses: Buffer[]; as: ClientIdentity | undefined };
+  abstract engineReset(): EngineResetState;
   abstract testTransactionEnded(): void;
   abstract abandon(code: string, message: string): Promise<void>;
   abstract deliver(message: Buffer): void;

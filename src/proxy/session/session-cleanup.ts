@@ -4,20 +4,18 @@ import type { TempObject } from '../sql/statement-effects.js';
 
 /**
  * Run as the leaving client (the engine then has the client's own prepared statements, cursors
- * and temporary schema in place, see ClientObjects; its advisory locks are its own, see
- * AdvisoryLocks): they go, as they would with its backend.
+ * and temporary schema in place, see ClientObjects; its advisory locks and LISTEN channels are
+ * its own, see AdvisoryLocks and ClientChannels): they go, as they would with its backend.
  * Under a test's outer transaction the clients share the session's cursors and temporary schema:
  * its end closes the cursors, and the client's temporary objects are dropped by name.
  */
 export function ownObjectsClosed(ownSession: boolean): Buffer {
-  const always = 'DEALLOCATE ALL; SELECT pg_catalog.pg_advisory_unlock_all()';
+  const always = 'DEALLOCATE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all()';
   return serialize.query(ownSession ? `CLOSE ALL; DISCARD TEMP; ${always}` : always);
 }
 
 /** What a leaving client may have left in the shared engine session, and what others still use. */
 export interface LeftBehind {
-  /** Channels only this client listened to; 'all' when no other client is connected. */
-  unlisten: string[] | 'all';
   /** Temporary objects the client made; 'all' when no other client is connected. */
   temp: TempObject[] | 'all';
   /** The engine's own user: the session's authorization goes back to it. */
@@ -36,8 +34,6 @@ export function cleanupFrames(left: LeftBehind): Buffer {
   // starts its session without a session_authorization setting to go back to, so RESET SESSION
   // AUTHORIZATION does nothing there: the user is named.
   const statements = [`SET SESSION AUTHORIZATION ${quoteIdent(left.engineUser)}`, 'RESET ROLE'];
-  if (left.unlisten === 'all') statements.push('UNLISTEN *');
-  else statements.push(...left.unlisten.map((channel) => `UNLISTEN ${quoteIdent(channel)}`));
   // Temporary objects die with their session, as on a server of the client's own.
   if (left.temp === 'all') statements.push('DISCARD TEMP');
   else

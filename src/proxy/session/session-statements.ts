@@ -78,11 +78,9 @@ export abstract class SessionStatements extends EngineTurns {
       if (!closed) return;
       this.routeOnly(closed);
     }
-    const hub = this.host.hub;
-    const channels = what === 'ALL' ? hub.channelsOf(this) : [];
-    if (what === 'ALL') hub.unlisten(this);
+    // Its channels went with its own objects (UNLISTEN *, as the client).
+    if (what === 'ALL') this.host.hub.unlisten(this);
     const frames = cleanupFrames({
-      unlisten: channels.filter((channel) => !hub.isListened(channel)),
       temp: this.tempObjects,
       engineUser: this.host.user,
       settings: what === 'ALL' ? 'reset' : 'keep',

@@ -25,9 +25,6 @@ export interface StatementEffects {
   copyIn: CopyInPlan | null;
   /** Why the engine must not see this SQL (it would end the engine's session), or null. */
   refusal: { code: string; message: string } | null;
-  listen: string[];
-  unlisten: string[];
-  unlistenAll: boolean;
   /** Session settings changed by SET (not SET LOCAL), as names that RESET accepts. */
   settings: string[];
   /** Settings RESET (`*` for RESET ALL and DISCARD ALL), as lower-case names. */
@@ -54,7 +51,7 @@ export interface TempObject {
   name: string;
 }
 
-const INTERESTING = /copy|listen|set|temp|discard|database/i;
+const INTERESTING = /copy|set|temp|discard|database/i;
 
 /** Reads the statements of a Query or Parse; null when none of them concerns the proxy. */
 export function statementEffects(
@@ -65,9 +62,6 @@ export function statementEffects(
   const effects: StatementEffects = {
     copyIn: null,
     refusal: null,
-    listen: [],
-    unlisten: [],
-    unlistenAll: false,
     settings: [],
     resets: [],
     touchesSettings: /set_config/i.test(sql),
@@ -81,14 +75,6 @@ export function statementEffects(
     switch (head[0]?.kind === 'word' ? head[0].value : '') {
       case 'COPY':
         readCopy(sql, start, end, statements.length, effects, dialect);
-        break;
-      case 'LISTEN':
-        if (head[1]) effects.listen.push(identifierOf(head[1], sql));
-        break;
-      case 'UNLISTEN':
-        // "*" (quoted) is a channel of that name, * is every channel.
-        if (head[1]?.value === '*' && head[1].kind !== 'identifier') effects.unlistenAll = true;
-        else if (head[1]) effects.unlisten.push(identifierOf(head[1], sql));
         break;
       case 'SET':
         readSet(sql, start, end, effects, dialect);
