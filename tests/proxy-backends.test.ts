@@ -306,6 +306,61 @@ describe('each client is a backend', () => {
     });
   });
 
+  it("shows each lock under its holder's pid in pg_locks: the running transaction's, every client's advisory ones", async () => {
+    const holder = await connect();
+    const worker = await connect();
+    const pidOf = (client: pg.Client) => (client as unknown as { processID: number }).processID;
+    try {
+      await holder.query('SELECT pg_advisory_lock(7), pg_advisory_lock_shared(1, 2)');
+      await worker.query('CREATE TABLE IF NOT EXISTS locked_here (id int)');
+      await worker.query('BEGIN');
+      await worker.query('LOCK TABLE locked_here IN SHARE MODE');
+      const { rows } = await worker.query(`
+        SELECT l.locktype, l.pid, l.mode, l.classid::int8, l.objid::int8, l.objsubid, l.granted
+          FROM pg_locks l
+         WHERE l.locktype = 'advisory' OR l.relation = 'locked_here'::regclass
+         ORDER BY l.locktype, l.objid`);
+      expect(rows).toEqual([
+        {
+          locktype: 'advisory',
+          pid: pidOf(holder),
+          mode: 'ShareLock',
+          classid: '1',
+          objid: '2',
+          objsubid: 2,
+          granted: true,
+        },
+        {
+          locktype: 'advisory',
+          pid: pidOf(holder),
+          mode: 'ExclusiveLock',
+          classid: '0',
+          objid: '7',
+          objsubid: 1,
+          granted: true,
+        },
+        {
+          locktype: 'relation',
+          pid: pidOf(worker),
+          mode: 'ShareLock',
+          classid: null,
+          objid: null,
+          objsubid: null,
+          granted: true,
+        },
+      ]);
+      await worker.query('COMMIT');
+      // The classic check for who holds an advisory lock.
+      const { rows: who } = await worker.query(
+        "SELECT a.application_name, l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.objid = 7",
+      );
+      expect(who).toEqual([{ application_name: '', pid: pidOf(holder) }]);
+    } finally {
+      await holder.end();
+      await worker.end();
+    }
+  });
+
   it('keeps advisory locks per client: a held lock cannot be waited for, and goes with its client', async () => {
     const holder = await connect();
     const other = await connect();

@@ -34,6 +34,16 @@ const ENDING_EVENTS = new Set([0, 1, 2, 3, 4]);
 const ENGINE_PID = 0;
 
 type Mode = 'exclusive' | 'shared';
+
+/** A lock as pg_locks shows an advisory one: its key as classid, objid and objsubid. */
+export interface HeldLock {
+  pid: number;
+  mode: Mode;
+  classid: bigint;
+  objid: bigint;
+  /** 1 for an int8 key, 2 for a pair of int4 keys. */
+  objsubid: 1 | 2;
+}
 type Scope = 'session' | 'transaction';
 
 /** How many times one client holds one lock, by scope and mode. */
@@ -117,6 +127,27 @@ export class AdvisoryLocks {
     if (holders.size === 0) this.locks.delete(key);
   }
 
+  /** Every lock held, by holder and mode (once however many times it is held), as pg_locks lists them. */
+  held(): HeldLock[] {
+    const held: HeldLock[] = [];
+    for (const [key, holders] of this.locks) {
+      const [kind, first, second] = key.split(':');
+      // As PostgreSQL shows them: an int8 key's high and low words, or the two int4 keys, as oids.
+      const words =
+        kind === '8'
+          ? [BigInt.asUintN(32, BigInt(first!) >> 32n), BigInt.asUintN(32, BigInt(first!))]
+          : [BigInt.asUintN(32, BigInt(first!)), BigInt.asUintN(32, BigInt(second!))];
+      for (const [pid, holds] of holders) {
+        if (this.left(pid)) continue;
+        for (const mode of ['exclusive', 'shared'] as const) {
+          if (holds.session[mode] + holds.transaction[mode] === 0) continue;
+          held.push({ pid, mode, classid: words[0]!, objid: words[1]!, objsubid: kind === '8' ? 1 : 2 });
+        }
+      }
+    }
+    return held;
+  }
+
   /** Whether `pid` is a client that has left (its locks went with it). */
   private left(pid: number): boolean {
     const table = this.clients.table;
@@ -155,21 +186,21 @@ function lockFunctions(): LockFunction[] {
 const UNLOCK_ALL: BuiltinFunction = { oid: 2892, name: 'pg_advisory_unlock_all', nargs: 0 };
 
 /**
- * Replaces the engine's advisory lock built-ins with per-client ones; false when they cannot all
+ * Replaces the engine's advisory lock built-ins with per-client ones; null when they cannot all
  * be installed (then none is: a mix would split one lock in two).
  */
 export function installAdvisoryLocks(
   module: object,
   clients: ClientTableHolder,
   callerPid: () => number,
-): boolean {
+): AdvisoryLocks | null {
   const engine = module as Partial<LockModule>;
   if (
     REPORTING_ENTRY_POINTS.some((name) => typeof engine[name] !== 'function') ||
     typeof engine.addFunction !== 'function' ||
     typeof engine._RegisterXactCallback !== 'function'
   )
-    return false;
+    return null;
   const locking = engine as LockModule;
   const locks = new AdvisoryLocks(clients, callerPid);
   const replacements: Array<[BuiltinFunction, (fcinfo: number) => number]> = lockFunctions().map((fn) => [
@@ -183,14 +214,14 @@ export function installAdvisoryLocks(
       return 0;
     },
   ]);
-  if (!replaceBuiltins(locking, replacements)) return false;
+  if (!replaceBuiltins(locking, replacements)) return null;
   locking._RegisterXactCallback(
     locking.addFunction((event: number) => {
       if (ENDING_EVENTS.has(event)) locks.transactionEnded();
     }, 'vii'),
     0,
   );
-  return true;
+  return locks;
 }
 
 /** One call of a replaced built-in: the Datum it returns. */

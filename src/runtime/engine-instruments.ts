@@ -9,6 +9,7 @@ import { guardEngine } from './engine-guards.js';
 import { EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
 import { loadExtensionsOnDemand } from './extension-bundles.js';
+import { installLocksView } from './locks-view.js';
 
 /** The initdb user's oid: an engine's own login when it cannot be read. */
 const BOOTSTRAP_SUPERUSER = 10;
@@ -18,7 +19,8 @@ const BOOTSTRAP_SUPERUSER = 10;
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
  * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
  * own prepared statements, portals, temporary schema, advisory locks and LISTEN channels,
- * pg_stat_activity with a row a client, and extensions loaded when first asked for.
+ * pg_stat_activity with a row a client, pg_locks with each lock under its holder, and extensions
+ * loaded when first asked for.
  */
 export async function instrumentEngine(
   engine: PGlite,
@@ -31,9 +33,10 @@ export async function instrumentEngine(
   await ClientObjects.install(engine, clients, engineOid);
   installBackendSignals(module, clients, engineOid);
   const callerPid = () => identity?.clientPid ?? 0;
-  installAdvisoryLocks(module, clients, callerPid);
+  const locks = installAdvisoryLocks(module, clients, callerPid);
   const functionTable = EngineInterrupts.of(module)?.functionTable ?? null;
   installActivityView(module, clients, callerPid, functionTable);
+  installLocksView(module, clients, callerPid, locks, functionTable);
   await installClientChannels(engine, clients, callerPid, functionTable);
   loadExtensionsOnDemand(module);
 }
