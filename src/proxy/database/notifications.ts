@@ -42,14 +42,6 @@ export class NotificationHub {
     return channels;
   }
 
-  isListened(channel: string): boolean {
-    return this.listeners.has(channel);
-  }
-
-  get channels(): string[] {
-    return [...this.listeners.keys()];
-  }
-
   /** Sends a notification to the listeners of `channel`, naming `sender` as its origin. */
   route(channel: string, payload: string, senderProcessId: number): void {
     const clients = this.listeners.get(channel);
