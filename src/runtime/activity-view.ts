@@ -9,6 +9,7 @@ import { type BuiltinFunction, wrapBuiltin } from './builtin-functions.js';
 import type { ClientActivity } from './client-activity.js';
 import type { ClientTableHolder } from './client-table.js';
 import { canQuery, type QueryModule, queryRows } from './engine-queries.js';
+import { withCString } from './engine-strings.js';
 import {
   returnRows,
   SET_RETURNING_ENTRY_POINTS,
@@ -156,14 +157,7 @@ function activityRow(
 
 /** A role's oid by name in this engine's catalog; 0 when it has none. */
 function roleOid(engine: ActivityModule, name: string): number {
-  const bytes = Buffer.from(`${name}\0`, 'utf8');
-  const pointer = engine._malloc(bytes.length);
-  try {
-    engine.HEAPU8.set(bytes, pointer);
-    return engine._get_role_oid(pointer, 1) >>> 0;
-  } finally {
-    engine._free(pointer);
-  }
+  return withCString(engine, name, (pointer) => engine._get_role_oid(pointer, 1) >>> 0);
 }
 
 /** A time as timestamptz's input reads it, to the microsecond; null for none. */

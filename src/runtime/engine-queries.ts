@@ -1,5 +1,6 @@
 // A catalog query from JavaScript running inside an engine call (a replaced built-in), through
 // PostgreSQL's SPI: for what the engine's C functions do not export (a database's oid by name).
+import { withCString } from './engine-strings.js';
 
 export interface QueryModule {
   HEAPU8: Uint8Array;
@@ -40,11 +41,9 @@ export function canQuery(module: Partial<QueryModule>): module is QueryModule {
  */
 export function queryRows(module: QueryModule, sql: string): Array<Array<string | null>> {
   if (module._SPI_connect() !== SPI_OK_CONNECT) throw new Error('SPI_connect failed');
-  const text = Buffer.from(`${sql}\0`, 'utf8');
-  const pointer = module._malloc(text.length);
   try {
-    module.HEAPU8.set(text, pointer);
-    if (module._SPI_execute(pointer, 1, 0) !== SPI_OK_SELECT) throw new Error(`SPI could not run: ${sql}`);
+    const done = withCString(module, sql, (pointer) => module._SPI_execute(pointer, 1, 0));
+    if (done !== SPI_OK_SELECT) throw new Error(`SPI could not run: ${sql}`);
     const count = module.HEAPU32[module._SPI_processed >> 2]!;
     const table = module.HEAPU32[module._SPI_tuptable >> 2]!;
     const desc = module.HEAPU32[(table + TUPDESC) >> 2]!;
@@ -62,7 +61,6 @@ export function queryRows(module: QueryModule, sql: string): Array<Array<string 
     }
     return rows;
   } finally {
-    module._free(pointer);
     module._SPI_finish();
   }
 }
