@@ -2,7 +2,9 @@ import type { PGlite } from '@electric-sql/pglite';
 import { serialize } from 'pg-protocol';
 import { InteractiveRuntime, installAndInitIn, openMemoryEngine, prepareTemplate } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
+import { keepsClientChannels } from '../src/runtime/client-channels.js';
 import { ClientObjects } from '../src/runtime/client-objects.js';
+import { keepsClientSettings } from '../src/runtime/client-settings.js';
 import { ClientTable } from '../src/runtime/client-table.js';
 import { EngineIdentity } from '../src/runtime/engine-identity.js';
 import { loadPgDumpFactory } from '../src/runtime/pg-dump-glue.js';
@@ -108,6 +110,49 @@ describe('engine internals this package depends on', () => {
       expect(run('SELECT item FROM basket', 7)).toEqual([['apple']]);
       run('DISCARD TEMP', 7);
     });
+  });
+
+  it('finds SET, RESET, SHOW, LISTEN and UNLISTEN for the utility hook on on-disk and in-memory engines', async () => {
+    await onBothEngines(async (engine) => {
+      expect(keepsClientChannels(engine)).toBe(true);
+      expect(keepsClientSettings(engine)).toBe(true);
+    });
+  });
+
+  it("counts a client's setting changes by any path, and hides custom settings it never set", async () => {
+    const clients = new ClientTable();
+    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+    const engine = await openMemoryEngine({
+      templatePgdata: template.pgdata,
+      runtimeRoot: template.runtimeRoot,
+      clients: { table: clients },
+    });
+    try {
+      const as = (pid?: number) => (pid ? { role: 0, pid } : undefined);
+      const rows = (sql: string, pid?: number) => dataRows(execWire(engine, serialize.query(sql), as(pid)));
+      const run = (sql: string, pid?: number) => {
+        const messages = decodeBackend(execWire(engine, serialize.query(sql), as(pid)));
+        const error = messages.find((message) => message.name === 'error') as { code?: string } | undefined;
+        return error ? `ERROR ${error.code}` : 'ok';
+      };
+      const seven = clients.add({ pid: 7, role: 0 })!;
+      clients.add({ pid: 8, role: 0 });
+      run("DO $$BEGIN EXECUTE 'SET app.' || 'tenant = 7'; END$$", 7);
+      expect(seven.settingsVersion()).toBe(1);
+      run("SELECT set_config('app.local', 'x', true)", 7);
+      run('BEGIN; SET LOCAL work_mem = 1024; SET TRANSACTION READ ONLY; COMMIT', 7);
+      expect(seven.settingsVersion()).toBe(1);
+      run("SELECT set_config('work_mem', '2MB', false)", 7);
+      expect(seven.settingsVersion()).toBe(2);
+      expect(clients.settingNames()).toEqual(['app.tenant', 'app.local']);
+      expect(rows("SELECT current_setting('app.tenant', true)", 7)).toEqual([['7']]);
+      expect(rows("SELECT current_setting('app.tenant', true)", 8)).toEqual([[null]]);
+      expect(run('SHOW app.tenant', 8)).toBe('ERROR 42704');
+      // The engine's own calls get PostgreSQL's answer.
+      expect(rows("SELECT current_setting('app.tenant', true)")).toEqual([['7']]);
+    } finally {
+      await engine.close();
+    }
   });
 
   it('hands on the record of a client that left only without its objects', async () => {

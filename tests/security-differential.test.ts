@@ -507,6 +507,32 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "another client's custom settings, by any path: not seen, not kept",
+    steps: [
+      { as: 'app', sql: "SELECT set_config('app.tenant', '7', false)" },
+      // Row-level security policies read it so: NULL where the client never set it.
+      { as: 'app2', sql: "SELECT current_setting('app.tenant', true) AS tenant" },
+      { as: 'app2', sql: 'SHOW app.tenant' },
+      { as: 'app2', sql: "SELECT current_setting('app.tenant')" },
+      {
+        as: 'app',
+        sql: "DO $$BEGIN EXECUTE 'SET ' || 'statement_timeout = 1234'; EXECUTE 'SET app.other = ' || '5'; END$$",
+      },
+      { as: 'app2', sql: "SELECT current_setting('statement_timeout'), current_setting('app.other', true)" },
+      { as: 'admin', sql: "SELECT set_config('session_replication_role', 'replica', false)" },
+      { as: 'app', sql: "SELECT current_setting('session_replication_role')" },
+      {
+        as: 'app',
+        sql: "SELECT current_setting('app.tenant'), current_setting('app.other'), current_setting('statement_timeout')",
+      },
+      { as: 'app2', sql: 'RESET app.tenant' },
+      { as: 'app2', sql: "SELECT current_setting('app.tenant', true) AS tenant" },
+      { as: 'app#2', sql: "SELECT current_setting('app.tenant', true) AS tenant" },
+      { as: 'app', sql: 'BEGIN; SET LOCAL app.local = 1; COMMIT' },
+      { as: 'app', sql: "SELECT current_setting('app.local', true), current_setting('app.tenant')" },
+    ],
+  },
+  {
     name: 'superuser-only settings at startup are refused for a role',
     steps: [],
     logins: [

@@ -14,14 +14,11 @@ import type { PGlite } from '@electric-sql/pglite';
 import { type BuiltinFunction, wrapBuiltin } from './builtin-functions.js';
 import type { ClientTableHolder } from './client-table.js';
 import { returnRows, SET_RETURNING_ENTRY_POINTS, type SetReturningModule } from './set-returning.js';
+import type { UtilityHook, UtilityProbe } from './utility-hook.js';
 
 interface ChannelModule extends SetReturningModule {
   HEAP16: Int16Array;
   addFunction(fn: (...args: number[]) => unknown, signature: string): number;
-  UTF8ToString(pointer: number): string;
-  /** Address of ProcessUtility_hook. */
-  _ProcessUtility_hook: number;
-  _standard_ProcessUtility(...args: number[]): void;
   _RegisterXactCallback(callback: number, arg: number): void;
   _RegisterSubXactCallback(callback: number, arg: number): void;
   _GetCurrentSubTransactionId(): number;
@@ -30,33 +27,26 @@ interface ChannelModule extends SetReturningModule {
 const ENTRY_POINTS = [
   ...SET_RETURNING_ENTRY_POINTS,
   'addFunction',
-  'UTF8ToString',
-  '_standard_ProcessUtility',
   '_RegisterXactCallback',
   '_RegisterSubXactCallback',
   '_GetCurrentSubTransactionId',
 ] as const;
 
 const PG_LISTENING_CHANNELS: BuiltinFunction = { oid: 3035, name: 'pg_listening_channels', nargs: 0 };
-/** The channel the probes at install listen on, and what a client's UNLISTEN becomes. */
+/** The channel the probes listen on, and what a client's UNLISTEN becomes. */
 const PROBE_CHANNEL = 'pglite_oxide_probe';
 const NOBODYS_CHANNEL = 'pglite_oxide_no_listener';
 /** ListenStmt and UnlistenStmt: { NodeTag type; char *conditionname }. */
 const CONDITION_NAME = 4;
-/** How far into a PlannedStmt its utilityStmt is looked for. */
-const PLANNED_STMT_WORDS = 48;
+/** The statements the utility hook finds for this module: LISTEN, then UNLISTEN. */
+export const CHANNEL_PROBES: UtilityProbe[] = [
+  { sql: `LISTEN ${PROBE_CHANNEL}`, name: PROBE_CHANNEL, nameOffset: CONDITION_NAME },
+  { sql: `UNLISTEN ${PROBE_CHANNEL}`, name: PROBE_CHANNEL, nameOffset: CONDITION_NAME },
+];
 /** XactEvent: commit, parallel commit; abort, parallel abort, prepare. SubXactEvent: abort. */
 const COMMIT_EVENTS = new Set([0, 1]);
 const ABORT_EVENTS = new Set([2, 3, 4]);
 const SUBXACT_ABORT = 2;
-
-/** Where a LISTEN or UNLISTEN is in the PlannedStmt the hook gets, as found at install. */
-interface UtilityLayout {
-  /** Byte offset of utilityStmt in a PlannedStmt. */
-  utility: number;
-  listenTag: number;
-  unlistenTag: number;
-}
 
 /** A LISTEN or UNLISTEN run, counted when its transaction commits. */
 interface PendingChange {
@@ -122,44 +112,38 @@ export class ClientChannels {
 /**
  * Keeps LISTEN channels per client in `engine` (see the top of this file); false when it cannot
  * be installed (the engine then serves no role but its superusers, see enforcesLoginRoles).
+ * `probed`: what the utility hook found of CHANNEL_PROBES.
  */
-export async function installClientChannels(
+export function installClientChannels(
   engine: PGlite,
   holder: ClientTableHolder,
   callerPid: () => number,
   functionTable: WebAssembly.Table | null,
-): Promise<boolean> {
+  utility: UtilityHook | null,
+  probed: ReadonlyArray<{ tag: number }>,
+): boolean {
   const candidate = (engine as unknown as { mod?: Partial<ChannelModule> }).mod;
-  if (!candidate || !functionTable || typeof candidate._ProcessUtility_hook !== 'number') return false;
+  if (!candidate || !functionTable || !utility) return false;
   if (ENTRY_POINTS.some((name) => typeof candidate[name] !== 'function')) return false;
   const module = candidate as ChannelModule;
-  const hookSlot = module._ProcessUtility_hook >> 2;
-  const before = module.HEAPU32[hookSlot]!;
-  const previous =
-    before === 0
-      ? module._standard_ProcessUtility.bind(module)
-      : (functionTable.get(before) as (...args: number[]) => void);
-  const layout = await findUtilityLayout(engine, module, hookSlot, before, previous);
-  if (!layout) return false;
+  const [listenTag, unlistenTag] = probed.map((probe) => probe.tag);
+  if (listenTag === undefined || unlistenTag === undefined || listenTag === unlistenTag) return false;
   const channels = new ClientChannels(holder);
   const nobodys = Buffer.from(`${NOBODYS_CHANNEL}\0`, 'utf8');
   const nobodysName = module._malloc(nobodys.length);
   module.HEAPU8.set(nobodys, nobodysName);
-  const hook = (...args: number[]) => {
+  const ran = (listen: boolean) => (node: number, run: () => void) => {
     const pid = callerPid();
-    const statement = pid === 0 ? 0 : module.HEAPU32[(args[0]! + layout.utility) >> 2]!;
-    const tag = statement === 0 ? -1 : module.HEAPU32[statement >> 2];
-    if (tag !== layout.listenTag && tag !== layout.unlistenTag) return previous(...args);
-    const nameSlot = (statement + CONDITION_NAME) >> 2;
-    const name = module.HEAPU32[nameSlot]!;
-    const listen = tag === layout.listenTag;
+    if (pid === 0) return run();
     const subtransaction = module._GetCurrentSubTransactionId();
-    channels.ran({ pid, subtransaction, listen, channel: name === 0 ? null : module.UTF8ToString(name) });
-    if (listen) return previous(...args);
+    channels.ran({ pid, subtransaction, listen, channel: utility.stringAt(node, CONDITION_NAME) });
+    if (listen) return run();
     // PostgreSQL checks the UNLISTEN as it is, but of nobody's channel: the engine keeps the others'.
+    const nameSlot = (node + CONDITION_NAME) >> 2;
+    const name = module.HEAPU32[nameSlot]!;
     module.HEAPU32[nameSlot] = nobodysName;
     try {
-      return previous(...args);
+      run();
     } finally {
       module.HEAPU32[nameSlot] = name;
     }
@@ -178,7 +162,8 @@ export async function installClientChannels(
     };
   });
   if (!listing) return false;
-  module.HEAPU32[hookSlot] = module.addFunction(hook, 'viiiiiiii');
+  utility.on(listenTag, ran(true));
+  utility.on(unlistenTag, ran(false));
   module._RegisterXactCallback(
     module.addFunction((event: number) => {
       if (COMMIT_EVENTS.has(event)) channels.transactionEnded(true);
@@ -194,50 +179,4 @@ export async function installClientChannels(
   );
   installed.add(engine);
   return true;
-}
-
-/**
- * Finds where the hook's PlannedStmt keeps its utility statement, and the node tags of LISTEN and
- * UNLISTEN, by running both on a probe channel with a hook that looks for the channel's name.
- */
-async function findUtilityLayout(
-  engine: PGlite,
-  module: ChannelModule,
-  hookSlot: number,
-  before: number,
-  previous: (...args: number[]) => void,
-): Promise<UtilityLayout | null> {
-  const seen: Array<{ utility: number; tag: number }> = [];
-  const probeName = Buffer.from(`${PROBE_CHANNEL}\0`, 'utf8');
-  const namesProbe = (pointer: number) => {
-    const bytes = module.HEAPU8;
-    return (
-      pointer !== 0 &&
-      pointer + probeName.length <= bytes.length &&
-      probeName.equals(bytes.subarray(pointer, pointer + probeName.length))
-    );
-  };
-  const probe = (...args: number[]) => {
-    const words = module.HEAPU32;
-    for (let word = 0; word < PLANNED_STMT_WORDS; word++) {
-      const node = words[(args[0]! >> 2) + word]!;
-      if (node === 0 || node % 4 !== 0 || node + 8 > module.HEAPU8.length) continue;
-      if (namesProbe(words[(node + CONDITION_NAME) >> 2]!)) {
-        seen.push({ utility: word * 4, tag: words[node >> 2]! });
-        break;
-      }
-    }
-    previous(...args);
-  };
-  module.HEAPU32[hookSlot] = module.addFunction(probe, 'viiiiiiii');
-  try {
-    await engine.exec(`LISTEN ${PROBE_CHANNEL}`);
-    await engine.exec(`UNLISTEN ${PROBE_CHANNEL}`);
-  } finally {
-    module.HEAPU32[hookSlot] = before;
-  }
-  const [listen, unlisten] = seen;
-  if (seen.length !== 2 || listen!.utility !== unlisten!.utility || listen!.tag === unlisten!.tag)
-    return null;
-  return { utility: listen!.utility, listenTag: listen!.tag, unlistenTag: unlisten!.tag };
 }

@@ -2,7 +2,10 @@
 // which pg_backend_pid() answers), login role and activity (what pg_stat_activity shows, see
 // client-activity.ts). The table lives in shared memory, so an engine in a thread of its own
 // reads it where its built-ins run, and the signals those built-ins send (pg_cancel_backend,
-// pg_terminate_backend) are left in it for the proxy to deliver once the call is over.
+// pg_terminate_backend) are left in it for the proxy to deliver once the call is over. The engines
+// also leave in it what the proxy must read back from them: which clients' LISTEN channels and
+// session settings changed, and the names of the custom settings clients set (see
+// client-settings.ts).
 
 import { ACTIVITY_BYTES, ActivityWriter, type ClientActivity, readActivity } from './client-activity.js';
 
@@ -10,19 +13,27 @@ import { ACTIVITY_BYTES, ActivityWriter, type ClientActivity, readActivity } fro
 export type ClientSignal = 'cancel' | 'terminate';
 
 const SLOTS = 1024;
-const SLOT_INTS = 4;
+const SLOT_INTS = 5;
 /** Fields of a slot. */
 const PID = 0;
 const ROLE = 1;
 const SIGNAL = 2;
 /** Counts changes of the client's LISTEN channels (see client-channels.ts). */
 const CHANNELS = 3;
+/** Counts changes of the client's session settings, by any path (see client-settings.ts). */
+const SETTINGS = 4;
 /** Header: how many signals wait to be delivered. */
 const PENDING = 0;
+/** Header: held while an engine adds a custom setting's name; the bytes of names written. */
+const NAMES_LOCK = 1;
+const NAMES_END = 2;
+/** Room for custom settings' names, each ending with a NUL byte: a few thousand names. */
+const NAMES_BYTES = 64 * 1024;
 const HEADER_INTS = 4;
 const SIGNAL_BITS: Record<ClientSignal, number> = { cancel: 1, terminate: 2 };
 /** Where the activity records start: after the slots, 8-byte aligned. */
 const ACTIVITY_START = Math.ceil(((HEADER_INTS + SLOTS * SLOT_INTS) * 4) / 8) * 8;
+const NAMES_START = ACTIVITY_START + SLOTS * ACTIVITY_BYTES;
 
 /** A listed client, as the proxy holds it. */
 export interface TableEntry {
@@ -30,6 +41,8 @@ export interface TableEntry {
   readonly activity: ActivityWriter;
   /** Changes when its LISTEN channels change: they are then read again. */
   channelsVersion(): number;
+  /** Changes when its session settings change: they are then read again. */
+  settingsVersion(): number;
 }
 
 /** A client found in the table. */
@@ -41,10 +54,11 @@ export interface TableClient {
 
 export class ClientTable {
   private readonly ints: Int32Array;
+  /** Custom setting names as last read, and how many bytes of the list that was. */
+  private names: string[] = [];
+  private namesRead = 0;
 
-  constructor(
-    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(ACTIVITY_START + SLOTS * ACTIVITY_BYTES),
-  ) {
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(NAMES_START + NAMES_BYTES)) {
     this.ints = new Int32Array(buffer);
   }
 
@@ -59,9 +73,11 @@ export class ClientTable {
       Atomics.store(this.ints, at + ROLE, client.role);
       Atomics.store(this.ints, at + SIGNAL, 0);
       Atomics.store(this.ints, at + CHANNELS, 0);
+      Atomics.store(this.ints, at + SETTINGS, 0);
       return {
         activity: new ActivityWriter(this.buffer, ACTIVITY_START + slot * ACTIVITY_BYTES),
         channelsVersion: () => Atomics.load(this.ints, at + CHANNELS),
+        settingsVersion: () => Atomics.load(this.ints, at + SETTINGS),
       };
     }
     return null;
@@ -71,6 +87,45 @@ export class ClientTable {
   channelsChanged(pid: number): void {
     const slot = this.slotOf(pid);
     if (slot >= 0) Atomics.add(this.ints, this.at(slot) + CHANNELS, 1);
+  }
+
+  /** Notes that client `pid`'s session settings changed (the engine's side). */
+  settingsChanged(pid: number): void {
+    const slot = this.slotOf(pid);
+    if (slot >= 0) Atomics.add(this.ints, this.at(slot) + SETTINGS, 1);
+  }
+
+  /**
+   * Adds a custom setting's name (lower case) to those the proxy reads a client's values of,
+   * unless it is there; false when there is no room left (the engine then refuses the setting).
+   */
+  addSettingName(name: string): boolean {
+    if (this.settingNames().includes(name)) return true;
+    const bytes = Buffer.from(`${name}\0`, 'utf8');
+    // Engines in other threads add names too: one at a time, each written before it is counted.
+    while (Atomics.compareExchange(this.ints, NAMES_LOCK, 0, 1) !== 0);
+    try {
+      if (this.settingNames().includes(name)) return true;
+      const end = Atomics.load(this.ints, NAMES_END);
+      if (end + bytes.length > NAMES_BYTES) return false;
+      new Uint8Array(this.buffer, NAMES_START + end, bytes.length).set(bytes);
+      Atomics.store(this.ints, NAMES_END, end + bytes.length);
+      return true;
+    } finally {
+      Atomics.store(this.ints, NAMES_LOCK, 0);
+    }
+  }
+
+  /** The custom settings' names any client of any engine set, in lower case. */
+  settingNames(): readonly string[] {
+    const end = Atomics.load(this.ints, NAMES_END);
+    if (end !== this.namesRead) {
+      const bytes = Buffer.from(this.buffer, NAMES_START, end);
+      // A SharedArrayBuffer's bytes are copied before they are decoded.
+      this.names = Buffer.from(bytes).toString('utf8').split('\0').slice(0, -1);
+      this.namesRead = end;
+    }
+    return this.names;
   }
 
   /** Every listed client with its activity, in the order of the table. */

@@ -2,14 +2,16 @@ import type { PGlite } from '@electric-sql/pglite';
 import { installActivityView } from './activity-view.js';
 import { installAdvisoryLocks } from './advisory-locks.js';
 import { installBackendSignals } from './backend-signals.js';
-import { installClientChannels } from './client-channels.js';
+import { CHANNEL_PROBES, installClientChannels } from './client-channels.js';
 import { ClientObjects } from './client-objects.js';
+import { installClientSettings, SETTING_PROBES } from './client-settings.js';
 import type { ClientTableHolder } from './client-table.js';
 import { guardEngine } from './engine-guards.js';
 import { EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
 import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { installLocksView } from './locks-view.js';
+import { UtilityHook, type UtilityModule } from './utility-hook.js';
 
 /** The initdb user's oid: an engine's own login when it cannot be read. */
 const BOOTSTRAP_SUPERUSER = 10;
@@ -18,7 +20,7 @@ const BOOTSTRAP_SUPERUSER = 10;
  * Everything this package installs into an engine it starts, before anything else runs on it (so
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
  * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
- * own prepared statements, portals, temporary schema, advisory locks and LISTEN channels,
+ * own prepared statements, portals, temporary schema, advisory locks, LISTEN channels and settings,
  * pg_stat_activity with a row a client, pg_locks with each lock under its holder, and extensions
  * loaded when first asked for.
  */
@@ -37,6 +39,39 @@ export async function instrumentEngine(
   const functionTable = EngineInterrupts.of(module)?.functionTable ?? null;
   installActivityView(module, clients, callerPid, functionTable);
   installLocksView(module, clients, callerPid, locks, functionTable);
-  await installClientChannels(engine, clients, callerPid, functionTable);
+  const utility = await installUtilityHook(engine, module, functionTable);
+  const probed = utility?.probed ?? [];
+  installClientChannels(
+    engine,
+    clients,
+    callerPid,
+    functionTable,
+    utility,
+    probed.slice(0, CHANNEL_PROBES.length),
+  );
+  installClientSettings(
+    engine,
+    clients,
+    callerPid,
+    functionTable,
+    utility,
+    probed.slice(CHANNEL_PROBES.length),
+  );
   loadExtensionsOnDemand(module);
+}
+
+/** The one ProcessUtility hook the per-client modules share; null when the engine lacks it. */
+async function installUtilityHook(
+  engine: PGlite,
+  module: object,
+  functionTable: WebAssembly.Table | null,
+): Promise<UtilityHook | null> {
+  const candidate = module as Partial<UtilityModule>;
+  if (!functionTable || typeof candidate._ProcessUtility_hook !== 'number') return null;
+  if (typeof candidate._standard_ProcessUtility !== 'function' || typeof candidate.addFunction !== 'function')
+    return null;
+  return UtilityHook.install(engine, candidate as UtilityModule, functionTable, [
+    ...CHANNEL_PROBES,
+    ...SETTING_PROBES,
+  ]);
 }

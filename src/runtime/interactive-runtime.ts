@@ -7,6 +7,7 @@ import { type PokeInput, toFrontendBytes } from '../protocol/frontend.js';
 import { blobHooks } from './blob-hooks.js';
 import { keepsClientChannels } from './client-channels.js';
 import { ClientObjects } from './client-objects.js';
+import { keepsClientSettings } from './client-settings.js';
 import type { ClientTableHolder } from './client-table.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
@@ -95,7 +96,8 @@ export class InteractiveRuntime {
       async (engine) =>
         (EngineIdentity.of(engine)?.enforcesLoginRoles ?? false) &&
         ClientObjects.of(engine) !== undefined &&
-        keepsClientChannels(engine),
+        keepsClientChannels(engine) &&
+        keepsClientSettings(engine),
     );
   }
 

@@ -147,7 +147,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
    */
   protected async readMySettings(resets: readonly string[]): Promise<void> {
     const again = switchFrames(new Map(), this.settings.startupValuesReset(resets), [], this.host.user).apply;
-    const query = readSettingsQuery(this.settings.readNames());
+    const names = new Set([...this.settings.readNames(), ...this.host.front.clients.settingNames()]);
+    const query = readSettingsQuery([...names]);
     // As the client: its own search_path is in force, and the read must not run as anyone else.
     const output = await this.engineCall(again ? Buffer.concat([again, query]) : query);
     if (!output) return;
@@ -205,6 +206,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
     const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    // Taken after the engine was brought to this client's settings, which counts as a change too.
+    const settingsBefore = this.tableEntry?.settingsVersion();
     let call = this.unitCall(bytes, endsWithSync);
     if (call instanceof Promise) call = await call;
     if (!call) return;
@@ -217,6 +220,12 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     if (closed instanceof Promise) closed = await closed;
     if (!closed) return;
     if (effects && summary.errors === 0) await this.applyEffects(effects);
+    // The engine saw the unit change settings by some path (SET in a DO block, set_config() in a
+    // function): they are read back, so that the next client does not get them.
+    if (this.tableEntry && this.tableEntry.settingsVersion() !== settingsBefore) {
+      this.settings.touched = true;
+      this.settingsToRead ??= [];
+    }
     if (this.settings.touched && summary.lastCommandTag === 'ROLLBACK') this.settingsToRead ??= [];
     if (this.settingsToRead && !this.engineBatchOpen) {
       const resets = this.settingsToRead;
@@ -264,17 +273,19 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
 
   /**
    * One call into the engine, for this client (PostgreSQL's checks of who the session logged in as
-   * see its role; pg_backend_pid() is its pid); null when the engine failed (every client is told).
+   * see its role; pg_backend_pid() is its pid), or as the engine's own login for `as` null; null
+   * when the engine failed (every client is told).
    */
   protected engineCall(
     bytes: Uint8Array,
     blob?: Uint8Array,
-    as: ClientIdentity | undefined = this.identity,
+    as: ClientIdentity | null = this.identity ?? null,
   ): Uint8Array | null | Promise<Uint8Array | null> {
     this.usedEngine = true;
     try {
       const gate = this.host.gate;
-      const output = blob ? gate.execWithBlob(bytes, blob, as) : gate.exec(bytes, as);
+      const who = as ?? undefined;
+      const output = blob ? gate.execWithBlob(bytes, blob, who) : gate.exec(bytes, who);
       // The call may have signalled clients (pg_terminate_backend): they hear it once it is over.
       if (output instanceof Uint8Array) {
         this.host.front.deliverSignals();
@@ -292,9 +303,13 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     }
   }
 
-  /** The proxy's own frames for this client (bringing its settings, undoing them): as the engine's login. */
+  /**
+   * The proxy's own frames between clients (undoing the settings of the client before): as the
+   * engine's login, so that neither client's rights decide whether they can be undone, and
+   * nothing of it counts as this client's (see client-settings.ts).
+   */
   protected proxyCall(bytes: Uint8Array): Uint8Array | null | Promise<Uint8Array | null> {
-    return this.engineCall(bytes, undefined, undefined);
+    return this.engineCall(bytes, undefined, null);
   }
 
   protected engineFailed(error: unknown): null {

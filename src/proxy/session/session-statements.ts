@@ -85,7 +85,8 @@ export abstract class SessionStatements extends EngineTurns {
       engineUser: this.host.user,
       settings: what === 'ALL' ? 'reset' : 'keep',
     });
-    const output = await this.proxyCall(frames);
+    // As the client: its own temporary schema is the one pg_temp names.
+    const output = await this.engineCall(frames);
     if (!output) return;
     this.routeOnly(output);
     this.tempObjects.length = 0;
@@ -93,7 +94,7 @@ export abstract class SessionStatements extends EngineTurns {
       for (const name of [...this.names.statements]) this.names.closedStatement(name);
       this.settings.values = new Map(this.settings.startup);
     }
-    // The frames ran as the engine's own user: the next unit brings the engine back to a client.
+    // The frames left the engine at its own user: the next unit brings it back to a client.
     this.host.sessionApplied = null;
     this.host.sessionOwner = null;
     this.write(Buffer.concat([commandComplete(`DISCARD ${what}`), readyForQuery(this.status)]));
