@@ -361,31 +361,68 @@ describe('each client is a backend', () => {
     }
   });
 
-  it('keeps advisory locks per client: a held lock cannot be waited for, and goes with its client', async () => {
-    const holder = await connect();
-    const other = await connect();
+  it('keeps advisory locks per client: a statement waits for a held lock until it is released, cancelled or lock_timeout', async () => {
+    const holder = await connect('holder');
+    const other = await connect('other');
     try {
-      const holderPid = (holder as unknown as { processID: number }).processID;
+      const pidOf = (client: pg.Client) => (client as unknown as { processID: number }).processID;
       expect((await holder.query('SELECT pg_advisory_lock(42)')).rows).toEqual([{ pg_advisory_lock: '' }]);
-      // Waiting would never end (the holder cannot run meanwhile): refused at once, naming the holder.
-      await expect(other.query('SELECT pg_advisory_lock(42)')).rejects.toMatchObject({
+      // Outside a transaction block it waits, as on a server, shown as waiting for a lock.
+      const waited = other.query('SELECT pg_advisory_lock(42) AS got');
+      await waitFor(
+        async () =>
+          (
+            await holder.query(
+              "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = 'other'",
+            )
+          ).rows[0]?.wait_event_type === 'Lock',
+      );
+      await holder.query('SELECT pg_advisory_unlock(42)');
+      expect((await waited).rows).toEqual([{ got: '' }]);
+      // Inside a transaction block it cannot wait (the holder could not run): 55P03 at once.
+      await holder.query('BEGIN');
+      await expect(holder.query('SELECT pg_advisory_xact_lock(42)')).rejects.toMatchObject({
         code: '55P03',
         message: 'could not obtain advisory lock 42',
-        detail: expect.stringContaining(`Client ${holderPid} holds it`),
+        detail: expect.stringContaining(`Client ${pidOf(other)} holds it`),
       });
-      await expect(other.query('SELECT pg_advisory_xact_lock_shared(42)')).rejects.toMatchObject({
+      await holder.query('ROLLBACK');
+      // lock_timeout ends the wait; so does a cancel.
+      await holder.query("SET lock_timeout = '200ms'");
+      await expect(holder.query('SELECT pg_advisory_lock_shared(42)')).rejects.toMatchObject({
         code: '55P03',
       });
-      // DISCARD ALL releases the caller's own, as on a server.
-      await holder.query('SELECT pg_advisory_lock_shared(43)');
-      await holder.query('DISCARD ALL');
-      expect(
-        (await other.query('SELECT pg_try_advisory_lock(42) AS a, pg_try_advisory_lock(43) AS b')).rows,
-      ).toEqual([{ a: true, b: true }]);
-      // A client that leaves takes its locks with it.
+      await holder.query('RESET lock_timeout');
+      const cancelled = holder.query('SELECT pg_advisory_lock(42)');
+      await waitFor(
+        async () =>
+          (await other.query("SELECT state FROM pg_stat_activity WHERE application_name = 'holder'")).rows[0]
+            ?.state === 'active',
+      );
+      await other.query('SELECT pg_cancel_backend($1)', [pidOf(holder)]);
+      await expect(cancelled).rejects.toMatchObject({ code: '57014' });
+      // A named prepared statement waits too, and stays prepared; the holder leaving releases it.
+      const prepared = { name: 'take', text: 'SELECT pg_advisory_lock($1) AS got', values: [42] };
+      const named = holder.query(prepared);
+      await waitFor(
+        async () =>
+          (
+            await other.query(
+              "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = 'holder'",
+            )
+          ).rows[0]?.wait_event_type === 'Lock',
+      );
       await other.end();
-      await waitFor(async () => (await holder.query('SELECT pg_try_advisory_lock(42) AS got')).rows[0].got);
-      expect((await holder.query('SELECT pg_try_advisory_lock(43) AS got')).rows[0].got).toBe(true);
+      expect((await named).rows).toEqual([{ got: '' }]);
+      expect((await holder.query(prepared)).rows).toEqual([{ got: '' }]);
+      // DISCARD ALL releases the caller's own, as on a server.
+      await holder.query('DISCARD ALL');
+      const third = await connect();
+      try {
+        expect((await third.query('SELECT pg_try_advisory_lock(42) AS got')).rows).toEqual([{ got: true }]);
+      } finally {
+        await third.end();
+      }
     } finally {
       await holder.end();
       await other.end().catch(() => {});

@@ -489,6 +489,11 @@ const CASES: Case[] = [
       { as: 'app2', sql: 'SELECT pg_try_advisory_lock(5), pg_try_advisory_xact_lock(3)' },
       { as: 'app2', sql: 'SELECT pg_advisory_unlock_all()' },
       { as: 'app', sql: 'SELECT pg_try_advisory_lock(1), pg_try_advisory_lock(3)' },
+      // Waits for a lock another client holds, until lock_timeout.
+      { as: 'app2', sql: "SET lock_timeout = '100ms'" },
+      { as: 'app2', sql: 'SELECT pg_advisory_lock(1)' },
+      { as: 'app2', sql: 'SELECT pg_advisory_lock_shared(3)' },
+      { as: 'app2', sql: 'SELECT pg_try_advisory_lock(1)' },
     ],
   },
   {

@@ -12,6 +12,7 @@ import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { type DatabaseOpener, databaseOpener } from './database/database-engines.js';
 import { RuntimeGate } from './database/engine-gate.js';
+import { LockWaits } from './database/lock-waits.js';
 import {
   type DatabaseRefusal,
   type ProxyFront,
@@ -177,6 +178,7 @@ class ProxyServer implements ProxyFront {
   private readonly sessions = new Set<ClientSession>();
   /** The logged-in clients as the engines see them, for pg_cancel_backend and pg_terminate_backend by pid. */
   readonly clients = new ClientTable();
+  readonly lockWaits = new LockWaits();
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
@@ -384,13 +386,17 @@ class ProxyServer implements ProxyFront {
   sessionLeft(session: ClientSession): void {
     this.sessions.delete(session);
     this.clients.remove(session.processId);
+    // Its advisory locks went with it.
+    this.lockWaits.wakeAll();
   }
 
   /**
-   * Delivers what the engines' pg_cancel_backend and pg_terminate_backend left for clients, once
-   * the call that sent them is over (cheap when there is nothing).
+   * After each engine call: wakes clients waiting for an advisory lock when one was released, and
+   * delivers what the engines' pg_cancel_backend and pg_terminate_backend left for clients (cheap
+   * when there is nothing).
    */
-  deliverSignals(): void {
+  engineCallEnded(): void {
+    this.lockWaits.released(this.clients.locksReleasedVersion());
     const signals = this.clients.takeSignals();
     if (signals.length === 0) return;
     setImmediate(() => {

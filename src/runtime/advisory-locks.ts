@@ -9,10 +9,12 @@
 // - transaction locks end with the engine's transaction (one at a time: the one running);
 // - exclusive conflicts with another client's shared or exclusive hold, shared with exclusive.
 //
-// A client cannot wait for a lock another client holds: that client can only release it in a
-// call of its own, which cannot run while the waiting one holds the engine. The blocking forms
-// then fail at once with lock_not_available (55P03), naming the holder. Private engine parts:
-// tests/engine-internals.test.ts watches them.
+// A client cannot wait inside the engine for a lock another client holds: that client can only
+// release it in a call of its own, which cannot run while the waiting one holds the engine. The
+// blocking forms then fail with lock_not_available (55P03), naming the holder, and leave a note in
+// the client table: the proxy runs a statement that ran outside a transaction block again once a
+// lock was released (so it waits as on a server, up to lock_timeout), and passes the error on for
+// one inside a transaction block. Private engine parts: tests/engine-internals.test.ts watches them.
 import { type BuiltinFunction, replaceBuiltins } from './builtin-functions.js';
 import type { ClientTableHolder } from './client-table.js';
 import { ERROR, REPORTING_ENTRY_POINTS, type ReportingModule, report, WARNING } from './engine-errors.js';
@@ -93,28 +95,40 @@ export class AdvisoryLocks {
     if (!holds || holds.session[mode] === 0) return false;
     holds.session[mode]--;
     this.forgetIfFree(key, this.callerPid());
+    this.clients.table?.locksReleased();
     return true;
   }
 
   /** pg_advisory_unlock_all(): every session lock of the caller's. */
   releaseSessionLocks(): void {
     const pid = this.callerPid();
+    let released = false;
     for (const [key, holders] of this.locks) {
       const holds = holders.get(pid);
       if (!holds) continue;
+      released ||= holds.session.exclusive + holds.session.shared > 0;
       holds.session = { exclusive: 0, shared: 0 };
       this.forgetIfFree(key, pid);
     }
+    if (released) this.clients.table?.locksReleased();
+  }
+
+  /** Notes that the caller would wait for a lock `holder` holds, for the proxy to act on. */
+  wouldWait(holder: number): void {
+    this.clients.table?.lockWaited(this.callerPid(), holder);
   }
 
   /** The engine's transaction ended: every transaction lock goes (there is one transaction at a time). */
   transactionEnded(): void {
+    let released = false;
     for (const [key, holders] of this.locks) {
       for (const [pid, holds] of holders) {
+        released ||= holds.transaction.exclusive + holds.transaction.shared > 0;
         holds.transaction = { exclusive: 0, shared: 0 };
         this.forgetIfFree(key, pid);
       }
     }
+    if (released) this.clients.table?.locksReleased();
   }
 
   private forgetIfFree(key: string, pid: number): void {
@@ -236,12 +250,13 @@ function call(engine: LockModule, locks: AdvisoryLocks, fn: LockFunction, fcinfo
   const holder = locks.take(key.id, fn.mode, fn.scope);
   if (holder === null) return 1;
   if (fn.action === 'try') return 0;
+  locks.wouldWait(holder);
   report(
     engine,
     ERROR,
     '55P03',
     `could not obtain ${fn.mode === 'shared' ? 'shared ' : ''}advisory lock ${key.shown}`,
-    `Client ${holder} holds it. pglite-oxide runs a database's clients on one engine session, so a client cannot wait for a lock another client holds: use pg_try_advisory_lock() and try again later.`,
+    `Client ${holder} holds it. pglite-oxide runs a database's clients on one engine session: a statement outside a transaction block waits for the lock (up to lock_timeout), one inside a transaction block cannot, as the holder could not run to release it. Take the lock before BEGIN, or use pg_try_advisory_lock() and try again.`,
   );
   return 0;
 }

@@ -13,7 +13,7 @@ import { ACTIVITY_BYTES, ActivityWriter, type ClientActivity, readActivity } fro
 export type ClientSignal = 'cancel' | 'terminate';
 
 const SLOTS = 1024;
-const SLOT_INTS = 5;
+const SLOT_INTS = 6;
 /** Fields of a slot. */
 const PID = 0;
 const ROLE = 1;
@@ -22,11 +22,15 @@ const SIGNAL = 2;
 const CHANNELS = 3;
 /** Counts changes of the client's session settings, by any path (see client-settings.ts). */
 const SETTINGS = 4;
+/** The client's last call found an advisory lock it would wait for: the holder's pid (see advisory-locks.ts). */
+const LOCK_WAIT = 5;
 /** Header: how many signals wait to be delivered. */
 const PENDING = 0;
 /** Header: held while an engine adds a custom setting's name; the bytes of names written. */
 const NAMES_LOCK = 1;
 const NAMES_END = 2;
+/** Header: counts releases of advisory locks, for the proxy to wake clients that wait for one. */
+const LOCKS_RELEASED = 3;
 /** Room for custom settings' names, each ending with a NUL byte: a few thousand names. */
 const NAMES_BYTES = 64 * 1024;
 const HEADER_INTS = 4;
@@ -43,6 +47,8 @@ export interface TableEntry {
   channelsVersion(): number;
   /** Changes when its session settings change: they are then read again. */
   settingsVersion(): number;
+  /** The holder of the advisory lock its last call would have waited for, once; 0 when none. */
+  takeLockWait(): number;
 }
 
 /** A client found in the table. */
@@ -74,10 +80,12 @@ export class ClientTable {
       Atomics.store(this.ints, at + SIGNAL, 0);
       Atomics.store(this.ints, at + CHANNELS, 0);
       Atomics.store(this.ints, at + SETTINGS, 0);
+      Atomics.store(this.ints, at + LOCK_WAIT, 0);
       return {
         activity: new ActivityWriter(this.buffer, ACTIVITY_START + slot * ACTIVITY_BYTES),
         channelsVersion: () => Atomics.load(this.ints, at + CHANNELS),
         settingsVersion: () => Atomics.load(this.ints, at + SETTINGS),
+        takeLockWait: () => Atomics.exchange(this.ints, at + LOCK_WAIT, 0),
       };
     }
     return null;
@@ -93,6 +101,22 @@ export class ClientTable {
   settingsChanged(pid: number): void {
     const slot = this.slotOf(pid);
     if (slot >= 0) Atomics.add(this.ints, this.at(slot) + SETTINGS, 1);
+  }
+
+  /** Notes that client `pid` would wait for an advisory lock `holder` holds (the engine's side). */
+  lockWaited(pid: number, holder: number): void {
+    const slot = this.slotOf(pid);
+    if (slot >= 0) Atomics.store(this.ints, this.at(slot) + LOCK_WAIT, holder);
+  }
+
+  /** Notes that advisory locks were released (the engine's side). */
+  locksReleased(): void {
+    Atomics.add(this.ints, LOCKS_RELEASED, 1);
+  }
+
+  /** Changes when any engine released advisory locks. */
+  locksReleasedVersion(): number {
+    return Atomics.load(this.ints, LOCKS_RELEASED);
   }
 
   /**

@@ -10,6 +10,7 @@ import type { ResolvedLimits } from '../options.js';
 import { switchFrames } from '../session/session-state.js';
 import { type EngineGate, reportedSettings } from './engine-gate.js';
 import { EngineScheduler, EngineWaitError } from './engine-scheduler.js';
+import type { LockWaits } from './lock-waits.js';
 import { NotificationHub } from './notifications.js';
 
 /** An engine the proxy serves a database from, and what the proxy may do with it. */
@@ -80,8 +81,13 @@ export interface ProxyFront {
   database(name: string): Promise<ServedDatabase | DatabaseRefusal>;
   /** The logged-in clients as the engines see them (pid and login role). */
   readonly clients: ClientTable;
-  /** Delivers the signals the engines' pg_cancel_backend and pg_terminate_backend left (see ClientTable). */
-  deliverSignals(): void;
+  /** Clients waiting for an advisory lock another client holds. */
+  readonly lockWaits: LockWaits;
+  /**
+   * After each engine call: delivers the signals the engines' pg_cancel_backend and
+   * pg_terminate_backend left, and wakes clients waiting for advisory locks when one was released.
+   */
+  engineCallEnded(): void;
   /** A client left: the front forgets it. */
   sessionLeft(session: DatabaseClient): void;
   /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */

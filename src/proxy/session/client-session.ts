@@ -162,7 +162,8 @@ export class ClientSession extends SessionStatements {
 
   /** Ends a queued wait of this client for the engine (CancelRequest). */
   cancelWait(): void {
-    this.host.scheduler.cancel(this, new EngineWaitError('57014', 'canceling statement due to user request'));
+    const cancelled = new EngineWaitError('57014', 'canceling statement due to user request');
+    if (!this.host.front.lockWaits.cancel(this, cancelled)) this.host.scheduler.cancel(this, cancelled);
   }
 
   leave(): Promise<void> {
@@ -376,7 +377,9 @@ export class ClientSession extends SessionStatements {
     this.phase = 'closed';
     clearTimeout(this.idleTimer);
     this.login.stop();
-    this.host.scheduler.cancel(this, new EngineWaitError('08006', 'the client disconnected'));
+    const disconnected = new EngineWaitError('08006', 'the client disconnected');
+    this.host.front.lockWaits.cancel(this, disconnected);
+    this.host.scheduler.cancel(this, disconnected);
     if (this.work) await this.work.catch(() => {});
     try {
       if (wasReady && !this.engineStateLost) await this.cleanUpEngineState();

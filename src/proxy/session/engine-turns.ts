@@ -34,6 +34,7 @@ import { StatementNames } from './statement-names.js';
 type Phase = 'login' | 'ready' | 'closed';
 
 export const SYNC_FRAME = serialize.sync();
+const PARSE = 0x50;
 
 /**
  * The engine side of a client's session: taking its turns on the engine of its database, bringing
@@ -193,15 +194,20 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     return false;
   }
 
-  /** Runs frames on the engine as one unit and answers the client. */
+  /**
+   * Runs frames on the engine as one unit and answers the client. `lockDeadline`: the unit runs
+   * again after waiting for an advisory lock (see waitForLock), until then; 'last' on its last try.
+   */
   protected async runUnit(
     frames: Buffer[],
     effects: StatementEffects[] | null,
     endsWithSync: boolean,
+    lockDeadline?: number | 'last',
   ): Promise<void> {
     // Steps are awaited only when they have to wait: an await lets the socket's queued work run
     // before this client's reply is written, which adds several microseconds to a round trip.
-    this.tableEntry?.activity.started(queryText(frames));
+    const outsideTransaction = this.status === 'I' && !this.engineBatchOpen && endsWithSync;
+    if (lockDeadline === undefined) this.tableEntry?.activity.started(queryText(frames));
     let taken = this.takeEngine(endsWithSync);
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
@@ -211,6 +217,14 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     let call = this.unitCall(bytes, endsWithSync);
     if (call instanceof Promise) call = await call;
     if (!call) return;
+    if (
+      this.tableEntry?.takeLockWait() &&
+      lockDeadline !== 'last' &&
+      outsideTransaction &&
+      !this.host.testTransactionOpen &&
+      leftNothing(call.output)
+    )
+      return this.waitForLock(frames, effects, call.output, lockDeadline);
     // Before its output is routed: a client gets the notifications of a channel it just listened on.
     if (this.tableEntry && this.tableEntry.channelsVersion() !== this.channelsSeen)
       await this.readMyChannels();
@@ -233,6 +247,47 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       await this.readMySettings(resets);
     }
     this.releaseOrIdle();
+  }
+
+  /**
+   * The unit would have waited for an advisory lock another client holds. The engine cannot wait
+   * (the holder needs it to release the lock), but the unit ran outside a transaction block and
+   * failed in its first statement, so nothing of it stayed: it waits off the engine until a lock is
+   * released anywhere, or its lock_timeout (else the proxy's queue limit) passes, then runs again,
+   * as a server's statement waits and then takes the lock. The last try's answer is the client's.
+   */
+  private async waitForLock(
+    frames: Buffer[],
+    effects: StatementEffects[] | null,
+    failed: Uint8Array,
+    deadline: number | undefined,
+  ): Promise<void> {
+    this.routeOnly(failed);
+    // Its named statements were parsed before the lock was asked for: they are parsed again.
+    const closes = namedParses(frames).map((name) => serialize.close({ type: 'S', name }));
+    if (closes.length > 0) {
+      const closed = await this.engineCall(Buffer.concat([...closes, SYNC_FRAME]));
+      if (!closed) return;
+      this.routeOnly(closed);
+    }
+    const limit = durationMs(this.settings.values.get('lock_timeout')) ?? this.host.limits.queueTimeoutMs;
+    deadline ??= Date.now() + limit;
+    const wait = this.host.front.lockWaits.wait(this, deadline - Date.now());
+    this.releaseOrIdle();
+    this.tableEntry?.activity.waiting(true);
+    let released: boolean;
+    try {
+      released = await wait;
+    } catch (error) {
+      if (!(error instanceof EngineWaitError)) throw error;
+      this.write(errorResponse({ severity: 'ERROR', code: error.sqlstate, message: error.message }));
+      this.write(readyForQuery(this.status));
+      return;
+    } finally {
+      this.tableEntry?.activity.waiting(false);
+    }
+    if (this.phase !== 'ready') return;
+    return this.runUnit(frames, effects, true, released ? deadline : 'last');
   }
 
   /**
@@ -288,12 +343,12 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       const output = blob ? gate.execWithBlob(bytes, blob, who) : gate.exec(bytes, who);
       // The call may have signalled clients (pg_terminate_backend): they hear it once it is over.
       if (output instanceof Uint8Array) {
-        this.host.front.deliverSignals();
+        this.host.front.engineCallEnded();
         return output;
       }
       return output.then(
         (ready) => {
-          this.host.front.deliverSignals();
+          this.host.front.engineCallEnded();
           return ready;
         },
         (error: unknown) => this.engineFailed(error),
@@ -496,6 +551,19 @@ interface UnitOutput {
 }
 
 /** The SQL a unit runs, as pg_stat_activity shows it: its first Query's or Parse's; null when it has none. */
+/** Whether a unit's output shows nothing done: no command completed, and no transaction left open. */
+function leftNothing(output: Uint8Array): boolean {
+  const summary = scanBackend(output);
+  return summary.errors > 0 && summary.lastCommandTag === null && summary.status === 'I';
+}
+
+/** The engine's names of the statements a unit's Parse messages prepare (the unnamed one aside). */
+function namedParses(frames: readonly Buffer[]): string[] {
+  return frames
+    .filter((frame) => frame[0] === PARSE && frame[5] !== 0)
+    .map((frame) => frame.toString('utf8', 5, frame.indexOf(0, 5)));
+}
+
 function queryText(frames: readonly Buffer[]): Buffer | null {
   for (const frame of frames) {
     const text = statementText(frame);
