@@ -155,6 +155,38 @@ describe('engine internals this package depends on', () => {
     }
   });
 
+  it('counts changes of roles by any path as they are made, and nothing else', async () => {
+    const clients = new ClientTable();
+    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+    const engine = await openMemoryEngine({
+      templatePgdata: template.pgdata,
+      runtimeRoot: template.runtimeRoot,
+      clients: { table: clients },
+    });
+    try {
+      const counted = (sql: string) => {
+        const before = clients.rolesVersion();
+        execWire(engine, serialize.query(sql));
+        return clients.rolesVersion() !== before;
+      };
+      counted('SELECT 1');
+      expect(counted('CREATE TABLE t (a int); INSERT INTO t VALUES (1); GRANT SELECT ON t TO public')).toBe(
+        false,
+      );
+      expect(counted('CREATE ROLE r1')).toBe(true);
+      expect(counted("DO $$BEGIN EXECUTE 'ALTER ROLE r1 ' || 'LOGIN'; END$$")).toBe(true);
+      expect(counted('GRANT r1 TO postgres')).toBe(true);
+      expect(counted('GRANT SET ON PARAMETER zero_damaged_pages TO r1')).toBe(true);
+      // A superuser's UPDATE of the catalog, the last statement of its transaction.
+      expect(counted("UPDATE pg_authid SET rolcanlogin = false WHERE rolname = 'r1'")).toBe(true);
+      expect(counted('BEGIN; DROP ROLE r1; ROLLBACK')).toBe(true);
+      counted('SELECT 1');
+      expect(counted('SELECT 1')).toBe(false);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('hands on the record of a client that left only without its objects', async () => {
     const clients = new ClientTable();
     const template = await prepareTemplate({ cacheDir: await freshCacheDir() });

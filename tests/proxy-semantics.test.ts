@@ -263,6 +263,73 @@ describe('one engine session shared safely', () => {
     }
   });
 
+  it('holds nothing for a batch that failed before its Sync, and names the portal as the client did', async () => {
+    const raw = await RawClient.ready(served.proxy.port);
+    const other = await connect();
+    try {
+      // A Describe of a portal that does not exist, flushed, then nothing: PostgreSQL skips the
+      // client's messages to its Sync and holds nothing meanwhile.
+      raw.send(Buffer.concat([serialize.describe({ type: 'P', name: 'nope' }), serialize.flush()]));
+      const failed = await raw.untilMessage((m) => m.name === 'error');
+      expect(failed).toMatchObject({ code: '34000', message: 'portal "nope" does not exist' });
+      expect((await other.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+      raw.send(serialize.sync());
+      expect((await raw.untilReady()).map((m) => m.name)).toEqual(['error', 'readyForQuery']);
+      // Also after rows were written: the implicit transaction ended with the error.
+      raw.send(
+        Buffer.concat([
+          serialize.parse({ text: 'INSERT INTO items VALUES (90, $1)' }),
+          serialize.bind({ values: ['kept?'] }),
+          serialize.execute({}),
+          // Its Bind fails: the constant division is folded when it is planned.
+          serialize.parse({ text: 'SELECT 1/0' }),
+          serialize.bind({}),
+          serialize.execute({}),
+          serialize.parse({ text: 'SELECT 3' }),
+          serialize.bind({}),
+          serialize.execute({}),
+          serialize.flush(),
+        ]),
+      );
+      expect(await raw.untilMessage((m) => m.name === 'error' && m.code === '22012')).toBeTruthy();
+      expect((await other.query('SELECT count(*)::int AS n FROM items WHERE id = 90')).rows).toEqual([
+        { n: 0 },
+      ]);
+      // Skipped to the Sync, which gets the ReadyForQuery owed.
+      raw.send(Buffer.concat([serialize.parse({ text: 'SELECT 4' }), serialize.sync()]));
+      const ready = await raw.untilReady();
+      expect(ready.map((m) => m.name)).toEqual([
+        'parseComplete',
+        'bindComplete',
+        'commandComplete',
+        'parseComplete',
+        'error',
+        'readyForQuery',
+      ]);
+      expect(ready.at(-1)?.status).toBe('I');
+      raw.send(serialize.query('SELECT 5 AS five'));
+      expect((await raw.untilReady()).find((m) => m.name === 'dataRow')?.fields).toEqual(['5']);
+      // Inside a transaction block the failed transaction stays the client's, as on a server.
+      raw.send(serialize.query('BEGIN'));
+      await raw.untilReady();
+      raw.send(Buffer.concat([serialize.execute({ portal: 'gone' }), serialize.flush()]));
+      expect(await raw.untilMessage((m) => m.name === 'error')).toMatchObject({
+        code: '34000',
+        message: 'portal "gone" does not exist',
+      });
+      raw.send(serialize.sync());
+      expect((await raw.untilReady()).map((m) => [m.name, m.status])).toEqual([
+        ['error', undefined],
+        ['readyForQuery', 'E'],
+      ]);
+      raw.send(serialize.query('ROLLBACK'));
+      expect((await raw.untilReady()).at(-1)?.status).toBe('I');
+    } finally {
+      raw.end();
+      await other.end();
+    }
+  });
+
   it('runs COPY FROM STDIN sent with the extended protocol, and CopyFail', async () => {
     const raw = await RawClient.ready(served.proxy.port);
     try {

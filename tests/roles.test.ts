@@ -1,40 +1,63 @@
 import { describe, expect, it } from 'vitest';
 import { commandComplete, errorResponse, readyForQuery } from '../src/protocol/backend-writer.js';
-import { roleQuery, roleRead } from '../src/proxy/login/roles.js';
+import { ROLES_QUERY, RoleBook } from '../src/proxy/login/roles.js';
 import { dataRowFrame } from './helpers/wire.js';
 
-describe('roles', () => {
-  it('looks a role up by a name quoted so that no client text becomes SQL', () => {
-    const sql = roleQuery("o'neil$q$").toString('utf8', 5);
-    expect(sql).toContain("WHERE a.rolname OPERATOR(pg_catalog.=) $q1$o'neil$q$$q1$::pg_catalog.name");
+/** ROLES_QUERY's output: the superuser-only settings, then a row a role. */
+function rolesOutput(rows: Array<Array<string | null>>): Buffer {
+  return Buffer.concat([
+    dataRowFrame('zero_damaged_pages,log_statement,session_replication_role'),
+    commandComplete('SELECT 1'),
+    ...rows.map((row) => dataRowFrame(...row)),
+    commandComplete(`SELECT ${rows.length}`),
+    readyForQuery('I'),
+  ]);
+}
+
+describe('the role book', () => {
+  it('reads every role with pg_catalog named in full: no client text is part of it', () => {
+    const sql = ROLES_QUERY.toString('utf8', 5);
+    expect(sql).toContain('FROM pg_catalog.pg_authid a');
+    expect(sql).not.toMatch(/[^.]\b(lower|string_agg|has_parameter_privilege)\(/);
   });
 
-  it('asks which startup settings the role may not set, names quoted too', () => {
-    const sql = roleQuery('app', ["x'); DROP TABLE t; --", 'work_mem']).toString('utf8', 5);
-    expect(sql).toContain("ARRAY[$q$x'); DROP TABLE t; --$q$, $q$work_mem$q$]::pg_catalog.text[]");
-    expect(roleQuery('app').toString('utf8', 5)).toContain('ARRAY[]::pg_catalog.text[]');
-  });
-
-  it('reads the role, or null when there is none; an engine error throws', () => {
-    const found = Buffer.concat([
-      dataRowFrame('16384', 't', 'f', null, 'zero_damaged_pages,log_statement'),
-      commandComplete('SELECT 1'),
-      readyForQuery('I'),
-    ]);
-    expect(roleRead('app', found)).toEqual({
+  it('finds a role by its exact name, or null', () => {
+    const book = new RoleBook(
+      rolesOutput([
+        ['app', '16384', 't', 'f', 'SCRAM-SHA-256$4096:x', null],
+        ['App', '16385', 'f', 'f', null, null],
+      ]),
+    );
+    expect(book.role('app')).toEqual({
       name: 'app',
       oid: 16384,
       canLogin: true,
       superuser: false,
-      password: null,
-      forbiddenSettings: ['zero_damaged_pages', 'log_statement'],
+      password: 'SCRAM-SHA-256$4096:x',
+      forbiddenSettings: [],
     });
-    expect(roleRead('app', Buffer.concat([commandComplete('SELECT 0'), readyForQuery('I')]))).toBeNull();
+    expect(book.role('App')?.canLogin).toBe(false);
+    expect(book.role('APP')).toBeNull();
+  });
+
+  it('names the superuser-only startup settings a role was not granted SET on', () => {
+    const book = new RoleBook(
+      rolesOutput([
+        ['app', '16384', 't', 'f', null, 'log_statement'],
+        ['admin', '10', 't', 't', null, null],
+      ]),
+    );
+    const asked = ['work_mem', 'log_statement', 'zero_damaged_pages'];
+    expect(book.role('app', asked)?.forbiddenSettings).toEqual(['zero_damaged_pages']);
+    expect(book.role('admin', asked)?.forbiddenSettings).toEqual([]);
+  });
+
+  it('throws when the engine answered with an error', () => {
     const failed = errorResponse({
       severity: 'ERROR',
       code: '42501',
       message: 'permission denied for table pg_authid',
     });
-    expect(() => roleRead('app', Buffer.concat([failed, readyForQuery('I')]))).toThrow(/permission denied/);
+    expect(() => new RoleBook(Buffer.concat([failed, readyForQuery('I')]))).toThrow(/permission denied/);
   });
 });

@@ -5,7 +5,7 @@
 // pg_terminate_backend) are left in it for the proxy to deliver once the call is over. The engines
 // also leave in it what the proxy must read back from them: which clients' LISTEN channels and
 // session settings changed, and the names of the custom settings clients set (see
-// client-settings.ts).
+// client-settings.ts), and when roles changed (see role-changes.ts).
 
 import { ACTIVITY_BYTES, ActivityWriter, type ClientActivity, readActivity } from './client-activity.js';
 
@@ -31,9 +31,11 @@ const NAMES_LOCK = 1;
 const NAMES_END = 2;
 /** Header: counts releases of advisory locks, for the proxy to wake clients that wait for one. */
 const LOCKS_RELEASED = 3;
+/** Header: counts changes of roles in any engine, for the proxy to read its copy of them again (see role-changes.ts). */
+const ROLES_CHANGED = 4;
 /** Room for custom settings' names, each ending with a NUL byte: a few thousand names. */
 const NAMES_BYTES = 64 * 1024;
-const HEADER_INTS = 4;
+const HEADER_INTS = 5;
 const SIGNAL_BITS: Record<ClientSignal, number> = { cancel: 1, terminate: 2 };
 /** Where the activity records start: after the slots, 8-byte aligned. */
 const ACTIVITY_START = Math.ceil(((HEADER_INTS + SLOTS * SLOT_INTS) * 4) / 8) * 8;
@@ -112,6 +114,16 @@ export class ClientTable {
   /** Notes that advisory locks were released (the engine's side). */
   locksReleased(): void {
     Atomics.add(this.ints, LOCKS_RELEASED, 1);
+  }
+
+  /** Notes that roles may have changed (the engine's side). */
+  rolesChanged(): void {
+    Atomics.add(this.ints, ROLES_CHANGED, 1);
+  }
+
+  /** Changes when roles may have changed in any engine. */
+  rolesVersion(): number {
+    return Atomics.load(this.ints, ROLES_CHANGED);
   }
 
   /** Changes when any engine released advisory locks. */

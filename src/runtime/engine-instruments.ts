@@ -11,6 +11,7 @@ import { EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
 import { loadExtensionsOnDemand } from './extension-bundles.js';
 import { installLocksView } from './locks-view.js';
+import { installRoleChanges } from './role-changes.js';
 import { UtilityHook, type UtilityModule } from './utility-hook.js';
 
 /** The initdb user's oid: an engine's own login when it cannot be read. */
@@ -21,8 +22,8 @@ const BOOTSTRAP_SUPERUSER = 10;
  * a snapshot of the engine keeps it): the guards, the session's identity per client, signals to
  * clients by pid (through `clients`, which a proxy fills once it serves the engine), each client's
  * own prepared statements, portals, temporary schema, advisory locks, LISTEN channels and settings,
- * pg_stat_activity with a row a client, pg_locks with each lock under its holder, and extensions
- * loaded when first asked for.
+ * pg_stat_activity with a row a client, pg_locks with each lock under its holder, a count of role
+ * changes for the proxy's copy of the roles, and extensions loaded when first asked for.
  */
 export async function instrumentEngine(
   engine: PGlite,
@@ -57,6 +58,7 @@ export async function instrumentEngine(
     utility,
     probed.slice(CHANNEL_PROBES.length),
   );
+  installRoleChanges(module, clients);
   loadExtensionsOnDemand(module);
 }
 

@@ -6,6 +6,7 @@ import type { ClientTable } from '../../runtime/client-table.js';
 import type { ClientIdentity } from '../../runtime/engine-identity.js';
 import type { ThreadedEngine } from '../../runtime/threaded-engine.js';
 import type { PasswordAuthenticator } from '../login/auth.js';
+import { ROLES_QUERY, type Role, RoleBook } from '../login/roles.js';
 import type { ResolvedLimits } from '../options.js';
 import { switchFrames } from '../session/session-state.js';
 import { type EngineGate, reportedSettings } from './engine-gate.js';
@@ -140,6 +141,15 @@ export class ServedDatabase {
   /** Clients logged in to this database. */
   readonly sessions = new Set<DatabaseClient>();
   private restarting: Promise<void> | null = null;
+  /** The roles logins are answered from; null until read, or when reading them failed. */
+  private roleBook: RoleBook | null = null;
+  /**
+   * The engine counts role changes (see runtime/role-changes.ts), so the book is read again only
+   * after one; otherwise at every login.
+   */
+  private rolesTracked = false;
+  /** The client table's count of role changes when the book was read. */
+  private rolesReadAt = -1;
 
   /** The main database (the engine the proxy was started on): databases are created and dropped there. */
   readonly main: boolean;
@@ -161,6 +171,53 @@ export class ServedDatabase {
 
   async start(): Promise<void> {
     this.settings = await reportedSettings(this.gate);
+    this.rolesTracked = await this.countsRoleChanges();
+    await this.readRoles().catch((error: unknown) => this.warn((error as Error).message));
+  }
+
+  /**
+   * The role `user` logs in as, with which of `settings` it may not set; null when there is no
+   * such role. Answered from the book while nothing changed roles since it was read, or while
+   * another client holds the engine (a change it made is not committed then: a server would not
+   * show it either); read again first otherwise.
+   */
+  async loginRole(user: string, settings: Iterable<string>): Promise<Role | null> {
+    if (!this.rolesTracked || !this.roleBook || (this.rolesChanged && this.scheduler.holder === null)) {
+      await this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => this.readRoles());
+    }
+    return this.roleBook!.role(user, settings);
+  }
+
+  /** The engine counted a change of roles since the book was read. */
+  get rolesChanged(): boolean {
+    return this.rolesTracked && this.front.clients.rolesVersion() !== this.rolesReadAt;
+  }
+
+  /**
+   * Reads the roles into the book, as the engine's own superuser, with every setting of the
+   * client before undone. The caller holds the engine: the proxy, or a client between its
+   * transactions (so that what it committed is in the book before another client's turn).
+   */
+  async readRoles(): Promise<void> {
+    const output = await this.gate.exec(Buffer.concat([this.undoEveryClient(), ROLES_QUERY]));
+    // Counted after the read: a count during it is the engine taking note of a change the read
+    // already sees.
+    const count = this.front.clients.rolesVersion();
+    this.roleBook = new RoleBook(output);
+    this.rolesReadAt = count;
+  }
+
+  /** Whether this engine counts role changes: a role created and rolled back must be counted. */
+  private async countsRoleChanges(): Promise<boolean> {
+    const before = this.front.clients.rolesVersion();
+    const probe = `pglite_oxide_probe_${process.pid}_${Date.now()}`;
+    // A subtransaction of its own: whatever the engine's session is in, nothing of it stays.
+    const output = await this.gate.exec(
+      serialize.query(
+        `DO $$BEGIN BEGIN CREATE ROLE ${probe}; RAISE SQLSTATE 'P0001'; EXCEPTION WHEN OTHERS THEN NULL; END; END$$`,
+      ),
+    );
+    return scanBackend(output).errors === 0 && this.front.clients.rolesVersion() !== before;
   }
 
   get limits(): ResolvedLimits {
@@ -218,13 +275,20 @@ export class ServedDatabase {
    * pg_catalog's, for the superuser to run.
    */
   async runAsEngineUser(frames: Buffer): Promise<Uint8Array> {
-    return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, async () => {
-      // As if nothing were known of what the engine runs as now: the undo cannot miss it.
-      frames = Buffer.concat([switchFrames(null, new Map(), this.settingNames(), this.user).undo!, frames]);
-      this.sessionApplied = new Map();
-      this.sessionOwner = null;
-      return this.gate.exec(frames);
-    });
+    return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, async () =>
+      this.gate.exec(Buffer.concat([this.undoEveryClient(), frames])),
+    );
+  }
+
+  /**
+   * Frames that bring the engine back to its own login and settings, as if nothing were known of
+   * what it runs as now (so the undo cannot miss anything); the next client's settings are then
+   * applied in full.
+   */
+  private undoEveryClient(): Buffer {
+    this.sessionApplied = new Map();
+    this.sessionOwner = null;
+    return switchFrames(null, new Map(), this.settingNames(), this.user).undo!;
   }
 
   /** Runs `work` with the engine held by the proxy: no client's unit runs meanwhile. */
@@ -269,6 +333,8 @@ export class ServedDatabase {
       this.sessionApplied = new Map();
       this.sessionOwner = null;
       this.appliedAtTestBegin = null;
+      // The roles went back too, and nothing counted that.
+      await this.readRoles();
       for (const session of this.sessions) {
         const { parses, channels, as } = session.engineReset();
         // Each Parse with a Sync of its own: one that fails (its table is gone) spoils no other.
@@ -348,8 +414,10 @@ export class ServedDatabase {
   engineFailed(error: unknown, by: DatabaseClient): void {
     const reason = error instanceof Error ? error.message : String(error);
     this.warn(`client ${by.processId}: the engine failed: ${reason}`);
-    // Every client's transaction, statements and settings lived in that engine session.
+    // Every client's transaction, statements and settings lived in that engine session; the
+    // roles are read again from the engine that follows.
     this.sessionApplied = null;
+    this.rolesReadAt = -1;
     this.appliedAtTestBegin = null;
     const [code, message] =
       error instanceof EngineReplacedError

@@ -7,7 +7,7 @@ import type { DatabaseRefusal, ServedDatabase } from '../database/served-databas
 import { ClientSettings } from '../session/session-state.js';
 import type { AuthExchange } from './auth.js';
 import { loginVerdict } from './login-checks.js';
-import { engineRole, type Role, roleQuery, roleRead } from './roles.js';
+import { engineRole, type Role } from './roles.js';
 import { type ClientStartup, readStartupPacket } from './startup.js';
 
 /** What logging in needs of the connection it is for. */
@@ -130,13 +130,13 @@ export class ClientLogin {
   }
 
   /**
-   * Looks the role up in the engine's catalog, as the engine's own superuser. Undefined when the
-   * client was told it cannot be done (the engine failed, or the wait for it timed out).
+   * The role as the database's copy of the roles has it (see ServedDatabase.loginRole). Undefined
+   * when the client was told it cannot be had (reading the roles failed, or waited too long).
    */
   private async lookUpRole(user: string, settings: Iterable<string>): Promise<Role | null | undefined> {
-    let output: Uint8Array;
+    let role: Role | null;
     try {
-      output = await this.host.runAsEngineUser(roleQuery(user, settings));
+      role = await this.host.loginRole(user, settings);
     } catch (error) {
       const [code, message] =
         error instanceof EngineWaitError
@@ -145,8 +145,7 @@ export class ClientLogin {
       void this.connection.fatal(code, message);
       return undefined;
     }
-    if (this.connection.closed) return undefined;
-    return roleRead(user, output);
+    return this.connection.closed ? undefined : role;
   }
 
   /** Starts the password exchange when the proxy asks for one; otherwise lets the client in. */

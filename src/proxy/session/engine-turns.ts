@@ -9,6 +9,7 @@ import {
   readyForQuery,
   type TransactionStatus,
 } from '../../protocol/backend-writer.js';
+import { rewriteErrors } from '../../protocol/error-rewrite.js';
 import { statementText } from '../../protocol/extended-messages.js';
 import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../../protocol/sql-lexer.js';
 import type { TableEntry } from '../../runtime/client-table.js';
@@ -51,6 +52,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected engineBatchOpen = false;
   protected copy: CopyInCollector | null = null;
   protected discardUntilSync = false;
+  /** The engine's side of a failed batch is being ended: its ReadyForQuery is not the client's yet. */
+  private readyAtClientSync = false;
   /** This client's session settings: what it asked for at startup, then what it changed. */
   settings = new ClientSettings(new Map());
   /** A unit changed this client's settings: they are read back from the engine once its batch ends. */
@@ -112,12 +115,27 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   /** Waits for the engine; false when the wait ended without it (the client was told why). */
   protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
     const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
-    if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.bringMySettings();
+    if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.startTurn();
     this.tableEntry?.activity.waiting(true);
     return this.waitForEngine(wait, endsWithSync).then((taken) => {
       this.tableEntry?.activity.waiting(false);
-      return taken && this.bringMySettings();
+      return taken && this.startTurn();
     });
+  }
+
+  /**
+   * A turn begins: the roles are read again first when a client before changed them (and this
+   * client is between transactions, so all of it was committed or rolled back), then the engine
+   * is brought to this client's settings.
+   */
+  private startTurn(): boolean | Promise<boolean> {
+    if (!this.host.rolesChanged || this.pinned) return this.bringMySettings();
+    // When the read fails, logins go on from the book as it was; an engine that failed fails
+    // this client's turn next.
+    return this.host
+      .readRoles()
+      .catch((error: unknown) => this.host.warn(`reading the roles failed: ${(error as Error).message}`))
+      .then(() => this.bringMySettings());
   }
 
   /**
@@ -246,7 +264,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       this.settingsToRead = null;
       await this.readMySettings(resets);
     }
-    this.releaseOrIdle();
+    return this.releaseOrIdle();
   }
 
   /**
@@ -398,13 +416,15 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       this.engineBatchOpen = false;
       this.tableEntry?.activity.ready(this.status);
     }
-    const reply = clientReply(output, summary, {
-      ends: expect,
+    let reply = clientReply(output, summary, {
+      ends: this.readyAtClientSync ? 'partial' : expect,
       // Under a test's outer transaction the engine always reports one; the client sees its own.
       clientStatus: this.status,
       drop,
       explainTransactionBlock: this.host.testTransactionOpen,
     });
+    if (summary.errors > 0 && this.names.namesPortals)
+      reply = rewriteErrors(reply, (text) => this.names.withClientNames(text));
     if (collect) collect.push(reply);
     else if (reply.length > 0) this.write(reply);
     for (const notification of summary.notifications) {
@@ -455,10 +475,31 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     return summary;
   }
 
-  protected releaseOrIdle(): void {
+  /**
+   * Ends this client's turn: the engine goes to the next client unless this one stays pinned (its
+   * idle timer runs then). A batch that failed before the client's Sync is ended first.
+   */
+  protected releaseOrIdle(): void | Promise<void> {
+    if (this.engineBatchOpen && this.discardUntilSync && this.phase === 'ready') return this.endFailedBatch();
     const pinned = this.pinned && this.phase === 'ready';
     this.host.scheduler.release(this, pinned);
     if (pinned) this.armIdleTimer();
+  }
+
+  /**
+   * The client's extended batch failed before its Sync. A server holds nothing while it skips the
+   * client's messages up to the Sync (the error ended the implicit transaction); neither does the
+   * proxy: the engine gets a Sync now, and the client's ReadyForQuery waits for the client's own.
+   * Inside a transaction block the engine stays this client's, its transaction failed, as on a
+   * server.
+   */
+  private async endFailedBatch(): Promise<void> {
+    this.readyAtClientSync = true;
+    try {
+      await this.runUnit([SYNC_FRAME], null, true);
+    } finally {
+      this.readyAtClientSync = false;
+    }
   }
 
   protected armIdleTimer(): void {

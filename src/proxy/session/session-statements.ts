@@ -134,7 +134,7 @@ export abstract class SessionStatements extends EngineTurns {
     if (this.host.testTransactionOpen && !(await this.openAutocommit())) return;
     const output = await this.engineCall(Buffer.concat(errorFrames(message, true, code)));
     if (!output || !this.absorb(output, 'partial', LOAD_ACKNOWLEDGEMENTS)) return;
-    this.releaseOrIdle();
+    return this.releaseOrIdle();
   }
 
   /** Begins a COPY FROM STDIN: the engine is held while the client sends its data. */
@@ -149,8 +149,7 @@ export abstract class SessionStatements extends EngineTurns {
       if (summary.errors > 0) {
         // The engine now skips to the client's Sync, as Postgres would.
         this.discardUntilSync = true;
-        this.releaseOrIdle();
-        return;
+        return this.releaseOrIdle();
       }
     }
     if (extended) this.engineBatchOpen = true;
@@ -174,7 +173,7 @@ export abstract class SessionStatements extends EngineTurns {
     if (summary.errors === 0 && summary.firstValue !== null) return Number(summary.firstValue);
     if (!this.absorb(output, 'partial', PROBE_REPLIES)) return null;
     if (extended) {
-      this.releaseOrIdle();
+      await this.releaseOrIdle();
       return null;
     }
     // A failed simple-protocol COPY ends with ReadyForQuery: the engine gets the Sync it waits for.
@@ -240,7 +239,7 @@ export abstract class SessionStatements extends EngineTurns {
       this.engineBatchOpen = true;
       if (summary.errors > 0) this.discardUntilSync = true;
     }
-    this.releaseOrIdle();
+    return this.releaseOrIdle();
   }
 
   /**

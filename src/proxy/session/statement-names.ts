@@ -48,6 +48,20 @@ export class StatementNames {
     return engineName;
   }
 
+  /** The client has named a portal: an engine error may name it by its engine name. */
+  get namesPortals(): boolean {
+    return this.enginePortalNames.size > 0;
+  }
+
+  /** `text` (of an engine error) with the engine's names of the client's portals put back as the client's. */
+  withClientNames(text: string): string {
+    if (!text.includes(`"${this.prefix}p`)) return text;
+    let named = text;
+    for (const [client, engine] of this.enginePortalNames)
+      named = named.replaceAll(`"${engine}"`, `"${client}"`);
+    return named;
+  }
+
   /** Named statements the client prepared and has not closed, in the order they were parsed. */
   get statements(): Iterable<string> {
     return this.open.keys();
