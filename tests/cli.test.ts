@@ -65,6 +65,27 @@ describe('the pglite-oxide command', () => {
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/^pglite-oxide: unknown command 'frobnicate'/);
     expect((await cli(['serve', '--port', 'many'])).status).toBe(2);
+    const badTimeout = await cli(['run', '--queue-timeout', '-5', '--', 'true']);
+    expect(badTimeout.status).toBe(2);
+    expect(badTimeout.stderr).toContain('not a positive number of milliseconds: -5');
+  });
+
+  it("serves with the waiters' limit it is given", async () => {
+    const served = await serve(['--queue-timeout', '700', '--idle-in-transaction-timeout', '60000']);
+    const holder = new pg.Client(served.url);
+    const waiter = new pg.Client(served.url);
+    try {
+      await Promise.all([holder.connect(), waiter.connect()]);
+      await holder.query('BEGIN');
+      await expect(waiter.query('SELECT 1')).rejects.toMatchObject({
+        code: '55P03',
+        message: expect.stringMatching(/^waited 700 ms \(queueTimeoutMs\) for client \d+/),
+      });
+    } finally {
+      await Promise.all([holder.end(), waiter.end()]);
+      served.child.kill('SIGINT');
+      await served.exit;
+    }
   });
 
   it('runs a command against an ephemeral database and passes its exit status on', async () => {

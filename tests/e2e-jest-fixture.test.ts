@@ -104,11 +104,11 @@ describe('fixtures/jest-app with the packed package', () => {
     expect(leakingOutput).toMatch(/Tests:\s+3 passed, 3 total/);
     // The output names the test and what it left open.
     expect(leakingOutput).toMatch(
-      /the test "tests\/leak.test.ts a transaction on one client while the pool answers another query" ended with 1 client inside a transaction \(rolled back with the test\): client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
+      /the test "tests\/leak.test.ts a transaction on one client while the pool answers another query" ended with 1 client inside a transaction \(rolled back with the test\): client \d+ \(user "postgres"\), in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
     );
     // At the file's end, what it left connected is named (its pool was never ended).
     expect(leakingOutput).toMatch(
-      /tests\/leak.test.ts ended with 3 clients still connected: client \d+, idle for [\d.]+ s, its last statement "INSERT INTO accounts/,
+      /tests\/leak.test.ts ended with 3 clients still connected: client \d+ \(user "postgres"\), idle for [\d.]+ s, its last statement "INSERT INTO accounts/,
     );
     // Those clients are closed when the run ends. Here the test file ran in Jest's own process, so
     // its pg clients hear of it there, unhandled: the run fails, and the error says why.

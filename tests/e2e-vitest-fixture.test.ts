@@ -178,7 +178,7 @@ describe('fixtures/vitest-app with the packed package', () => {
     const twoClientsReset = await runSuite({ FIXTURE_ISOLATION: 'reset' }, 'tests/two-clients.test.ts');
     expect(twoClientsReset.status, twoClientsReset.output).not.toBe(0);
     expect(twoClientsReset.output).toMatch(
-      /waited 3000 ms \(queueTimeoutMs\) for client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
+      /waited 3000 ms \(queueTimeoutMs\) for client \d+ \(user "postgres"\), in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts/,
     );
     await fs.rm(path.join(project, 'tests', 'two-clients.test.ts'));
 
@@ -195,10 +195,10 @@ describe('fixtures/vitest-app with the packed package', () => {
       /left 1 client checked out of the pool \(last query: "INSERT INTO accounts/,
     );
     expect(leaking.output).toMatch(
-      /the test "tests\/leak.test.ts > a client left inside its own transaction" ended with 1 client inside a transaction \(rolled back with the test\): client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts \(email\) VALUES \('f@f.f'\)", then disconnected/,
+      /the test "tests\/leak.test.ts > a client left inside its own transaction" ended with 1 client inside a transaction \(rolled back with the test\): client \d+ \(user "postgres"\), in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts \(email\) VALUES \('f@f.f'\)", then disconnected/,
     );
     expect(leaking.output).toMatch(
-      /tests\/leak-pool.test.ts ended with 1 client still connected: client \d+, idle for [\d.]+ s, its last statement "SELECT 'leaked pool' AS said"/,
+      /tests\/leak-pool.test.ts ended with 1 client still connected: client \d+ \(user "postgres"\), idle for [\d.]+ s, its last statement "SELECT 'leaked pool' AS said"/,
     );
     expect(leaking.stdout, leaking.output).toMatch(/Tests\s+1 failed \| 4 passed \(5\)/);
     await fs.rm(path.join(project, 'tests', 'leak.test.ts'));

@@ -409,7 +409,7 @@ describe('the timeouts of a shared engine', () => {
       const refused = await b.query('SELECT 1').catch((error: { code: string; message: string }) => error);
       expect(refused).toMatchObject({ code: '55P03' });
       expect((refused as { message: string }).message).toMatch(
-        /^waited \d+ ms \(queueTimeoutMs\) for client \d+ \(order service\), in a transaction for [\d.]+ s, its last statement "SELECT 42 AS holding": one engine runs one transaction at a time/,
+        /^waited \d+ ms \(queueTimeoutMs\) for client \d+ \(user "postgres", application_name "order service"\), in a transaction for [\d.]+ s, its last statement "SELECT 42 AS holding": one engine runs one transaction at a time/,
       );
       expect(Date.now() - started).toBeGreaterThanOrEqual(QUEUE_TIMEOUT_MS - 50);
       await a.query('COMMIT');
@@ -419,18 +419,67 @@ describe('the timeouts of a shared engine', () => {
     }
   });
 
-  it('rolls back and disconnects a client idle in a transaction too long (25P03)', async () => {
-    const a = new pg.Client(shortUrl);
+  it('ends a client idle in a transaction past the limit once another waits for it (25P03), and never harms a lone one', async () => {
+    const a = new pg.Client({ connectionString: shortUrl, application_name: 'forgetful' });
     const ended = new Promise<Error>((resolve) => a.on('error', resolve));
     await a.connect();
     await a.query('CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, label text)');
     await a.query("BEGIN; INSERT INTO items VALUES (2, 'forgotten')");
-    expect(await ended).toMatchObject({ code: '25P03' });
-    const b = await connect(shortUrl);
+    // Past the limit, nobody waiting: it keeps its transaction, as on a server.
+    await new Promise((resolve) => setTimeout(resolve, IDLE_TIMEOUT_MS * 2));
+    expect((await a.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 1 }]);
+    // With a client waiting (its own lock_timeout is longer than the limit): once idle past the
+    // limit, it is rolled back and disconnected, and the waiter goes on without an error.
+    const b = new pg.Client({
+      connectionString: shortUrl,
+      options: `-c lock_timeout=${IDLE_TIMEOUT_MS * 4}`,
+    });
+    await b.connect();
     try {
       expect((await b.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 0 }]);
+      expect(await ended).toMatchObject({ code: '25P03' });
     } finally {
       await b.end();
+      await a.end().catch(() => {});
     }
+  });
+
+  it("waits for the engine as long as the waiter's own lock_timeout or statement_timeout says", async () => {
+    const holder = await connect(shortUrl);
+    const byLock = new pg.Client({ connectionString: shortUrl, options: '-c lock_timeout=1200' });
+    const byStatement = new pg.Client({
+      connectionString: shortUrl,
+      options: '-c statement_timeout=1100 -c lock_timeout=5000',
+    });
+    await Promise.all([byLock.connect(), byStatement.connect()]);
+    try {
+      await holder.query('BEGIN');
+      const [lock, statement] = await Promise.all(
+        [byLock, byStatement].map((client) =>
+          client.query('SELECT 1').catch((error: { code: string; message: string }) => error),
+        ),
+      );
+      expect(lock).toMatchObject({ code: '55P03' });
+      expect((lock as { message: string }).message).toMatch(
+        /^waited 1200 ms \(lock_timeout\) for client \d+/,
+      );
+      expect(statement).toMatchObject({ code: '57014' });
+      expect((statement as { message: string }).message).toMatch(
+        /^waited 1100 ms \(statement_timeout\) for client \d+/,
+      );
+    } finally {
+      await holder.query('ROLLBACK');
+      await Promise.all([holder.end(), byLock.end(), byStatement.end()]);
+    }
+  });
+
+  it('ends a client by its own idle_in_transaction_session_timeout, waiter or not, as a server does', async () => {
+    const a = new pg.Client(shortUrl);
+    const ended = new Promise<Error>((resolve) => a.on('error', resolve));
+    await a.connect();
+    await a.query("SET idle_in_transaction_session_timeout = '300ms'");
+    await a.query('BEGIN');
+    expect(await ended).toMatchObject({ code: '25P03' });
+    await a.end().catch(() => {});
   });
 });

@@ -223,7 +223,7 @@ describe('a proxy serving test transactions', () => {
     // The test's end names it, though it is gone.
     expect(await served.proxy.endTest()).toEqual([
       expect.stringMatching(
-        /^client \d+, in a transaction for [\d.]+ s, its last statement "INSERT INTO items \(name\) VALUES \('abandoned'\)", then disconnected$/,
+        /^client \d+ \(user "postgres"\), in a transaction for [\d.]+ s, its last statement "INSERT INTO items \(name\) VALUES \('abandoned'\)", then disconnected$/,
       ),
     ]);
   });

@@ -1,4 +1,4 @@
-import type { ProxyOptions } from '../proxy/options.js';
+import type { ClientTimeouts, ProxyOptions } from '../proxy/options.js';
 import { startThreadedProxy, type ThreadedProxyHandle } from '../proxy/server.js';
 import { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { prepareTemplate } from '../template/prepare-template.js';
@@ -6,6 +6,16 @@ import { prepareTemplate } from '../template/prepare-template.js';
 export interface TemplateFlags {
   migrations?: string[];
   seed?: string[];
+}
+
+/** The client limits serve and run take (see ProxyOptions). */
+export interface TimeoutFlags {
+  queueTimeout?: number;
+  idleInTransactionTimeout?: number;
+}
+
+export function clientTimeouts(flags: TimeoutFlags): ClientTimeouts {
+  return { queueTimeoutMs: flags.queueTimeout, idleInTransactionTimeoutMs: flags.idleInTransactionTimeout };
 }
 
 export interface EphemeralDatabase {

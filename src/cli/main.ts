@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { PgliteOxideError } from '../errors.js';
+import { DEFAULT_CLIENT_TIMEOUTS } from '../proxy/options.js';
 import { dumpCommand } from './dump.js';
 import { initCommand } from './init.js';
 import { runCommand } from './run.js';
@@ -28,6 +29,16 @@ function program(): Command {
   const migrations = () =>
     new Option('--migrations <path...>', '.sql files or directories applied in name order');
   const seed = () => new Option('--seed <path...>', '.sql files or directories applied after the migrations');
+  const queueTimeout = () =>
+    new Option(
+      '--queue-timeout <ms>',
+      `how long a client waits for the engine another client holds, before 55P03 naming it (default ${DEFAULT_CLIENT_TIMEOUTS.queueTimeoutMs})`,
+    ).argParser(parseMilliseconds);
+  const idleTimeout = () =>
+    new Option(
+      '--idle-in-transaction-timeout <ms>',
+      `how long a client may hold the engine idle in a transaction while another waits, before 25P03 ends it (default ${DEFAULT_CLIENT_TIMEOUTS.idleInTransactionTimeoutMs})`,
+    ).argParser(parseMilliseconds);
 
   cli
     .command('serve')
@@ -51,6 +62,8 @@ function program(): Command {
     .option('--password <password>', 'the same, on the command line (visible to other users in ps)')
     .addOption(migrations())
     .addOption(seed())
+    .addOption(queueTimeout())
+    .addOption(idleTimeout())
     .action(serveCommand);
 
   cli
@@ -59,6 +72,8 @@ function program(): Command {
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .addOption(migrations())
     .addOption(seed())
+    .addOption(queueTimeout())
+    .addOption(idleTimeout())
     .action(runCommand);
 
   cli
@@ -106,6 +121,18 @@ function parsePort(value: string): number {
   return port;
 }
 
+function parseMilliseconds(value: string): number {
+  const ms = Number(value);
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new CommanderError(
+      USAGE,
+      'pglite-oxide.milliseconds',
+      `not a positive number of milliseconds: ${value}`,
+    );
+  }
+  return ms;
+}
+
 async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
@@ -113,7 +140,7 @@ async function main(argv: string[]): Promise<void> {
     if (error instanceof CommanderError) {
       // --help and --version end here too, with code 0.
       process.exitCode = error.exitCode === 0 ? 0 : USAGE;
-      if (error.code === 'pglite-oxide.port') console.error(`pglite-oxide: ${error.message}`);
+      if (error.code.startsWith('pglite-oxide.')) console.error(`pglite-oxide: ${error.message}`);
       return;
     }
     console.error(`pglite-oxide: ${error instanceof PgliteOxideError ? error.message : describe(error)}`);

@@ -1,13 +1,18 @@
-import { startEphemeralDatabase, type TemplateFlags } from './ephemeral.js';
+import {
+  clientTimeouts,
+  startEphemeralDatabase,
+  type TemplateFlags,
+  type TimeoutFlags,
+} from './ephemeral.js';
 import { Launcher } from './launcher.js';
 import { onShutdown } from './shutdown.js';
 
 /** Runs the command against an ephemeral database and exits with the command's status. */
-export async function runCommand(command: string[], flags: TemplateFlags): Promise<void> {
+export async function runCommand(command: string[], flags: TemplateFlags & TimeoutFlags): Promise<void> {
   const launcher = new Launcher(command);
   let database: Awaited<ReturnType<typeof startEphemeralDatabase>>;
   try {
-    database = await startEphemeralDatabase(flags);
+    database = await startEphemeralDatabase(flags, clientTimeouts(flags));
   } catch (error) {
     launcher.cancel();
     throw error;

@@ -3,10 +3,15 @@ import { InvalidInputError } from '../errors.js';
 import { installAndInitIn } from '../install/install.js';
 import { startThreadedProxy, type ThreadedProxyHandle } from '../proxy/server.js';
 import { ThreadedEngine } from '../runtime/threaded-engine.js';
-import { startEphemeralDatabase, type TemplateFlags } from './ephemeral.js';
+import {
+  clientTimeouts,
+  startEphemeralDatabase,
+  type TemplateFlags,
+  type TimeoutFlags,
+} from './ephemeral.js';
 import { onShutdown } from './shutdown.js';
 
-interface ServeFlags extends TemplateFlags {
+interface ServeFlags extends TemplateFlags, TimeoutFlags {
   data?: string;
   host: string;
   port: number;
@@ -43,6 +48,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     port: flags.socketDir !== undefined && flags.port === 0 ? 5432 : flags.port,
     socketDir: flags.socketDir,
     password,
+    ...clientTimeouts(flags),
     onWarning: (message: string) => console.error(`pglite-oxide: ${message}`),
   };
   let proxy: ThreadedProxyHandle;

@@ -25,9 +25,17 @@ export interface ProxyOptions {
   password?: string;
   /** How the password is checked. Default 'scram-sha-256'. */
   authMethod?: AuthMethod;
-  /** How long a client waits for the engine while another holds it, before 55P03. Default 60 s. */
+  /**
+   * How long a client waits for the engine while another client holds it (unless the waiter's own
+   * lock_timeout or statement_timeout is set), before 55P03 naming the holder. Default 3 s: under
+   * the 5 s test timeouts of Vitest and Jest, so a waiting test fails saying why.
+   */
   queueTimeoutMs?: number;
-  /** How long a client may hold the engine idle in a transaction before 25P03 and disconnect. Default 30 s. */
+  /**
+   * How long a client may sit idle in a transaction that holds the engine while another client
+   * waits for it, before 25P03 rolls it back and disconnects it (nobody waiting: it may stay, as on
+   * a server). Default 10 s.
+   */
   idleInTransactionTimeoutMs?: number;
   /** How long a new connection has to finish startup and authentication. Default 5 s. */
   startupTimeoutMs?: number;
@@ -65,8 +73,11 @@ export interface ProxyOptions {
   onWarning?: (message: string) => void;
 }
 
-/** The timeouts the test toolkit sets on the proxies it starts. */
+/** The limits on waiting for the engine and on holding it idle (see ProxyOptions). */
 export type ClientTimeouts = Pick<ProxyOptions, 'queueTimeoutMs' | 'idleInTransactionTimeoutMs'>;
+
+/** Their defaults, the same in startProxy, serve, run and the presets. */
+export const DEFAULT_CLIENT_TIMEOUTS = { queueTimeoutMs: 3_000, idleInTransactionTimeoutMs: 10_000 } as const;
 
 export interface ResolvedLimits {
   queueTimeoutMs: number;
@@ -83,8 +94,9 @@ export interface ResolvedLimits {
 
 export function resolveLimits(options: ProxyOptions): ResolvedLimits {
   const limits: ResolvedLimits = {
-    queueTimeoutMs: options.queueTimeoutMs ?? 60_000,
-    idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs ?? 30_000,
+    queueTimeoutMs: options.queueTimeoutMs ?? DEFAULT_CLIENT_TIMEOUTS.queueTimeoutMs,
+    idleInTransactionTimeoutMs:
+      options.idleInTransactionTimeoutMs ?? DEFAULT_CLIENT_TIMEOUTS.idleInTransactionTimeoutMs,
     startupTimeoutMs: options.startupTimeoutMs ?? 5_000,
     maxStartupConnections: options.maxStartupConnections ?? 32,
     authFailureDelayMs: options.authFailureDelayMs ?? 500,

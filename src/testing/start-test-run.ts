@@ -26,15 +26,12 @@ export interface TestRunOptions extends TemplateOptions {
    */
   queueTimeoutMs?: number;
   /**
-   * How long a client may sit idle inside a transaction that holds the engine from the others
-   * (isolation `reset`/`none`, or a failed transaction), before 25P03 ends it. Default 10 s: past
-   * the 5 s test timeouts, so a test fails on its own timeout first, and far below the proxy's 30 s.
+   * How long a client may sit idle inside a transaction that holds the engine (isolation
+   * `reset`/`none`, or a failed transaction) while another waits, before 25P03 ends it. Default
+   * 10 s: past the 5 s test timeouts, so a test fails on its own timeout first.
    */
   idleInTransactionTimeoutMs?: number;
 }
-
-/** The presets' client timeouts: under the 5 s test timeouts of Vitest and Jest for waiters. */
-const TEST_TIMEOUTS = { queueTimeoutMs: 3_000, idleInTransactionTimeoutMs: 10_000 };
 
 export interface TestRunContext {
   /** How many test files the runner runs at once: that many databases are started ahead. */
@@ -73,10 +70,7 @@ export async function startTestRun(
     maxDatabases,
     memoryBudgetMb,
     spare: context.parallelFiles,
-    timeouts: {
-      queueTimeoutMs: queueTimeoutMs ?? TEST_TIMEOUTS.queueTimeoutMs,
-      idleInTransactionTimeoutMs: idleInTransactionTimeoutMs ?? TEST_TIMEOUTS.idleInTransactionTimeoutMs,
-    },
+    timeouts: { queueTimeoutMs, idleInTransactionTimeoutMs },
   });
   return { config: { ...config, hostAddress: host.address }, close: () => host.close() };
 }

@@ -9,6 +9,15 @@ export class EngineWaitError extends Error {
   }
 }
 
+/**
+ * How long a client waits for the engine: its own lock_timeout or statement_timeout when it set
+ * one (a server's statement waiting for a lock ends at either), else the proxy's queueTimeoutMs.
+ */
+export interface WaitLimit {
+  ms: number;
+  by: 'lock_timeout' | 'statement_timeout' | 'queueTimeoutMs';
+}
+
 interface Waiter<Client> {
   client: Client;
   resolve: () => void;
@@ -22,8 +31,14 @@ interface Waiter<Client> {
  * wait first come, first served.
  */
 export class EngineScheduler<Client> {
-  /** `describeHolder` says who keeps a waiter out, for its timeout error. */
-  constructor(private readonly describeHolder: (holder: Client) => string = () => 'another client') {}
+  /**
+   * `describeHolder` says who keeps a waiter out, for its timeout error; `queued` hears of each
+   * client that begins to wait, with the holder it waits for.
+   */
+  constructor(
+    private readonly describeHolder: (holder: Client) => string = () => 'another client',
+    private readonly queued: (holder: Client) => void = () => {},
+  ) {}
 
   private owner: Client | null = null;
   private readonly waiters: Waiter<Client>[] = [];
@@ -31,6 +46,11 @@ export class EngineScheduler<Client> {
 
   get holder(): Client | null {
     return this.owner;
+  }
+
+  /** Whether any client is queued for the engine. */
+  get anyWaiting(): boolean {
+    return this.waiters.length > 0;
   }
 
   /** Whether `client` is queued for the engine. */
@@ -42,28 +62,30 @@ export class EngineScheduler<Client> {
    * Gives `client` the engine. Returns null when it got it at once (the hot path takes no
    * promise), otherwise a promise that settles when its turn comes or its wait ends.
    */
-  acquire(client: Client, timeoutMs: number): Promise<void> | null {
+  acquire(client: Client, limit: number | WaitLimit): Promise<void> | null {
     if (this.closedWith) return Promise.reject(this.closedWith);
     if (this.owner === client) return null;
     if (this.owner === null && this.waiters.length === 0) {
       this.owner = client;
       return null;
     }
+    const { ms, by } = typeof limit === 'number' ? { ms: limit, by: 'queueTimeoutMs' } : limit;
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter<Client> = { client, resolve, reject, timer: undefined };
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      if (ms > 0 && Number.isFinite(ms)) {
         waiter.timer = setTimeout(() => {
           this.drop(waiter);
           const holder = this.owner === null ? 'another client' : this.describeHolder(this.owner);
           reject(
             new EngineWaitError(
-              '55P03',
-              `waited ${timeoutMs} ms (queueTimeoutMs) for ${holder}: one engine runs one transaction at a time, so commit or roll back that transaction first`,
+              by === 'statement_timeout' ? '57014' : '55P03',
+              `waited ${ms} ms (${by}) for ${holder}: one engine runs one transaction at a time, so commit or roll back that transaction first`,
             ),
           );
-        }, timeoutMs);
+        }, ms);
       }
       this.waiters.push(waiter);
+      if (this.owner !== null) this.queued(this.owner);
     });
   }
 

@@ -29,12 +29,16 @@ export interface DatabaseClient {
   readonly processId: number;
   /** Logged in and taking turns. */
   readonly ready: boolean;
+  /** It keeps the engine between its units (a transaction, a batch or a COPY is open). */
+  readonly pinned: boolean;
   /** Isolation 'transaction': inside a transaction of its own. */
   readonly inOwnTransaction: boolean;
   /** Its session settings, by lower-case name. */
   readonly settings: { readonly values: ReadonlyMap<string, string> };
   /** The client as another client's error names it. */
   describe(): string;
+  /** Another client began to wait for the engine (or transaction slot) it holds. */
+  someoneWaits(): void;
   /** Whether it made a temporary object of that name. */
   hasTemp(name: string): boolean;
   /**
@@ -109,12 +113,12 @@ const PINNED_CLIENT_GRACE_MS = 1_000;
  */
 export class ServedDatabase {
   readonly gate: EngineGate;
-  readonly scheduler = new EngineScheduler<DatabaseClient>(describeHolder);
+  readonly scheduler = new EngineScheduler<DatabaseClient>(describeHolder, heardOfWaiter);
   /**
    * Isolation 'transaction': which client has a transaction of its own open (a savepoint in the
    * test's transaction). One at a time; other clients' statements run meanwhile, inside it.
    */
-  readonly transactionSlot = new EngineScheduler<DatabaseClient>(describeHolder);
+  readonly transactionSlot = new EngineScheduler<DatabaseClient>(describeHolder, heardOfWaiter);
   readonly hub = new NotificationHub();
   /** ParameterStatus values sent to new clients: the engine's own, as it started. */
   settings = new Map<string, string>();
@@ -178,11 +182,14 @@ export class ServedDatabase {
   /**
    * The role `user` logs in as, with which of `settings` it may not set; null when there is no
    * such role. Answered from the book while nothing changed roles since it was read, or while
-   * another client holds the engine (a change it made is not committed then: a server would not
-   * show it either); read again first otherwise.
+   * another client holds the engine inside its transaction (it read the book when its turn
+   * began, so a change since is its own and not committed: a server would not show it either);
+   * read again first otherwise.
    */
   async loginRole(user: string, settings: Iterable<string>): Promise<Role | null> {
-    if (!this.rolesTracked || !this.roleBook || (this.rolesChanged && this.scheduler.holder === null)) {
+    const holder = this.scheduler.holder;
+    const holderInTransaction = holder !== null && typeof holder !== 'symbol' && holder.pinned;
+    if (!this.rolesTracked || !this.roleBook || (this.rolesChanged && !holderInTransaction)) {
       await this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => this.readRoles());
     }
     return this.roleBook!.role(user, settings);
@@ -461,6 +468,11 @@ export class ServedDatabase {
     this.transactionSlot.close(new EngineWaitError(code, message));
     if (closeEngine) await (engineStopping ?? closeEngine());
   }
+}
+
+/** A client began to wait for `holder`: one idle in its transaction too long is ended now. */
+function heardOfWaiter(holder: DatabaseClient | typeof PROXY_ITSELF): void {
+  if (typeof holder !== 'symbol') holder.someoneWaits();
 }
 
 /** Who holds the engine, as a waiting client's error names it. */

@@ -99,7 +99,8 @@ export class ClientSession extends SessionStatements {
 
   /** This client as another client's error names it: who, in which state, doing what. */
   describe(): string {
-    const who = `client ${this.processId}${this.applicationName ? ` (${this.applicationName})` : ''}`;
+    const named = this.applicationName ? `, application_name "${this.applicationName}"` : '';
+    const who = `client ${this.processId} (user "${this.loginRole.name}"${named})`;
     const since = ((Date.now() - this.stateSince) / 1000).toFixed(1);
     const scheduler = this.host.scheduler;
     const idle =
@@ -151,7 +152,7 @@ export class ClientSession extends SessionStatements {
     this.host.transactionSlot.release(this, false);
     this.transaction.forget();
     this.status = 'I';
-    clearTimeout(this.idleTimer);
+    this.stopIdleTimer();
   }
 
   /** A CancelRequest named this client: its running statement is asked to stop, or its wait ends. */
@@ -254,7 +255,7 @@ export class ClientSession extends SessionStatements {
 
   /** Routes one message of a ready client; returns a promise when engine work was started. */
   private onMessage(message: FrontendMessage): Promise<void> | undefined {
-    clearTimeout(this.idleTimer);
+    this.stopIdleTimer();
     if (this.copy) return this.onCopyMessage(message);
     switch (message.type) {
       case QUERY:
@@ -375,7 +376,7 @@ export class ClientSession extends SessionStatements {
   private async finish(): Promise<void> {
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
-    clearTimeout(this.idleTimer);
+    this.stopIdleTimer();
     this.login.stop();
     const disconnected = new EngineWaitError('08006', 'the client disconnected');
     this.host.front.lockWaits.cancel(this, disconnected);

@@ -14,7 +14,7 @@ import { statementText } from '../../protocol/extended-messages.js';
 import { BACKSLASH_DIALECT, type SqlDialect, STANDARD_DIALECT } from '../../protocol/sql-lexer.js';
 import type { TableEntry } from '../../runtime/client-table.js';
 import type { ClientIdentity } from '../../runtime/engine-identity.js';
-import { EngineWaitError } from '../database/engine-scheduler.js';
+import { EngineWaitError, type WaitLimit } from '../database/engine-scheduler.js';
 import type { NotificationTarget } from '../database/notifications.js';
 import type { DatabaseClient, EngineResetState, ServedDatabase } from '../database/served-database.js';
 import type { StatementEffects, TempObject } from '../sql/statement-effects.js';
@@ -65,6 +65,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   /** When the client's transaction status last changed. */
   protected stateSince = Date.now();
   protected idleTimer: NodeJS.Timeout | undefined;
+  /** It has been idle holding the engine past the proxy's limit: ended when another client waits. */
+  private idleOverdue = false;
   /** Isolation 'transaction': the client's own transaction and its units' savepoints. */
   protected readonly transaction = new ClientTransaction();
   /** The client its units run for: its login role and its pid (see EngineGate.exec); unset before login. */
@@ -114,7 +116,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
 
   /** Waits for the engine; false when the wait ended without it (the client was told why). */
   protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
-    const wait = this.host.scheduler.acquire(this, this.host.limits.queueTimeoutMs);
+    const wait = this.host.scheduler.acquire(this, this.waitLimit());
     if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.startTurn();
     this.tableEntry?.activity.waiting(true);
     return this.waitForEngine(wait, endsWithSync).then((taken) => {
@@ -288,8 +290,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       if (!closed) return;
       this.routeOnly(closed);
     }
-    const limit = durationMs(this.settings.values.get('lock_timeout')) ?? this.host.limits.queueTimeoutMs;
-    deadline ??= Date.now() + limit;
+    deadline ??= Date.now() + this.waitLimit().ms;
     const wait = this.host.front.lockWaits.wait(this, deadline - Date.now());
     this.releaseOrIdle();
     this.tableEntry?.activity.waiting(true);
@@ -502,19 +503,48 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     }
   }
 
+  /**
+   * Starts the clock on this client holding the engine idle (in a transaction, a batch or a COPY).
+   * Its own idle_in_transaction_session_timeout ends it as a server would; the proxy's limit only
+   * while another client waits for the engine: an idle client nobody waits for harms nobody.
+   */
   protected armIdleTimer(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.host.warn(`client ${this.id}: idle in transaction too long; rolled back and disconnected`);
-      void this.fatal('25P03', 'terminating connection due to idle-in-transaction timeout');
-    }, this.idleInTransactionTimeoutMs()).unref();
-  }
-
-  /** The proxy's limit, or the client's own idle_in_transaction_session_timeout when shorter. */
-  protected idleInTransactionTimeoutMs(): number {
+    this.stopIdleTimer();
     const own = durationMs(this.settings.values.get('idle_in_transaction_session_timeout'));
     const limit = this.host.limits.idleInTransactionTimeoutMs;
-    return own !== null && own < limit ? own : limit;
+    const ownFirst = own !== null && own <= limit;
+    this.idleTimer = setTimeout(
+      () => {
+        if (ownFirst || this.host.scheduler.anyWaiting || this.host.transactionSlot.anyWaiting)
+          this.endIdle();
+        else this.idleOverdue = true;
+      },
+      ownFirst ? own : limit,
+    ).unref();
+  }
+
+  protected stopIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleOverdue = false;
+  }
+
+  someoneWaits(): void {
+    if (this.idleOverdue) this.endIdle();
+  }
+
+  private endIdle(): void {
+    this.idleOverdue = false;
+    this.host.warn(`client ${this.id}: idle in transaction too long; rolled back and disconnected`);
+    void this.fatal('25P03', 'terminating connection due to idle-in-transaction timeout');
+  }
+
+  /** How long this client waits for the engine or a lock: by its own settings, else the proxy's limit. */
+  protected waitLimit(): WaitLimit {
+    const lock = durationMs(this.settings.values.get('lock_timeout'));
+    const statement = durationMs(this.settings.values.get('statement_timeout'));
+    if (statement && (!lock || statement < lock)) return { ms: statement, by: 'statement_timeout' };
+    if (lock) return { ms: lock, by: 'lock_timeout' };
+    return { ms: this.host.limits.queueTimeoutMs, by: 'queueTimeoutMs' };
   }
 
   /** The transaction status this client would get from a server of its own. */

@@ -223,7 +223,7 @@ export abstract class SessionStatements extends EngineTurns {
   }
 
   protected async finishCopy(failure: { code: string; message: string } | null): Promise<void> {
-    clearTimeout(this.idleTimer);
+    this.stopIdleTimer();
     const copy = this.copy!;
     this.copy = null;
     const output = failure
