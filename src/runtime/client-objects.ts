@@ -137,16 +137,13 @@ export class ClientObjects {
   }
 
   /**
-   * Runs `call` with client `pid`'s prepared statements, portals and temporary schema in place of
-   * the session's. `exec` runs SQL on the engine (to give a client's new temporary schema its name).
+   * Puts client `pid`'s prepared statements, portals and temporary schema in place of the
+   * session's (`pid` 0: the engine's own), for the calls that follow. They stay until another's
+   * are put in place: a client's calls one after another switch nothing. `exec` runs SQL on the
+   * engine (to give a client's new temporary schema its name).
    */
-  runFor<T>(pid: number, call: () => T, exec: (bytes: Uint8Array) => Uint8Array): T {
+  enterFor(pid: number, exec: (bytes: Uint8Array) => Uint8Array): void {
     this.enter(pid, exec);
-    try {
-      return call();
-    } finally {
-      this.enter(ENGINE, exec);
-    }
   }
 
   private enter(pid: number, exec: (bytes: Uint8Array) => Uint8Array): void {

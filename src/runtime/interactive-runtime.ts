@@ -14,7 +14,7 @@ import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
 import type { SharedInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
 import { runPgDumpOn } from './pg-dump.js';
-import { EngineUnwoundError, execWire } from './raw-wire.js';
+import { EngineUnwoundError, execWire, useObjectsOf } from './raw-wire.js';
 
 export interface RuntimeOptions {
   /** Overrides of standardEnv(): PGUSER, PGDATABASE, TZ/PGTZ, PGCLIENTENCODING, PGDATESTYLE. */
@@ -152,12 +152,12 @@ export class InteractiveRuntime {
   runPgDump(argv: readonly string[], env: Record<string, string> = {}): Promise<string | null> {
     const wasm = path.join(this.paths.binDir, 'pg_dump.wasm');
     if (!existsSync(wasm)) return Promise.resolve(null);
-    return this.exclusive((engine) => runPgDumpOn(engine, wasm, argv, { ...this.env, ...env }));
+    return this.exclusive((engine) => runPgDumpOn(engine, wasm, argv, { ...this.env, ...env }), true);
   }
 
   /** The engine itself, for the PGlite API (query, exec, listen). Do not close it directly. */
   pglite(): Promise<PGlite> {
-    return this.exclusive((engine) => Promise.resolve(engine));
+    return this.exclusive((engine) => Promise.resolve(engine), true);
   }
 
   /**
@@ -165,7 +165,7 @@ export class InteractiveRuntime {
    * For work that spans several engine calls and must not interleave with others.
    */
   withEngine<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
-    return this.exclusive(fn);
+    return this.exclusive(fn, true);
   }
 
   /** Closes the engine after the calls already made; the next call starts a fresh one. */
@@ -193,8 +193,12 @@ export class InteractiveRuntime {
   // Wire calls skip the engine's async entry: it only adds a filesystem sync, a no-op for the
   // on-disk and in-memory filesystems this package uses, behind a mutex. See raw-wire.ts too.
 
-  /** Runs `fn` alone on a live engine, restarting the engine if a previous call killed it. */
-  private exclusive<T>(fn: (engine: PGlite) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` alone on a live engine, restarting the engine if a previous call killed it.
+   * `asEngine`: `fn` uses the PGlite API, which gets the engine's own session objects, not those
+   * of the client whose call came last (see ClientObjects).
+   */
+  private exclusive<T>(fn: (engine: PGlite) => Promise<T>, asEngine = false): Promise<T> {
     this.callsInFlight++;
     const run = this.queue.then(async () => {
       if (this.closed) throw new RuntimeClosedError();
@@ -209,6 +213,7 @@ export class InteractiveRuntime {
       const engine = this.engine;
       const exitCode = process.exitCode;
       try {
+        if (asEngine) useObjectsOf(engine, 0);
         return await fn(engine);
       } catch (error) {
         throw this.engineFailure(error, exitCode);

@@ -56,17 +56,29 @@ export function rememberWireCallbacks(module: object): void {
  * engine's own session. Fails when the engine cannot be made to enforce the client's role.
  */
 export function execWire(engine: PGlite, bytes: Uint8Array, as?: ClientIdentity): Uint8Array {
-  if (!as) return execWireAsEngine(engine, bytes);
+  if (!as) {
+    useObjectsOf(engine, ENGINE_OBJECTS);
+    return execWireAsEngine(engine, bytes);
+  }
   const identity = EngineIdentity.of(engine);
   if (identity) {
-    const objects = ClientObjects.of(engine);
-    const run = () => execWireAsEngine(engine, bytes);
-    const exec = (sql: Uint8Array) => execWireAsEngine(engine, sql);
-    return identity.runAs(as, objects ? () => objects.runFor(as.pid, run, exec) : run);
+    useObjectsOf(engine, as.pid);
+    return identity.runAs(as, () => execWireAsEngine(engine, bytes));
   }
   // An engine without the identity guard serves only its own login's equals (superusers).
   if (as.role !== ENGINE_ROLE) throw new EngineInternalsChangedError("the session's authenticated user");
   return execWireAsEngine(engine, bytes);
+}
+
+/** The pid that stands for the engine's own prepared statements, portals and temporary schema. */
+const ENGINE_OBJECTS = 0;
+
+/**
+ * Puts client `pid`'s own objects in place for the calls that follow (see ClientObjects); `0` the
+ * engine's own, as every caller of the PGlite API gets them.
+ */
+export function useObjectsOf(engine: PGlite, pid: number): void {
+  ClientObjects.of(engine)?.enterFor(pid, (sql) => execWireAsEngine(engine, sql));
 }
 
 function execWireAsEngine(engine: PGlite, bytes: Uint8Array): Uint8Array {
