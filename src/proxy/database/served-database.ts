@@ -50,8 +50,21 @@ export interface DatabaseClient {
   testTransactionEnded(): void;
   /** Ends the connection with a FATAL error, cleaning up after it. */
   fatal(code: string, message: string): Promise<void>;
-  /** Ends the connection without touching the engine, whose session is gone. */
-  abandon(code: string, message: string): Promise<void>;
+  /**
+   * Ends the connection without touching the engine, whose session is gone; `cancelled`: the
+   * error its statement ends with first (its statement was stopped by replacing the engine).
+   */
+  abandon(code: string, message: string, cancelled?: StatementError): Promise<void>;
+}
+
+/** Why a running statement was asked to stop, as PostgreSQL's 57014 message says it. */
+export type StopReason = 'user request' | 'statement timeout';
+
+/** An error a statement ends with. */
+export interface StatementError {
+  code: string;
+  message: string;
+  detail?: string;
 }
 
 /** Why a client cannot connect to a database, as PostgreSQL says it. */
@@ -145,6 +158,8 @@ export class ServedDatabase {
   /** Clients logged in to this database. */
   readonly sessions = new Set<DatabaseClient>();
   private restarting: Promise<void> | null = null;
+  /** Why the statement that got its engine replaced was cancelled, until its client is told. */
+  private stopped: StopReason | null = null;
   /** The roles logins are answered from; null until read, or when reading them failed. */
   private roleBook: RoleBook | null = null;
   /**
@@ -407,14 +422,16 @@ export class ServedDatabase {
    * out cannot hear it: when it still runs after cancelGraceMs, its thread is ended and a new
    * engine started (the clients are told the session was lost).
    */
-  cancelRunning(): void {
+  cancelRunning(why: StopReason = 'user request'): void {
     const threaded = this.engine.threaded;
     if (!this.gate.cancelRunning() || !threaded?.busy) return;
     const call = threaded.callNumber;
     setTimeout(() => {
       if (!threaded.busy || threaded.callNumber !== call || this.front.closing) return;
-      this.warn(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms: the engine is replaced`);
-      void threaded.replace(`a cancelled statement ran on for ${this.limits.cancelGraceMs} ms`);
+      const reason = `a statement cancelled (${why}) ran on for ${this.limits.cancelGraceMs} ms`;
+      this.warn(`${reason}: the engine is replaced`);
+      this.stopped = why;
+      void threaded.replace(reason);
     }, this.limits.cancelGraceMs).unref();
   }
 
@@ -430,7 +447,16 @@ export class ServedDatabase {
       error instanceof EngineReplacedError
         ? ['57P01', `terminating connection: ${reason}`]
         : ['XX000', `the engine session was lost: ${reason}`];
-    for (const session of this.sessions) void session.abandon(code, message);
+    // The client whose statement would not stop hears first that it was cancelled, as on a server.
+    const stopped = error instanceof EngineReplacedError ? this.stopped : null;
+    this.stopped = null;
+    for (const session of this.sessions) {
+      const cancelled =
+        session === by && stopped
+          ? { code: '57014', message: `canceling statement due to ${stopped}`, detail: reason }
+          : undefined;
+      void session.abandon(code, message, cancelled);
+    }
   }
 
   /**

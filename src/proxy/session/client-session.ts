@@ -24,7 +24,7 @@ import {
 import { type FrontendMessage, FrontendReader, printable } from '../../protocol/frontend-reader.js';
 import { ENGINE_ROLE } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
-import type { EngineResetState, ServedDatabase } from '../database/served-database.js';
+import type { EngineResetState, ServedDatabase, StatementError } from '../database/served-database.js';
 import { type Admission, ClientLogin, type LoginConnection } from '../login/client-login.js';
 import { welcomeMessages } from '../login/startup.js';
 import { statementEffects } from '../sql/statement-effects.js';
@@ -129,8 +129,10 @@ export class ClientSession extends SessionStatements {
   }
 
   /** Ends the connection without touching the engine, whose session this client used is gone. */
-  abandon(code: string, message: string): Promise<void> {
+  abandon(code: string, message: string, cancelled?: StatementError): Promise<void> {
     this.engineStateLost = true;
+    if (cancelled && this.phase === 'ready' && this.socket.writable)
+      this.write(errorResponse({ severity: 'ERROR', ...cancelled }));
     return this.fatal(code, message);
   }
 
@@ -381,6 +383,8 @@ export class ClientSession extends SessionStatements {
     const disconnected = new EngineWaitError('08006', 'the client disconnected');
     this.host.front.lockWaits.cancel(this, disconnected);
     this.host.scheduler.cancel(this, disconnected);
+    // A statement it left running is cancelled, as a server's backend ends with its client.
+    if (this.work && this.host.scheduler.holder === this) this.host.cancelRunning();
     if (this.work) await this.work.catch(() => {});
     try {
       if (wasReady && !this.engineStateLost) await this.cleanUpEngineState();

@@ -65,6 +65,8 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   /** When the client's transaction status last changed. */
   protected stateSince = Date.now();
   protected idleTimer: NodeJS.Timeout | undefined;
+  /** Its statement ran past its statement_timeout and was cancelled by the proxy. */
+  private deadlinePassed = false;
   /** It has been idle holding the engine past the proxy's limit: ended when another client waits. */
   private idleOverdue = false;
   /** Isolation 'transaction': the client's own transaction and its units' savepoints. */
@@ -231,11 +233,15 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     let taken = this.takeEngine(endsWithSync);
     if (taken instanceof Promise) taken = await taken;
     if (!taken) return;
+    // It may have left while its turn began (the roles were read, its settings brought).
+    if (this.phase !== 'ready') return void this.releaseNow();
     const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     // Taken after the engine was brought to this client's settings, which counts as a change too.
     const settingsBefore = this.tableEntry?.settingsVersion();
+    const deadline = this.statementDeadline();
     let call = this.unitCall(bytes, endsWithSync);
     if (call instanceof Promise) call = await call;
+    clearTimeout(deadline);
     if (!call) return;
     if (
       this.tableEntry?.takeLockWait() &&
@@ -249,6 +255,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     if (this.tableEntry && this.tableEntry.channelsVersion() !== this.channelsSeen)
       await this.readMyChannels();
     const summary = this.absorb(call.output, endsWithSync ? 'ready' : 'partial');
+    this.deadlinePassed = false;
     if (!summary) return;
     let closed = this.closeAutocommit(summary, call.released);
     if (closed instanceof Promise) closed = await closed;
@@ -426,6 +433,11 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     });
     if (summary.errors > 0 && this.names.namesPortals)
       reply = rewriteErrors(reply, (text) => this.names.withClientNames(text));
+    if (this.deadlinePassed && summary.firstErrorCode === '57014') {
+      reply = rewriteErrors(reply, (text, field) =>
+        field === 'M' && text === USER_CANCEL ? 'canceling statement due to statement timeout' : text,
+      );
+    }
     if (collect) collect.push(reply);
     else if (reply.length > 0) this.write(reply);
     for (const notification of summary.notifications) {
@@ -501,6 +513,21 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     } finally {
       this.readyAtClientSync = false;
     }
+  }
+
+  /**
+   * statement_timeout kept outside the engine too: a statement that computes without calling out
+   * never hears the engine's own alarm, so once it has run past the timeout the proxy cancels it
+   * (and replaces the engine when it still runs after the grace). Only an engine in a thread of
+   * its own can be reached while a statement runs.
+   */
+  private statementDeadline(): NodeJS.Timeout | undefined {
+    const ms = durationMs(this.settings.values.get('statement_timeout'));
+    if (!ms || !this.host.engine.threaded) return undefined;
+    return setTimeout(() => {
+      this.deadlinePassed = true;
+      this.host.cancelRunning('statement timeout');
+    }, ms + DEADLINE_MARGIN_MS).unref();
   }
 
   /**
@@ -634,6 +661,10 @@ function namedParses(frames: readonly Buffer[]): string[] {
     .filter((frame) => frame[0] === PARSE && frame[5] !== 0)
     .map((frame) => frame.toString('utf8', 5, frame.indexOf(0, 5)));
 }
+
+/** How much later than the engine's own alarm the proxy cancels a statement past its statement_timeout. */
+const DEADLINE_MARGIN_MS = 50;
+const USER_CANCEL = 'canceling statement due to user request';
 
 function queryText(frames: readonly Buffer[]): Buffer | null {
   for (const frame of frames) {
