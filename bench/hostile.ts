@@ -1,14 +1,14 @@
 /**
  * What hostile or careless clients cost the others, with the anchor each figure compares to in
  * the same run:
- * - a 100 MB statement through the proxy vs the same bytes made by repeat() in the engine, and
- *   another client's SELECT 1 meanwhile;
+ * - 10, 100 and 200 MB INSERT literals through the proxy vs a native PostgreSQL (200 MB should
+ *   cost about twice 100 MB), and another client's SELECT 1 meanwhile;
  * - a long statement (pg_sleep) vs another client's login and query, engine in this thread vs in
  *   a thread of its own (as serve and run have it);
  * - silent connections vs a real login; wrong passwords per second;
  * - SIGINT to `pglite-oxide serve` in the middle of a statement, to exit.
  *
- *   npm run bench:hostile
+ *   npm run bench:hostile            (npm run bench:hostile -- big: the big statements only)
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -24,6 +24,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { InteractiveRuntime, installAndInitIn, startProxy } from '../src/index.js';
 import { startThreadedProxy } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
+import { startNativePostgres } from './native-postgres.js';
 
 const MB = 1024 * 1024;
 const run = promisify(execFile);
@@ -57,24 +58,45 @@ async function bystander(url: string, until: Promise<unknown>): Promise<number> 
   return slowest;
 }
 
-async function bigStatement(url: string): Promise<void> {
-  const client = await connect(url);
-  await client.query('CREATE TABLE big (body text)');
-  for (const size of [10, 100]) {
-    const literal = 'x'.repeat(size * MB);
-    let started = performance.now();
-    const sent = client.query(`INSERT INTO big VALUES ('${literal}')`);
-    const slowest = await bystander(url, sent);
-    await sent;
-    const proxyMs = performance.now() - started;
-    started = performance.now();
-    await client.query(`INSERT INTO big VALUES (repeat('x', ${size * MB}))`);
-    const repeatMs = performance.now() - started;
-    console.log(
-      `${size} MB INSERT literal: ${proxyMs.toFixed(0)} ms through the proxy, ${repeatMs.toFixed(0)} ms with repeat() in the engine (${(proxyMs / repeatMs).toFixed(2)}x); another client's slowest SELECT 1 meanwhile ${slowest.toFixed(1)} ms`,
-    );
+/** Big INSERT literals through the proxy, beside a native PostgreSQL when its binaries exist. */
+async function bigStatements(url: string): Promise<void> {
+  const native = await startNativePostgres();
+  const sizes = [10, 100, 200];
+  const times = { proxy: new Map<number, number>(), native: new Map<number, number>() };
+  try {
+    for (const [side, target] of [
+      ['proxy', url],
+      ['native', native?.url],
+    ] as const) {
+      if (!target) continue;
+      const client = await connect(target);
+      await client.query('CREATE TABLE big (body text)');
+      for (const size of sizes) {
+        const literal = 'x'.repeat(size * MB);
+        const started = performance.now();
+        const sent = client.query(`INSERT INTO big VALUES ('${literal}')`);
+        const slowest = side === 'proxy' ? await bystander(url, sent) : null;
+        await sent;
+        times[side].set(size, performance.now() - started);
+        await client.query('TRUNCATE big');
+        if (slowest !== null)
+          console.log(
+            `${size} MB INSERT literal through the proxy: another client's slowest SELECT 1 meanwhile ${slowest.toFixed(1)} ms`,
+          );
+      }
+      await client.end();
+    }
+  } finally {
+    await native?.stop();
   }
-  await client.end();
+  const row = (size: number) =>
+    `${`${size} MB`.padEnd(8)} ${`${times.proxy.get(size)?.toFixed(0)} ms`.padStart(10)} ${native ? `${times.native.get(size)?.toFixed(0)} ms`.padStart(12) : ''}`;
+  console.log(`\nINSERT literal    proxy ${native ? '  native PG' : ''}`);
+  for (const size of sizes) console.log(row(size));
+  const growth = (side: 'proxy' | 'native') => (times[side].get(200)! / times[side].get(100)!).toFixed(2);
+  console.log(
+    `200 MB / 100 MB: proxy ${growth('proxy')}x${native ? `, native ${growth('native')}x` : ''} (linear: 2.0x)\n`,
+  );
 }
 
 /** A client in a process of its own: waits `delayMs`, then logs in and runs SELECT 1; prints its own timings. */
@@ -195,6 +217,15 @@ async function copyMemory(engine: ThreadedEngine, url: string): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(`pglite-oxide hostile-client bench: ${os.cpus().length} CPUs, Node ${process.version}\n`);
+  if (process.argv[2] === 'big') {
+    // Only the big statements: npm run bench:hostile -- big
+    const runtime = await InteractiveRuntime.start(await installAndInitIn(await newRoot()));
+    const proxy = await startProxy({ runtime, port: 0, maxMessageBytes: 512 * MB });
+    await bigStatements(proxy.connectionString);
+    await proxy.close();
+    await runtime.close();
+    return;
+  }
   const paths = await installAndInitIn(await newRoot());
   const engine = await ThreadedEngine.start({
     kind: 'disk',
@@ -208,7 +239,7 @@ async function main(): Promise<void> {
   const runtime = await InteractiveRuntime.start(await installAndInitIn(await newRoot()));
   const proxy = await startProxy({ runtime, port: 0, maxMessageBytes: 512 * MB });
   await longStatement('engine in this thread', proxy.connectionString);
-  await bigStatement(proxy.connectionString);
+  await bigStatements(proxy.connectionString);
   await silentFlood(proxy.connectionString, proxy.port);
   await proxy.close();
   await passwordGuesses(runtime);
