@@ -161,13 +161,11 @@ describe('an engine in a thread of its own (serve, run)', () => {
       expect(outcome).toMatchObject({ code: '57014', message: 'canceling statement due to user request' });
     }
     expect(replaced()).toBe(true);
-    expect((await bystanderLost).message).toContain(
-      'the engine was replaced (this throwaway database starts over',
-    );
+    expect((await bystanderLost).message).toContain('the engine was replaced (everything committed is kept)');
     expect(warnings.some((warning) => warning.includes('the engine is replaced'))).toBe(true);
     const after = await connected();
     try {
-      await expect(after.query('SELECT * FROM before_replace')).rejects.toMatchObject({ code: '42P01' });
+      expect((await after.query('SELECT count(*)::int AS n FROM before_replace')).rows).toEqual([{ n: 0 }]);
       expect((await after.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
     } finally {
       await after.end();
@@ -287,6 +285,70 @@ describe('statement_timeout from the startup options', () => {
     } finally {
       await limited.end();
       await unlimited.end();
+    }
+  });
+});
+
+// A statement that will not stop costs its engine, never the data: the new engine recovers to the
+// last commit, in memory as on disk.
+describe.each([
+  ['in memory (serve, run)', 'memory'],
+  ['on a data directory (serve --data)', 'disk'],
+] as const)('an engine replaced mid-statement, %s', (_name, kind) => {
+  it('keeps every row committed by every client; only the stopped statement is lost', async () => {
+    let engine: ThreadedEngine;
+    if (kind === 'memory') {
+      const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+      engine = await ThreadedEngine.start({
+        kind,
+        runtimeRoot: template.runtimeRoot,
+        pgdata: template.pgdata,
+        env: template.env,
+        settings: template.settings,
+      });
+    } else {
+      const paths = await installAndInitIn(await tempRoot('pglite-oxide-replaced-'));
+      engine = await ThreadedEngine.start({ kind, runtimeRoot: paths.pgroot, pgdata: paths.pgdata });
+    }
+    const proxy = await startThreadedProxy(engine, { cancelGraceMs: 300, onWarning: () => {} });
+    const clients: pg.Client[] = [];
+    const connect = async (options?: string) => {
+      const client = new pg.Client({ connectionString: proxy.connectionString, options });
+      client.on('error', () => {});
+      await client.connect();
+      clients.push(client);
+      return client;
+    };
+    try {
+      const [a, b] = [await connect(), await connect()];
+      await a.query('CREATE TABLE orders (id int PRIMARY KEY, who text); CREATE ROLE clerk LOGIN');
+      // Enough rows to fill a WAL segment's first pages and a table file of several pages.
+      await a.query("INSERT INTO orders SELECT g, 'a' FROM generate_series(1, 5000) g");
+      await b.query("BEGIN; INSERT INTO orders VALUES (10001, 'b'); COMMIT");
+      await b.query("INSERT INTO orders VALUES (10002, 'b')");
+      // The stopped statement's transaction is lost with it.
+      const runaway = await connect('-c statement_timeout=500');
+      await runaway.query("BEGIN; INSERT INTO orders VALUES (20000, 'lost')");
+      await expect(runaway.query(COMPUTES_WITHOUT_CALLING_OUT)).rejects.toMatchObject({
+        code: '57014',
+        message: 'canceling statement due to statement timeout',
+        detail: expect.stringContaining('so the engine was replaced (everything committed is kept)'),
+      });
+      const after = await connect();
+      expect((await after.query('SELECT count(*)::int AS n, max(id) AS top FROM orders')).rows).toEqual([
+        { n: 5002, top: 10002 },
+      ]);
+      // The role committed before the replacement logs in too.
+      const url = new URL(proxy.connectionString);
+      url.username = 'clerk';
+      const clerk = new pg.Client({ connectionString: url.href });
+      await clerk.connect();
+      clients.push(clerk);
+      expect((await clerk.query('SELECT current_user AS me')).rows).toEqual([{ me: 'clerk' }]);
+    } finally {
+      await Promise.all(clients.map((client) => client.end().catch(() => {})));
+      await proxy.close();
+      await engine.close();
     }
   });
 });

@@ -11,7 +11,8 @@ export interface ClusterImage {
    * read them in place and copy a file only when they first write it (see memory-engine.ts).
    */
   bytes: Uint8Array;
-  files: Array<{ path: string; offset: number; length: number }>;
+  /** Each file's place in `bytes`; or its own `bytes` (an engine's files kept by file-mirror.ts). */
+  files: Array<{ path: string; offset: number; length: number; bytes?: Uint8Array }>;
 }
 
 // A template or cached cluster is immutable once built (its directory name is a hash of its

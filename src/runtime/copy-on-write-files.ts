@@ -9,9 +9,27 @@
  */
 import type { FsNode, FsStream, Memfs } from './engine-snapshot-fs.js';
 
+/**
+ * Shared memory that is one engine's own file, kept shared only so that it outlives the engine's
+ * thread (see file-mirror.ts): written in place like any file of the engine's.
+ */
+const ownFiles = new WeakSet<SharedArrayBuffer>();
+
+export function markOwnFile(bytes: Uint8Array<SharedArrayBuffer>): void {
+  ownFiles.add(bytes.buffer);
+}
+
+export function isOwnFile(contents: FsNode['contents']): boolean {
+  return contents instanceof Uint8Array && ownFiles.has(contents.buffer as SharedArrayBuffer);
+}
+
 /** Whether a file's bytes are (a view on) memory shared with other engines. */
 export function isSharedBytes(contents: FsNode['contents']): contents is Uint8Array {
-  return contents instanceof Uint8Array && contents.buffer instanceof SharedArrayBuffer;
+  return (
+    contents instanceof Uint8Array &&
+    contents.buffer instanceof SharedArrayBuffer &&
+    !ownFiles.has(contents.buffer)
+  );
 }
 
 /** Makes `write` copy a file whose bytes are shared before it changes them. */

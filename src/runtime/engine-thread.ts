@@ -6,6 +6,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { EngineCrashedError, errorMessage } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import { ClientTable } from './client-table.js';
+import { adoptClusterImage } from './cluster-image.js';
 import { InteractiveRuntime } from './interactive-runtime.js';
 import { openMemoryEngine } from './memory-engine.js';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './threaded-engine.js';
@@ -27,6 +28,8 @@ async function start(): Promise<InteractiveRuntime> {
   const { spec } = data;
   const paths = new PglitePaths(spec.runtimeRoot, spec.pgdata);
   adoptCompiledModule(`${paths.binDir}/pglite.wasm`, data.pgliteWasm);
+  // The files the engine starts from: the template's, or those a replaced engine left.
+  if (data.image) adoptClusterImage(spec.pgdata, data.image);
   if (spec.kind === 'disk') {
     return InteractiveRuntime.start(paths, {
       env: spec.env,
@@ -40,6 +43,7 @@ async function start(): Promise<InteractiveRuntime> {
     engineFactory: (engineSpec) =>
       openMemoryEngine({
         clients: engineSpec.clients,
+        mirror: data.mirror,
         templatePgdata: spec.pgdata,
         runtimeRoot: spec.runtimeRoot,
         env: spec.env,

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
 import { MemoryFS, PGlite } from '@electric-sql/pglite';
 import { EngineStartError, errorMessage, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
@@ -19,6 +20,7 @@ import {
 } from './engine-snapshot.js';
 import type { FsNode, Memfs } from './engine-snapshot-fs.js';
 import { standardEnv } from './env.js';
+import { reportFileChanges } from './file-mirror.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -35,6 +37,11 @@ export interface MemoryEngineOptions {
   interrupts?: SharedInterrupts;
   /** Where the engine finds the clients of the proxy that serves it (see ClientTableHolder). */
   clients?: ClientTableHolder;
+  /**
+   * Keep the data directory's files in shared memory and report them here, so that they outlive
+   * the engine's thread (see file-mirror.ts).
+   */
+  mirror?: MessagePort;
 }
 
 /** Where the engine expects its data directory inside its own filesystem. */
@@ -44,6 +51,9 @@ const GUEST_PGDATA = '/pglite/data';
 interface GuestFS {
   mkdirTree(path: string, mode?: number): void;
   lookupPath(path: string): { node: FsNode };
+  getPath(node: FsNode): string;
+  isDir(mode: number): boolean;
+  isFile(mode: number): boolean;
 }
 interface GuestMemfs extends Memfs {
   createNode(parent: FsNode, name: string, mode: number, dev: number): FsNode;
@@ -69,7 +79,7 @@ function fillFromImage(memfs: GuestMemfs, root: FsNode, image: ClusterImage): vo
   for (const dir of image.dirs) dirs.set(dir, memfs.createNode(...parentOf(dir), DIR_MODE, 0));
   for (const file of image.files) {
     const node = memfs.createNode(...parentOf(file.path), FILE_MODE, 0);
-    node.contents = image.bytes.subarray(file.offset, file.offset + file.length);
+    node.contents = file.bytes ?? image.bytes.subarray(file.offset, file.offset + file.length);
     node.usedBytes = file.length;
   }
 }
@@ -79,6 +89,7 @@ class ClusterMemoryFS extends MemoryFS {
   constructor(
     private readonly image: ClusterImage,
     private readonly interrupts: EngineInterrupts,
+    private readonly mirror: MessagePort | undefined,
   ) {
     super();
   }
@@ -91,6 +102,7 @@ class ClusterMemoryFS extends MemoryFS {
       mod.FS.mkdirTree(GUEST_PGDATA, 0o700);
       copyOnWrite(memfs);
       fillFromImage(memfs, mod.FS.lookupPath(GUEST_PGDATA).node, image);
+      if (this.mirror) reportFileChanges(mod.FS, memfs, GUEST_PGDATA, this.mirror);
     };
     const preRun = [...(emscriptenOpts.preRun ?? []), fillDataDir, rememberWireCallbacks];
     return { emscriptenOpts: this.interrupts.wrapOptions({ ...emscriptenOpts, preRun }) };
@@ -119,7 +131,7 @@ export async function openMemoryEngine(options: MemoryEngineOptions): Promise<PG
   let engine: PGlite;
   try {
     engine = await PGlite.create({
-      fs: new ClusterMemoryFS(image, new EngineInterrupts(options.interrupts)),
+      fs: new ClusterMemoryFS(image, new EngineInterrupts(options.interrupts), options.mirror),
       pgliteWasmModule,
       fsBundle: bundle,
       username: env.PGUSER,

@@ -1,12 +1,14 @@
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import { EngineCrashedError, EngineReplacedError, EngineStartError, RuntimeClosedError } from '../errors.js';
 import { PglitePaths } from '../install/paths.js';
 import type { ClientTable } from './client-table.js';
+import { type ClusterImage, clusterImage } from './cluster-image.js';
 import type { EngineSettings } from './engine.js';
 import type { ClientIdentity } from './engine-identity.js';
 import { EngineInterrupts, shareInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
+import { FileMirror } from './file-mirror.js';
 import { compiledModule } from './wasm-modules.js';
 import { type CallFailure, FAILED, IDLE, REPLY, REPLY_POSTED, REQUEST, WireChannel } from './wire-channel.js';
 import { entryBeside, startWorker } from './worker-thread.js';
@@ -28,6 +30,9 @@ export interface EngineThreadData {
   pgliteWasm: WebAssembly.Module;
   /** The client table of the proxy that serves the engine, once it does. */
   clients?: SharedArrayBuffer;
+  /** An in-memory engine: the files it starts from, and where it reports its files (file-mirror.ts). */
+  image?: ClusterImage;
+  mirror?: MessagePort;
 }
 
 export type ToEngineThread =
@@ -57,9 +62,9 @@ const engineThreadEntry = entryBeside(import.meta.url, 'engine-thread');
  * An engine in a worker thread of its own. Wire calls are synchronous when the engine answers
  * within a short query's time, and asynchronous otherwise, so that a long statement never holds
  * the calling thread. A running statement can be asked to stop (57014), and when it does not
- * (it computes without ever calling out), the thread can be ended and a new engine started:
- * for a cluster on disk everything committed survives; an in-memory engine starts over from
- * its template.
+ * (it computes without ever calling out), the thread can be ended and a new engine started
+ * that recovers to the last commit: from its data directory, or for an in-memory engine from
+ * its files kept where they outlive the thread (see file-mirror.ts).
  */
 export class ThreadedEngine {
   readonly env: Record<string, string>;
@@ -84,6 +89,8 @@ export class ThreadedEngine {
   private closed = false;
   private loginRolesEnforced = false;
   private clients: ClientTable | null = null;
+  /** An in-memory engine's files, kept where they outlive its thread. */
+  private mirror: FileMirror | null = null;
 
   private constructor(
     /** What the engine was started with. */
@@ -169,10 +176,7 @@ export class ThreadedEngine {
    * stop when asked. Calls in flight fail with EngineCrashedError.
    */
   async replace(reason: string): Promise<void> {
-    const kept =
-      this.spec.kind === 'disk'
-        ? 'everything committed is kept'
-        : 'this throwaway database starts over from its template';
+    const kept = 'everything committed is kept';
     await this.swapThread(() =>
       this.endThread(new EngineReplacedError(`${reason}, so the engine was replaced (${kept})`)),
     );
@@ -197,6 +201,7 @@ export class ThreadedEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.mirror?.close();
     if (this.callInFlight) {
       this.cancelRunning();
       await Promise.race([this.tail, delay(STOP_GRACE_MS)]);
@@ -318,10 +323,20 @@ export class ThreadedEngine {
       pgliteWasm: this.pgliteWasm,
       clients: this.clients?.buffer,
     };
+    if (this.spec.kind === 'memory') {
+      // A new engine starts from the files the one before left (its thread may have been ended
+      // mid-statement: PostgreSQL recovers to the last commit), the first from the template.
+      const image = this.mirror?.image() ?? (await clusterImage(this.spec.pgdata));
+      this.mirror?.close();
+      this.mirror = new FileMirror(image);
+      data.image = image;
+      data.mirror = this.mirror.enginePort;
+    }
     const worker = startWorker(
       engineThreadEntry,
       data,
       `pglite-oxide engine ${path.basename(this.spec.pgdata)}`,
+      data.mirror ? [data.mirror] : [],
     );
     this.worker = worker;
     worker.unref();

@@ -18,11 +18,20 @@ const { workerData } = require('node:worker_threads');
 })().catch((error) => { process.nextTick(() => { throw error; }); });
 `;
 
-/** Starts the worker entry at `entry` with `data` as its workerData (plus `entry`). */
-export function startWorker(entry: string, data: object, name: string): Worker {
+/**
+ * Starts the worker entry at `entry` with `data` as its workerData (plus `entry`); `transfer`:
+ * what in `data` moves to the worker (message ports).
+ */
+export function startWorker(
+  entry: string,
+  data: object,
+  name: string,
+  transfer: Transferable[] = [],
+): Worker {
   return new Worker(WORKER_LOADER, {
     eval: true,
     workerData: { ...data, entry },
+    transferList: transfer as never,
     // Never the parent's flags (e.g. --input-type from an eval'd script).
     execArgv: [],
     name,

@@ -59,17 +59,24 @@ export class EngineScheduler<Client> {
   }
 
   /**
-   * Gives `client` the engine. Returns null when it got it at once (the hot path takes no
+   * Gives `client` the engine, or queues it for at most `limit` (ms, or a limit worked out when
+   * it has to wait). Returns null when it got it at once (the hot path takes no
    * promise), otherwise a promise that settles when its turn comes or its wait ends.
    */
-  acquire(client: Client, limit: number | WaitLimit): Promise<void> | null {
+  acquire(client: Client, limit: number | WaitLimit | (() => WaitLimit)): Promise<void> | null {
     if (this.closedWith) return Promise.reject(this.closedWith);
     if (this.owner === client) return null;
     if (this.owner === null && this.waiters.length === 0) {
       this.owner = client;
       return null;
     }
-    const { ms, by } = typeof limit === 'number' ? { ms: limit, by: 'queueTimeoutMs' } : limit;
+    // Worked out only when it has to wait: the hot path takes the engine at once.
+    const { ms, by } =
+      typeof limit === 'number'
+        ? { ms: limit, by: 'queueTimeoutMs' }
+        : typeof limit === 'function'
+          ? limit()
+          : limit;
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter<Client> = { client, resolve, reject, timer: undefined };
       if (ms > 0 && Number.isFinite(ms)) {

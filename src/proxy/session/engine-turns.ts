@@ -118,7 +118,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
 
   /** Waits for the engine; false when the wait ended without it (the client was told why). */
   protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
-    const wait = this.host.scheduler.acquire(this, this.waitLimit());
+    const wait = this.host.scheduler.acquire(this, () => this.waitLimit());
     if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.startTurn();
     this.tableEntry?.activity.waiting(true);
     return this.waitForEngine(wait, endsWithSync).then((taken) => {
