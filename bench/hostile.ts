@@ -5,10 +5,11 @@
  *   cost about twice 100 MB), and another client's SELECT 1 meanwhile;
  * - a long statement (pg_sleep) vs another client's login and query, engine in this thread vs in
  *   a thread of its own (as serve and run have it);
+ * - a login while another client holds a transaction open, vs a native PostgreSQL;
  * - silent connections vs a real login; wrong passwords per second;
  * - SIGINT to `pglite-oxide serve` in the middle of a statement, to exit.
  *
- *   npm run bench:hostile            (npm run bench:hostile -- big: the big statements only)
+ *   npm run bench:hostile            (-- big, or -- logins: that part only)
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -126,6 +127,43 @@ async function longStatement(name: string, url: string): Promise<void> {
   );
 }
 
+/**
+ * Logins while another client holds a transaction open (BEGIN; LOCK TABLE), as a role that is
+ * not the engine's own (its password and rights are looked up): the median of 20, beside a
+ * native PostgreSQL's.
+ */
+async function loginsWhileHeld(url: string): Promise<void> {
+  const native = await startNativePostgres();
+  const medians: string[] = [];
+  try {
+    for (const [side, target] of [
+      ['proxy', url],
+      ['native PG', native?.url],
+    ] as const) {
+      if (!target) continue;
+      const admin = await connect(target);
+      await admin.query('CREATE ROLE bench_app LOGIN; CREATE TABLE bench_held (id int)');
+      await admin.query('BEGIN; LOCK TABLE bench_held');
+      const asApp = new URL(target);
+      asApp.username = 'bench_app';
+      const times: number[] = [];
+      for (let login = 0; login < 20; login++) {
+        const started = performance.now();
+        const client = await connect(asApp.href);
+        times.push(performance.now() - started);
+        await client.end();
+      }
+      await admin.query('ROLLBACK; DROP TABLE bench_held; DROP ROLE bench_app');
+      await admin.end();
+      times.sort((a, b) => a - b);
+      medians.push(`${side} ${times[10]!.toFixed(1)} ms`);
+    }
+  } finally {
+    await native?.stop();
+  }
+  console.log(`A login while another client holds a transaction open (median of 20): ${medians.join(', ')}`);
+}
+
 async function silentFlood(url: string, port: number): Promise<void> {
   const silent = await Promise.all(
     Array.from(
@@ -217,11 +255,12 @@ async function copyMemory(engine: ThreadedEngine, url: string): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(`pglite-oxide hostile-client bench: ${os.cpus().length} CPUs, Node ${process.version}\n`);
-  if (process.argv[2] === 'big') {
-    // Only the big statements: npm run bench:hostile -- big
+  const only = process.argv[2];
+  if (only === 'big' || only === 'logins') {
+    // One part only: npm run bench:hostile -- big (or logins)
     const runtime = await InteractiveRuntime.start(await installAndInitIn(await newRoot()));
     const proxy = await startProxy({ runtime, port: 0, maxMessageBytes: 512 * MB });
-    await bigStatements(proxy.connectionString);
+    await (only === 'big' ? bigStatements : loginsWhileHeld)(proxy.connectionString);
     await proxy.close();
     await runtime.close();
     return;
@@ -239,6 +278,7 @@ async function main(): Promise<void> {
   const runtime = await InteractiveRuntime.start(await installAndInitIn(await newRoot()));
   const proxy = await startProxy({ runtime, port: 0, maxMessageBytes: 512 * MB });
   await longStatement('engine in this thread', proxy.connectionString);
+  await loginsWhileHeld(proxy.connectionString);
   await bigStatements(proxy.connectionString);
   await silentFlood(proxy.connectionString, proxy.port);
   await proxy.close();
