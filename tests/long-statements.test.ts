@@ -321,6 +321,7 @@ describe.each([
     };
     try {
       const [a, b] = [await connect(), await connect()];
+      const cutOff = new Promise<Error>((resolve) => a.once('error', resolve));
       await a.query('CREATE TABLE orders (id int PRIMARY KEY, who text); CREATE ROLE clerk LOGIN');
       // Enough rows to fill a WAL segment's first pages and a table file of several pages.
       await a.query("INSERT INTO orders SELECT g, 'a' FROM generate_series(1, 5000) g");
@@ -333,6 +334,11 @@ describe.each([
         code: '57014',
         message: 'canceling statement due to statement timeout',
         detail: expect.stringContaining('so the engine was replaced (everything committed is kept)'),
+      });
+      // The clients that were cut off are told why, and that nothing committed was lost.
+      expect(await cutOff).toMatchObject({
+        code: '57P01',
+        message: expect.stringContaining('the engine was replaced (everything committed is kept)'),
       });
       const after = await connect();
       expect((await after.query('SELECT count(*)::int AS n, max(id) AS top FROM orders')).rows).toEqual([
