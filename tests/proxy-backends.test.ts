@@ -367,16 +367,14 @@ describe('each client is a backend', () => {
     try {
       const pidOf = (client: pg.Client) => (client as unknown as { processID: number }).processID;
       expect((await holder.query('SELECT pg_advisory_lock(42)')).rows).toEqual([{ pg_advisory_lock: '' }]);
-      // Outside a transaction block it waits, as on a server, shown as waiting for a lock.
+      // Outside a transaction block it waits, as on a server, shown as waiting for an advisory lock.
       const waited = other.query('SELECT pg_advisory_lock(42) AS got');
-      await waitFor(
-        async () =>
-          (
-            await holder.query(
-              "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = 'other'",
-            )
-          ).rows[0]?.wait_event_type === 'Lock',
-      );
+      await waitFor(async () => {
+        const { rows } = await holder.query(
+          "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE application_name = 'other'",
+        );
+        return rows[0]?.wait_event_type === 'Lock' && rows[0]?.wait_event === 'advisory';
+      });
       await holder.query('SELECT pg_advisory_unlock(42)');
       expect((await waited).rows).toEqual([{ got: '' }]);
       // Inside a transaction block it cannot wait (the holder could not run): 55P03 at once.

@@ -142,7 +142,7 @@ function activityRow(
     values.set('query', activity.query);
     // A client idle in its session waits for its next message, as PostgreSQL says of its own.
     values.set('wait_event_type', activity.waiting ? 'Lock' : idle ? 'Client' : null);
-    values.set('wait_event', activity.waiting ? 'engine' : idle ? 'ClientRead' : null);
+    values.set('wait_event', activity.waiting ?? (idle ? 'ClientRead' : null));
     values.set('xact_start', timestamp(activity.xactStart));
     values.set('query_start', timestamp(activity.queryStart));
     values.set('backend_start', timestamp(activity.backendStart));

@@ -7,6 +7,7 @@
 
 /** The states pg_stat_activity names, by their code in a record. */
 const STATES = ['idle', 'active', 'idle in transaction', 'idle in transaction (aborted)'] as const;
+const WAITS = [null, 'engine', 'advisory'] as const;
 export type ActivityState = (typeof STATES)[number];
 
 /** Transaction status of ReadyForQuery: idle, in a transaction, in a failed transaction. */
@@ -46,8 +47,11 @@ export interface ClientActivity {
   /** Its TCP port; -1 for a Unix socket. */
   port: number;
   state: ActivityState;
-  /** It waits for its turn on the engine (another client holds it). */
-  waiting: boolean;
+  /**
+   * What it waits for: its turn on the engine (another client holds it), an advisory lock another
+   * client holds, or nothing.
+   */
+  waiting: 'engine' | 'advisory' | null;
   query: string;
   backendStart: number;
   xactStart: number | null;
@@ -115,10 +119,10 @@ export class ActivityWriter {
     });
   }
 
-  /** It waits for its turn on the engine, or no longer does. */
-  waiting(waits: boolean): void {
+  /** It waits for its turn on the engine or for an advisory lock, or (null) no longer does. */
+  waiting(waits: 'engine' | 'advisory' | null): void {
     this.write(() => {
-      this.ints[WAITING >> 2] = waits ? 1 : 0;
+      this.ints[WAITING >> 2] = waits === 'engine' ? 1 : waits === 'advisory' ? 2 : 0;
     });
   }
 
@@ -174,7 +178,7 @@ export function readActivity(buffer: SharedArrayBuffer, offset: number): ClientA
       address: address === '' ? null : address,
       port: ints[PORT >> 2]!,
       state: STATES[ints[STATE >> 2]!] ?? 'idle',
-      waiting: ints[WAITING >> 2] === 1,
+      waiting: WAITS[ints[WAITING >> 2]!] ?? null,
       query: text(QUERY),
       backendStart: times[BACKEND_START >> 3]!,
       xactStart: times[XACT_START >> 3] || null,

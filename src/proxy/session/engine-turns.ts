@@ -120,9 +120,9 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   protected takeEngine(endsWithSync: boolean): boolean | Promise<boolean> {
     const wait = this.host.scheduler.acquire(this, () => this.waitLimit());
     if (!wait) return (this.phase === 'ready' || this.releaseNow()) && this.startTurn();
-    this.tableEntry?.activity.waiting(true);
+    this.tableEntry?.activity.waiting('engine');
     return this.waitForEngine(wait, endsWithSync).then((taken) => {
-      this.tableEntry?.activity.waiting(false);
+      this.tableEntry?.activity.waiting(null);
       return taken && this.startTurn();
     });
   }
@@ -300,7 +300,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     deadline ??= Date.now() + this.waitLimit().ms;
     const wait = this.host.front.lockWaits.wait(this, deadline - Date.now());
     this.releaseOrIdle();
-    this.tableEntry?.activity.waiting(true);
+    this.tableEntry?.activity.waiting('advisory');
     let released: boolean;
     try {
       released = await wait;
@@ -310,7 +310,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       this.write(readyForQuery(this.status));
       return;
     } finally {
-      this.tableEntry?.activity.waiting(false);
+      this.tableEntry?.activity.waiting(null);
     }
     if (this.phase !== 'ready') return;
     return this.runUnit(frames, effects, true, released ? deadline : 'last');
