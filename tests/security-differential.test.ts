@@ -494,6 +494,14 @@ const CASES: Case[] = [
       { as: 'app2', sql: 'SELECT pg_advisory_lock(1)' },
       { as: 'app2', sql: 'SELECT pg_advisory_lock_shared(3)' },
       { as: 'app2', sql: 'SELECT pg_try_advisory_lock(1)' },
+      // A savepoint rolled back releases the transaction locks taken since.
+      {
+        as: 'app2',
+        sql:
+          'BEGIN; SAVEPOINT s; SELECT pg_advisory_xact_lock(9); SAVEPOINT t; SELECT pg_advisory_xact_lock(10); ' +
+          'RELEASE SAVEPOINT t; ROLLBACK TO SAVEPOINT s; SELECT pg_advisory_xact_lock(11); ' +
+          "SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1; COMMIT",
+      },
     ],
   },
   {

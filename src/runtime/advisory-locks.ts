@@ -6,7 +6,8 @@
 //
 // - session locks are re-entrant and counted, released by unlock, pg_advisory_unlock_all() and
 //   when the client leaves (the proxy calls pg_advisory_unlock_all() as the client);
-// - transaction locks end with the engine's transaction (one at a time: the one running);
+// - transaction locks end with the engine's transaction (one at a time: the one running), or
+//   with the savepoint they were taken after, when it is rolled back;
 // - exclusive conflicts with another client's shared or exclusive hold, shared with exclusive.
 //
 // A client cannot wait inside the engine for a lock another client holds: that client can only
@@ -25,11 +26,15 @@ interface LockModule extends ReportingModule {
   HEAP16: Int16Array;
   addFunction(fn: (...args: number[]) => unknown, signature: string): number;
   _RegisterXactCallback(callback: number, arg: number): void;
+  _RegisterSubXactCallback(callback: number, arg: number): void;
+  _GetCurrentSubTransactionId(): number;
 }
 
 /** FunctionCallInfoBaseData.args on wasm32, and the size of a NullableDatum. */
 const FCINFO_ARGS = 20;
 const NULLABLE_DATUM_BYTES = 8;
+/** SubXactEvent's SUBXACT_EVENT_ABORT_SUB. */
+const SUBXACT_ABORT = 2;
 /** XactEvent values that end a transaction: commit, parallel commit, abort, parallel abort, prepare. */
 const ENDING_EVENTS = new Set([0, 1, 2, 3, 4]);
 /** The engine's own session (calls not made for a client). */
@@ -48,11 +53,16 @@ export interface HeldLock {
 }
 type Scope = 'session' | 'transaction';
 
-/** How many times one client holds one lock, by scope and mode. */
+/**
+ * How many times one client holds one lock, by scope and mode; a transaction hold as the
+ * subtransaction it was taken in (a rollback to a savepoint before it releases it).
+ */
 interface Holds {
   session: Record<Mode, number>;
-  transaction: Record<Mode, number>;
+  transaction: Record<Mode, number[]>;
 }
+
+const heldIn = (holds: Holds, mode: Mode) => holds.session[mode] + holds.transaction[mode].length;
 
 export class AdvisoryLocks {
   /** Holders of each lock, by the lock's key (int8 keys and int4 pairs are apart, as in PostgreSQL). */
@@ -62,6 +72,8 @@ export class AdvisoryLocks {
     private readonly clients: ClientTableHolder,
     /** The pid of the client the running call is for (ENGINE_PID for the engine's own). */
     private readonly callerPid: () => number,
+    /** The running subtransaction's id (they only grow within a transaction). */
+    private readonly subtransaction: () => number = () => 1,
   ) {}
 
   /** Takes the lock, or says who holds it in a way that conflicts: null when taken. */
@@ -74,15 +86,16 @@ export class AdvisoryLocks {
         holders.delete(holder);
         continue;
       }
-      const exclusive = holds.session.exclusive + holds.transaction.exclusive > 0;
-      const shared = holds.session.shared + holds.transaction.shared > 0;
+      const exclusive = heldIn(holds, 'exclusive') > 0;
+      const shared = heldIn(holds, 'shared') > 0;
       if (exclusive || (mode === 'exclusive' && shared)) return holder;
     }
     const holds = holders.get(pid) ?? {
       session: { exclusive: 0, shared: 0 },
-      transaction: { exclusive: 0, shared: 0 },
+      transaction: { exclusive: [], shared: [] },
     };
-    holds[scope][mode]++;
+    if (scope === 'session') holds.session[mode]++;
+    else holds.transaction[mode].push(this.subtransaction());
     holders.set(pid, holds);
     this.locks.set(key, holders);
     return null;
@@ -120,11 +133,24 @@ export class AdvisoryLocks {
 
   /** The engine's transaction ended: every transaction lock goes (there is one transaction at a time). */
   transactionEnded(): void {
+    this.releaseTransactionLocks(0);
+  }
+
+  /** A savepoint was rolled back: the transaction locks taken since go, as on a server. */
+  rolledBackTo(subtransaction: number): void {
+    this.releaseTransactionLocks(subtransaction);
+  }
+
+  /** Releases the transaction holds taken in subtransaction `from` or after it. */
+  private releaseTransactionLocks(from: number): void {
     let released = false;
     for (const [key, holders] of this.locks) {
       for (const [pid, holds] of holders) {
-        released ||= holds.transaction.exclusive + holds.transaction.shared > 0;
-        holds.transaction = { exclusive: 0, shared: 0 };
+        for (const mode of ['exclusive', 'shared'] as const) {
+          const kept = holds.transaction[mode].filter((taken) => taken < from);
+          released ||= kept.length < holds.transaction[mode].length;
+          holds.transaction[mode] = kept;
+        }
         this.forgetIfFree(key, pid);
       }
     }
@@ -135,9 +161,7 @@ export class AdvisoryLocks {
     const holders = this.locks.get(key);
     const holds = holders?.get(pid);
     if (!holders || !holds) return;
-    const total =
-      holds.session.exclusive + holds.session.shared + holds.transaction.exclusive + holds.transaction.shared;
-    if (total === 0) holders.delete(pid);
+    if (heldIn(holds, 'exclusive') + heldIn(holds, 'shared') === 0) holders.delete(pid);
     if (holders.size === 0) this.locks.delete(key);
   }
 
@@ -154,7 +178,7 @@ export class AdvisoryLocks {
       for (const [pid, holds] of holders) {
         if (this.left(pid)) continue;
         for (const mode of ['exclusive', 'shared'] as const) {
-          if (holds.session[mode] + holds.transaction[mode] === 0) continue;
+          if (heldIn(holds, mode) === 0) continue;
           held.push({ pid, mode, classid: words[0]!, objid: words[1]!, objsubid: kind === '8' ? 1 : 2 });
         }
       }
@@ -212,11 +236,13 @@ export function installAdvisoryLocks(
   if (
     REPORTING_ENTRY_POINTS.some((name) => typeof engine[name] !== 'function') ||
     typeof engine.addFunction !== 'function' ||
-    typeof engine._RegisterXactCallback !== 'function'
+    typeof engine._RegisterXactCallback !== 'function' ||
+    typeof engine._RegisterSubXactCallback !== 'function' ||
+    typeof engine._GetCurrentSubTransactionId !== 'function'
   )
     return null;
   const locking = engine as LockModule;
-  const locks = new AdvisoryLocks(clients, callerPid);
+  const locks = new AdvisoryLocks(clients, callerPid, () => locking._GetCurrentSubTransactionId());
   const replacements: Array<[BuiltinFunction, (fcinfo: number) => number]> = lockFunctions().map((fn) => [
     fn,
     (fcinfo) => call(locking, locks, fn, fcinfo),
@@ -233,6 +259,12 @@ export function installAdvisoryLocks(
     locking.addFunction((event: number) => {
       if (ENDING_EVENTS.has(event)) locks.transactionEnded();
     }, 'vii'),
+    0,
+  );
+  locking._RegisterSubXactCallback(
+    locking.addFunction((event: number, subtransaction: number) => {
+      if (event === SUBXACT_ABORT) locks.rolledBackTo(subtransaction);
+    }, 'viiii'),
     0,
   );
   return locks;
