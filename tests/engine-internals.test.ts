@@ -120,13 +120,7 @@ describe('engine internals this package depends on', () => {
   });
 
   it("counts a client's setting changes by any path, and hides custom settings it never set", async () => {
-    const clients = new ClientTable();
-    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
-    const engine = await openMemoryEngine({
-      templatePgdata: template.pgdata,
-      runtimeRoot: template.runtimeRoot,
-      clients: { table: clients },
-    });
+    const { clients, engine } = await engineWithClientTable();
     try {
       const as = (pid?: number) => (pid ? { role: 0, pid } : undefined);
       const rows = (sql: string, pid?: number) => dataRows(execWire(engine, serialize.query(sql), as(pid)));
@@ -156,13 +150,7 @@ describe('engine internals this package depends on', () => {
   });
 
   it('counts changes of roles by any path as they are made, and nothing else', async () => {
-    const clients = new ClientTable();
-    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
-    const engine = await openMemoryEngine({
-      templatePgdata: template.pgdata,
-      runtimeRoot: template.runtimeRoot,
-      clients: { table: clients },
-    });
+    const { clients, engine } = await engineWithClientTable();
     try {
       const counted = (sql: string) => {
         const before = clients.rolesVersion();
@@ -188,13 +176,7 @@ describe('engine internals this package depends on', () => {
   });
 
   it('hands on the record of a client that left only without its objects', async () => {
-    const clients = new ClientTable();
-    const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
-    const engine = await openMemoryEngine({
-      templatePgdata: template.pgdata,
-      runtimeRoot: template.runtimeRoot,
-      clients: { table: clients },
-    });
+    const { clients, engine } = await engineWithClientTable();
     try {
       const count = (pid: number) =>
         dataRows(
@@ -223,6 +205,18 @@ describe('engine internals this package depends on', () => {
 });
 
 /** Runs `check` on an on-disk engine and on an in-memory one, then closes both. */
+/** An in-memory engine that sees a client table, as a proxy's engines do. */
+async function engineWithClientTable(): Promise<{ clients: ClientTable; engine: PGlite }> {
+  const clients = new ClientTable();
+  const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+  const engine = await openMemoryEngine({
+    templatePgdata: template.pgdata,
+    runtimeRoot: template.runtimeRoot,
+    clients: { table: clients },
+  });
+  return { clients, engine };
+}
+
 async function onBothEngines(check: (engine: PGlite) => Promise<void>): Promise<void> {
   const runtime = await InteractiveRuntime.start(await installAndInitIn(await tempRoot()));
   const template = await prepareTemplate({ cacheDir: await freshCacheDir() });

@@ -1,12 +1,16 @@
 const ERROR_RESPONSE = 0x45;
 
+/** One field of an ErrorResponse: its protocol letter and its text. */
+export type ErrorField = [letter: string, value: string];
+
 /**
- * Backend output with the text of each ErrorResponse's fields passed through `rewrite` (every
- * other message, and every field's letter, as they were); the output itself when nothing changed.
+ * Backend output with each ErrorResponse's fields passed through `rewrite`, which returns the
+ * fields to send instead, or null to keep the message as it was; every other message as it was.
+ * The output itself when nothing changed.
  */
-export function rewriteErrors(
+export function rewriteErrorFields(
   output: Uint8Array,
-  rewrite: (value: string, letter: string) => string,
+  rewrite: (fields: ErrorField[]) => ErrorField[] | null,
 ): Uint8Array {
   const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
   const parts: Uint8Array[] = [];
@@ -15,34 +19,45 @@ export function rewriteErrors(
   while (offset + 5 <= output.length) {
     const end = offset + 1 + view.getInt32(offset + 1);
     const message = output.subarray(offset, end);
-    const rewritten = output[offset] === ERROR_RESPONSE ? rewriteFields(message, rewrite) : null;
-    parts.push(rewritten ?? message);
-    changed ||= rewritten !== null;
+    const fields = output[offset] === ERROR_RESPONSE ? rewrite(fieldsOf(message)) : null;
+    parts.push(fields ? errorMessage(fields) : message);
+    changed ||= fields !== null;
     offset = end;
   }
   return changed ? Buffer.concat(parts) : output;
 }
 
-/** The ErrorResponse `message` with its fields rewritten; null when no field changed. */
-function rewriteFields(
-  message: Uint8Array,
+/** The same, field by field: `rewrite` returns each field's new text. */
+export function rewriteErrors(
+  output: Uint8Array,
   rewrite: (value: string, letter: string) => string,
-): Buffer | null {
+): Uint8Array {
+  return rewriteErrorFields(output, (fields) => {
+    const rewritten = fields.map(([letter, value]): ErrorField => [letter, rewrite(value, letter)]);
+    return rewritten.some(([, value], at) => value !== fields[at]![1]) ? rewritten : null;
+  });
+}
+
+function fieldsOf(message: Uint8Array): ErrorField[] {
   const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  const fields: Buffer[] = [];
-  let changed = false;
+  const fields: ErrorField[] = [];
   let offset = 5;
   while (offset < bytes.length && bytes[offset] !== 0) {
-    const letter = String.fromCharCode(bytes[offset]!);
     const zero = bytes.indexOf(0, offset + 1);
-    const value = bytes.toString('utf8', offset + 1, zero);
-    const next = rewrite(value, letter);
-    changed ||= next !== value;
-    fields.push(Buffer.from(letter, 'latin1'), Buffer.from(`${next.replaceAll('\0', '')}\0`, 'utf8'));
+    fields.push([String.fromCharCode(bytes[offset]!), bytes.toString('utf8', offset + 1, zero)]);
     offset = zero + 1;
   }
-  if (!changed) return null;
-  const body = Buffer.concat([...fields, Buffer.from([0])]);
+  return fields;
+}
+
+function errorMessage(fields: ErrorField[]): Buffer {
+  const body = Buffer.concat([
+    ...fields.flatMap(([letter, value]) => [
+      Buffer.from(letter, 'latin1'),
+      Buffer.from(`${value.replaceAll('\0', '')}\0`, 'utf8'),
+    ]),
+    Buffer.from([0]),
+  ]);
   const header = Buffer.from([ERROR_RESPONSE, 0, 0, 0, 0]);
   header.writeInt32BE(body.length + 4, 1);
   return Buffer.concat([header, body]);

@@ -2,8 +2,8 @@
 // rolls back, and clients must not notice. Their own transaction control becomes savepoints inside
 // it; what a real server would answer is built here.
 
-import { errorFieldOf } from '../../protocol/backend-scanner.js';
 import { commandComplete, errorResponse, noticeResponse } from '../../protocol/backend-writer.js';
+import { rewriteErrorFields } from '../../protocol/error-rewrite.js';
 import {
   leadingTokens,
   type SqlDialect,
@@ -134,28 +134,9 @@ const TRANSACTION_BLOCK_HINT =
  * that explains why and what to do; other messages pass unchanged.
  */
 export function explainTransactionBlockErrors(output: Uint8Array): Uint8Array {
-  const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
-  const parts: Uint8Array[] = [];
-  let changed = false;
-  let offset = 0;
-  while (offset + 5 <= output.length) {
-    const end = offset + 1 + view.getInt32(offset + 1);
-    const message = output.subarray(offset, end);
-    const isError = output[offset] === 0x45;
-    if (isError && errorFieldOf(message, 'C') === '25001' && errorFieldOf(message, 'H') === null) {
-      parts.push(
-        errorResponse({
-          severity: 'ERROR',
-          code: '25001',
-          message: errorFieldOf(message, 'M') ?? 'cannot run inside a transaction block',
-          hint: TRANSACTION_BLOCK_HINT,
-        }),
-      );
-      changed = true;
-    } else {
-      parts.push(message);
-    }
-    offset = end;
-  }
-  return changed ? Buffer.concat(parts) : output;
+  return rewriteErrorFields(output, (fields) => {
+    const code = fields.find(([letter]) => letter === 'C')?.[1];
+    if (code !== '25001' || fields.some(([letter]) => letter === 'H')) return null;
+    return [...fields, ['H', TRANSACTION_BLOCK_HINT]];
+  });
 }
