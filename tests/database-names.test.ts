@@ -107,8 +107,9 @@ describe('databases named like paths', () => {
     await createUseAndDrop(served.proxy.connectionString);
     for (const file of files) expect(await fs.readFile(file, 'utf8')).toBe('still here');
     expect(existsSync(path.join(served.root, 'pglite', 'base', 'PG_VERSION'))).toBe(true);
-    // Only the proxy's own encoded directories were ever made there, and none is left.
-    expect((await fs.readdir(databases)).sort()).toEqual(['a', 'canary.txt']);
+    // Only the proxy's own encoded directories were ever made there, and only template1's (whose
+    // engine CREATE DATABASE copies) is left.
+    expect((await fs.readdir(databases)).sort()).toEqual(['a', 'canary.txt', 'db_template1']);
   });
 
   it('in memory: the temporary directory and the other databases stay', async () => {

@@ -90,7 +90,7 @@ describe('databases', () => {
     }
   });
 
-  it('refuses what PostgreSQL refuses, in its words, and CREATE DATABASE outside the main database', async () => {
+  it('refuses what PostgreSQL refuses, in its words, and runs CREATE DATABASE from any database', async () => {
     await expect(connect('nope')).rejects.toMatchObject({
       code: '3D000',
       message: 'database "nope" does not exist',
@@ -101,10 +101,12 @@ describe('databases', () => {
     });
     const template = await connect('template1');
     try {
-      await expect(template.query('CREATE DATABASE elsewhere')).rejects.toMatchObject({
-        code: '0A000',
-        message: 'CREATE DATABASE runs in database "postgres" here',
+      await template.query('CREATE DATABASE elsewhere');
+      await expect(template.query('BEGIN; CREATE DATABASE in_block')).rejects.toMatchObject({
+        code: '25001',
       });
+      await template.query('ROLLBACK');
+      await template.query('DROP DATABASE elsewhere');
     } finally {
       await template.end();
     }

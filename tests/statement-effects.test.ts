@@ -242,34 +242,37 @@ describe('statementEffects: DISCARD', () => {
 describe('statementEffects: CREATE and DROP DATABASE', () => {
   it('reads CREATE DATABASE with the name the engine would use', () => {
     expect(statementEffects('CREATE DATABASE App')).toEqual(
-      effectsWith({ database: { action: 'create', name: 'app', force: false } }),
+      effectsWith({ database: { action: 'create', name: 'app', force: false, template: null } }),
     );
     expect(statementEffects('create database "App" TEMPLATE template0')).toEqual(
-      effectsWith({ database: { action: 'create', name: 'App', force: false } }),
+      effectsWith({ database: { action: 'create', name: 'App', force: false, template: 'template0' } }),
     );
+    expect(
+      statementEffects('CREATE DATABASE t1 WITH OWNER = app TEMPLATE = "Tmpl" STRATEGY file_copy'),
+    ).toEqual(effectsWith({ database: { action: 'create', name: 't1', force: false, template: 'Tmpl' } }));
   });
 
   it('reads DROP DATABASE, with or without IF EXISTS', () => {
     expect(statementEffects('DROP DATABASE app')).toEqual(
-      effectsWith({ database: { action: 'drop', name: 'app', force: false } }),
+      effectsWith({ database: { action: 'drop', name: 'app', force: false, template: null } }),
     );
     expect(statementEffects('drop database if exists "App"')).toEqual(
-      effectsWith({ database: { action: 'drop', name: 'App', force: false } }),
+      effectsWith({ database: { action: 'drop', name: 'App', force: false, template: null } }),
     );
   });
 
   it('reads FORCE after the name, with or without WITH', () => {
     expect(statementEffects('DROP DATABASE app WITH (FORCE)')).toEqual(
-      effectsWith({ database: { action: 'drop', name: 'app', force: true } }),
+      effectsWith({ database: { action: 'drop', name: 'app', force: true, template: null } }),
     );
     expect(statementEffects('DROP DATABASE IF EXISTS app (force)')).toEqual(
-      effectsWith({ database: { action: 'drop', name: 'app', force: true } }),
+      effectsWith({ database: { action: 'drop', name: 'app', force: true, template: null } }),
     );
   });
 
   it('does not take a name containing FORCE for the FORCE option', () => {
     expect(statementEffects('DROP DATABASE force_db')).toEqual(
-      effectsWith({ database: { action: 'drop', name: 'force_db', force: false } }),
+      effectsWith({ database: { action: 'drop', name: 'force_db', force: false, template: null } }),
     );
   });
 

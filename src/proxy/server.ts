@@ -4,16 +4,18 @@ import net from 'node:net';
 import path from 'node:path';
 import { serialize } from 'pg-protocol';
 import { ProxyStartError } from '../errors.js';
-import { scanBackend } from '../protocol/backend-scanner.js';
-import { dollarQuote } from '../protocol/sql-quote.js';
+import { readRows } from '../protocol/backend-rows.js';
 import { ClientTable } from '../runtime/client-table.js';
+import { writeClusterImage } from '../runtime/cluster-image.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
-import { type DatabaseOpener, databaseOpener } from './database/database-engines.js';
+import { ClusterCatalogs } from './cluster/cluster-catalogs.js';
+import { type DatabaseOpener, databaseOpener, diskFiles } from './database/database-engines.js';
 import { RuntimeGate } from './database/engine-gate.js';
 import { LockWaits } from './database/lock-waits.js';
 import {
+  type DatabaseClient,
   type DatabaseRefusal,
   type ProxyFront,
   ServedDatabase,
@@ -106,6 +108,9 @@ export async function startProxy(options: ProxyOptions = {}): Promise<ProxyHandl
     gate: new RuntimeGate(runtime),
     env: runtime.env,
     close: ownsRuntime ? () => runtime.close() : null,
+    files: runtime.inMemory
+      ? { copy: async (to, keep) => writeClusterImage(await runtime.clusterFiles(), to, keep), local: null }
+      : diskFiles(runtime.paths.pgdata),
   };
   const databases = databaseOpener({
     runtimeRoot: runtime.paths.pgroot,
@@ -136,6 +141,17 @@ export function startThreadedProxy(
     env: engine.env,
     close: () => engine.close(),
     threaded: engine,
+    files:
+      engine.spec.kind === 'memory'
+        ? {
+            copy: async (to, keep) => {
+              const files = engine.clusterFiles();
+              if (!files) throw new Error('the engine reported no files');
+              await writeClusterImage(files, to, keep);
+            },
+            local: null,
+          }
+        : diskFiles(engine.spec.pgdata),
   };
   const { spec } = engine;
   const databases = databaseOpener({
@@ -179,6 +195,9 @@ class ProxyServer implements ProxyFront {
   /** The logged-in clients as the engines see them, for pg_cancel_backend and pg_terminate_backend by pid. */
   readonly clients = new ClientTable();
   readonly lockWaits = new LockWaits();
+  readonly cluster = new ClusterCatalogs();
+  /** The oid range the next database's engine counts in (the main engine's is 0). */
+  private nextOidRange = 1;
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
@@ -288,11 +307,20 @@ class ProxyServer implements ProxyFront {
     return waitUntil(() => this.sessions.size === 0, timeoutMs);
   }
 
-  database(name: string): Promise<ServedDatabase | DatabaseRefusal> {
+  database(name: string, use: { template?: boolean } = {}): Promise<ServedDatabase | DatabaseRefusal> {
     if (name === this.main.database) return Promise.resolve(this.main);
     let database = this.others.get(name);
+    if (database && !use.template) {
+      // Started as a template, it may not accept connections.
+      const listed = this.cluster.databases.get(name);
+      if (listed && !listed.allowConnections)
+        return Promise.resolve({
+          code: '55000',
+          message: `database "${name}" is not currently accepting connections`,
+        });
+    }
     if (!database) {
-      database = this.openOther(name);
+      database = this.openOther(name, use.template ?? false);
       this.others.set(name, database);
       // A refusal is not kept: the database may be created meanwhile.
       void database.then((opened) => {
@@ -302,24 +330,12 @@ class ProxyServer implements ProxyFront {
     return database;
   }
 
-  private async openOther(name: string): Promise<ServedDatabase | DatabaseRefusal> {
-    const catalog = await this.main
-      .runAsEngineUser(
-        serialize.query(
-          `SELECT datallowconn FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) ${dollarQuote(name)}::pg_catalog.name`,
-        ),
-      )
-      .catch((error: unknown) => error);
-    if (!(catalog instanceof Uint8Array)) {
-      const reason = catalog instanceof Error ? catalog.message : String(catalog);
-      return {
-        code: '57P03',
-        message: `the database system cannot look up database "${name}" now: ${reason}`,
-      };
-    }
-    const allowed = scanBackend(catalog).firstValue;
-    if (allowed === null) return { code: '3D000', message: `database "${name}" does not exist` };
-    if (allowed !== 't') {
+  private async openOther(name: string, template: boolean): Promise<ServedDatabase | DatabaseRefusal> {
+    // A CREATE DATABASE that just committed is known first.
+    await this.cluster.settled();
+    const listed = this.cluster.databases.get(name);
+    if (!listed) return { code: '3D000', message: `database "${name}" does not exist` };
+    if (!listed.allowConnections && !template) {
       return { code: '55000', message: `database "${name}" is not currently accepting connections` };
     }
     if (!this.databases) {
@@ -329,7 +345,8 @@ class ProxyServer implements ProxyFront {
       };
     }
     try {
-      const engine = await this.databases.open(name, (work) => this.main.whileHeld(work));
+      const oidRange = this.nextOidRange++;
+      const engine = await this.databases.open(name, (work) => this.main.whileHeld(work), oidRange);
       engine.gate.attachClients(this.clients);
       const database = new ServedDatabase(engine, this, name, { main: false, testTransactions: false });
       await database.start();
@@ -341,6 +358,61 @@ class ProxyServer implements ProxyFront {
         message: `database "${name}" could not start: ${(error as Error).message}`,
       };
     }
+  }
+
+  async templateSource(
+    name: string,
+    client: DatabaseClient,
+  ): Promise<ServedDatabase | DatabaseRefusal | null> {
+    await this.cluster.settled();
+    if (!this.cluster.databases.has(name)) return null;
+    // A template need not accept connections: its engine is the proxy's, not a client's.
+    const source = name === this.main.database ? this.main : await this.database(name, { template: true });
+    if (!(source instanceof ServedDatabase)) return source;
+    const others = () => source.otherClients(client).length;
+    // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.
+    if (others() > 0) await waitUntil(() => others() === 0, DROP_WAIT_MS);
+    const count = others();
+    if (count === 0) return source;
+    return {
+      code: '55006',
+      message: `source database "${name}" is being accessed by other users`,
+      detail: `There ${count === 1 ? 'is 1 other session' : `are ${count} other sessions`} using the database.`,
+    };
+  }
+
+  async copyCreated(source: ServedDatabase, name: string): Promise<void> {
+    const files = source.engine.files;
+    if (!this.databases || !files) throw new Error('this proxy cannot copy databases');
+    const found = readRows(
+      await source.gate.exec(
+        Buffer.concat([
+          serialize.parse({
+            text:
+              'SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) ' +
+              "ANY(ARRAY[$1, 'template0']::pg_catalog.name[])",
+          }),
+          serialize.bind({ values: [name] }),
+          serialize.execute({}),
+          serialize.sync(),
+          serialize.query('CHECKPOINT'),
+        ]),
+      ),
+    );
+    if (found.error) throw new Error(`reading database "${name}" failed: ${found.error.message}`);
+    // The copy keeps the new database and template0 (which CREATE DATABASE may copy from there):
+    // the other databases of the source's cluster are served elsewhere.
+    const kept = new Set(found.rows.map(([oid]) => oid));
+    const keep = (relative: string) => {
+      const database = /^base[/\\](\d+)/.exec(relative);
+      return !database || kept.has(database[1]!);
+    };
+    await this.databases.create(name, (to) => files.copy(to, keep));
+    const created = found.rows
+      .map(([oid]) => oid)
+      .find((oid) => oid !== String(this.cluster.databases.get('template0')?.oid));
+    if (files.local && created)
+      await fs.rm(path.join(files.local, 'base', created), { recursive: true, force: true });
   }
 
   /**

@@ -141,3 +141,21 @@ async function readClusterDir(root: string): Promise<ClusterImage> {
   });
   return { dirs, bytes, files };
 }
+
+/**
+ * Writes `image` into the new directory `to` (which must not exist), the files `keep` accepts only
+ * (paths relative to the cluster root).
+ */
+export async function writeClusterImage(
+  image: ClusterImage,
+  to: string,
+  keep: (relative: string) => boolean = () => true,
+): Promise<void> {
+  await fs.mkdir(to, { mode: 0o700 });
+  for (const dir of image.dirs) if (keep(dir)) await fs.mkdir(path.join(to, dir), { mode: 0o700 });
+  for (const file of image.files) {
+    if (!keep(file.path)) continue;
+    const bytes = file.bytes ?? image.bytes.subarray(file.offset, file.offset + file.length);
+    await fs.writeFile(path.join(to, file.path), bytes.subarray(0, file.length), { mode: 0o600 });
+  }
+}

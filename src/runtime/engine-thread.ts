@@ -35,6 +35,7 @@ async function start(): Promise<InteractiveRuntime> {
       env: spec.env,
       settings: spec.settings,
       interrupts: { control: data.interrupts, numberedByCaller: true },
+      oidRange: spec.oidRange,
     });
   }
   return InteractiveRuntime.start(paths, {

@@ -10,6 +10,7 @@ import type { ClientTableHolder } from './client-table.js';
 import { instrumentEngine } from './engine-instruments.js';
 import { EngineInterrupts, type SharedInterrupts } from './engine-interrupts.js';
 import { settingsFromEnv } from './env.js';
+import { moveOidCounter } from './oid-range.js';
 import { rememberWireCallbacks } from './raw-wire.js';
 import { compiledModule, fsBundle } from './wasm-modules.js';
 
@@ -33,6 +34,8 @@ export interface EngineSpec {
   interrupts?: SharedInterrupts;
   /** Where the engine finds the clients of the proxy that serves it (see ClientTableHolder). */
   clients?: ClientTableHolder;
+  /** The oid range the engine counts in (see oid-range.ts); the cluster's own by default. */
+  oidRange?: number;
 }
 
 /** Opens the engine on an existing cluster; creates the environment's database if it is missing. */
@@ -83,6 +86,7 @@ async function createPGlite(spec: EngineSpec, database: string): Promise<PGlite>
     startParams: startParams(spec.env, spec.settings),
   });
   await instrumentEngine(engine, spec.clients);
+  if (spec.oidRange !== undefined) moveOidCounter((engine as unknown as { mod: object }).mod, spec.oidRange);
   return engine;
 }
 

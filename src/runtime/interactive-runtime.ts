@@ -9,10 +9,12 @@ import { keepsClientChannels } from './client-channels.js';
 import { ClientObjects } from './client-objects.js';
 import { keepsClientSettings } from './client-settings.js';
 import type { ClientTableHolder } from './client-table.js';
+import type { ClusterImage } from './cluster-image.js';
 import { type EngineSettings, type EngineSpec, openEngine } from './engine.js';
 import { type ClientIdentity, EngineIdentity } from './engine-identity.js';
 import type { SharedInterrupts } from './engine-interrupts.js';
 import { standardEnv } from './env.js';
+import { memoryEngineFiles } from './memory-engine.js';
 import { runPgDumpOn } from './pg-dump.js';
 import { EngineUnwoundError, execWire, useObjectsOf } from './raw-wire.js';
 
@@ -32,6 +34,8 @@ export interface RuntimeOptions {
   interrupts?: SharedInterrupts;
   /** Where engines find the clients of the proxy that serves them; one of its own by default. */
   clients?: ClientTableHolder;
+  /** The oid range the engine counts in (see oid-range.ts). */
+  oidRange?: number;
 }
 
 /**
@@ -48,6 +52,7 @@ export class InteractiveRuntime {
   private readonly interrupts: SharedInterrupts | undefined;
   /** Where this runtime's engines find the clients of the proxy that serves them. */
   readonly clients: ClientTableHolder;
+  private readonly oidRange: number | undefined;
   private engine: PGlite | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Calls made through the queue that have not finished yet. */
@@ -63,6 +68,7 @@ export class InteractiveRuntime {
     this.engineFactory = options.engineFactory ?? openEngine;
     this.interrupts = options.interrupts;
     this.clients = options.clients ?? { table: null };
+    this.oidRange = options.oidRange;
   }
 
   /**
@@ -71,6 +77,11 @@ export class InteractiveRuntime {
    */
   get inMemory(): boolean {
     return this.engineFactory !== openEngine;
+  }
+
+  /** The files of an in-memory engine's cluster as they are now (see memoryEngineFiles). */
+  clusterFiles(): Promise<ClusterImage> {
+    return this.exclusive(async (engine) => memoryEngineFiles(engine));
   }
 
   /** Starts an engine on an installed root (see installAndInitIn) and returns it ready for queries. */
@@ -209,6 +220,7 @@ export class InteractiveRuntime {
         wasmPath: this.wasmPath,
         interrupts: this.interrupts,
         clients: this.clients,
+        oidRange: this.oidRange,
       });
       const engine = this.engine;
       const exitCode = process.exitCode;

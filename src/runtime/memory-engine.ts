@@ -50,6 +50,9 @@ const GUEST_PGDATA = '/pglite/data';
 /** The parts of Emscripten's FS and MEMFS this module fills the data directory with. */
 interface GuestFS {
   mkdirTree(path: string, mode?: number): void;
+  readdir(path: string): string[];
+  stat(path: string): { mode: number };
+  readFile(path: string): Uint8Array;
   lookupPath(path: string): { node: FsNode };
   getPath(node: FsNode): string;
   isDir(mode: number): boolean;
@@ -57,6 +60,29 @@ interface GuestFS {
 }
 interface GuestMemfs extends Memfs {
   createNode(parent: FsNode, name: string, mode: number, dev: number): FsNode;
+}
+
+/** The files of an in-memory engine's cluster as they are now, copied out of the engine. */
+export function memoryEngineFiles(engine: PGlite): ClusterImage {
+  const fs = (engine as unknown as { mod: { FS: GuestFS } }).mod.FS;
+  const image: ClusterImage = { dirs: [], bytes: new Uint8Array(0), files: [] };
+  const walk = (relative: string) => {
+    for (const name of fs.readdir(`${GUEST_PGDATA}/${relative}`)) {
+      if (name === '.' || name === '..') continue;
+      const child = relative ? `${relative}/${name}` : name;
+      const full = `${GUEST_PGDATA}/${child}`;
+      const { mode } = fs.stat(full);
+      if (fs.isDir(mode)) {
+        image.dirs.push(child);
+        walk(child);
+      } else if (fs.isFile(mode)) {
+        const bytes = fs.readFile(full);
+        image.files.push({ path: child, offset: 0, length: bytes.length, bytes });
+      }
+    }
+  };
+  walk('');
+  return image;
 }
 
 /** Modes as FS.mkdir(path, 0o700) and FS.writeFile(path) give them. */

@@ -1,7 +1,8 @@
 // The proxy answers logins from a copy of the roles it keeps (see proxy/login/roles.ts), so that
 // a login never waits for an engine another client holds. The engine tells it when that copy may
-// be out of date: PostgreSQL announces every change of pg_authid, pg_auth_members and
-// pg_parameter_acl as invalidations of the catalog caches over them, whatever made it (CREATE,
+// be out of date, and when the catalogs the cluster's databases share changed (see
+// proxy/cluster/shared-catalogs.ts): PostgreSQL announces every change of pg_authid,
+// pg_auth_members, pg_database and pg_parameter_acl as invalidations of the catalog caches over them, whatever made it (CREATE,
 // ALTER and DROP ROLE, GRANT of a role or of SET on a parameter, a DO block's EXECUTE, a
 // superuser's UPDATE of the catalog, the rollback of any of these). A callback on those caches
 // counts them in the client table. Private engine parts: the proxy checks the callback works on
@@ -17,10 +18,11 @@ interface SyscacheModule {
 }
 
 /**
- * PostgreSQL 17's SysCacheIdentifier values of the caches over the catalogs that decide a login:
- * AUTHMEMMEMROLE, AUTHMEMROLEMEM, AUTHNAME, AUTHOID, PARAMETERACLNAME, PARAMETERACLOID.
+ * PostgreSQL 17's SysCacheIdentifier values of the caches over the catalogs that decide a login,
+ * and that the cluster's databases share: AUTHMEMMEMROLE, AUTHMEMROLEMEM, AUTHNAME, AUTHOID,
+ * DATABASEOID, PARAMETERACLNAME, PARAMETERACLOID.
  */
-const ROLE_CACHES = [8, 9, 10, 11, 41, 42];
+const ROLE_CACHES = [8, 9, 10, 11, 21, 41, 42];
 
 /** XactEvent's XACT_EVENT_PRE_COMMIT. */
 const PRE_COMMIT = 5;

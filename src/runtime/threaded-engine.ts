@@ -21,6 +21,8 @@ export interface EngineThreadSpec {
   pgdata: string;
   env?: Record<string, string>;
   settings?: EngineSettings;
+  /** The oid range the engine counts in (see oid-range.ts); disk engines only. */
+  oidRange?: number;
 }
 
 export interface EngineThreadData {
@@ -147,6 +149,11 @@ export class ThreadedEngine {
   /** The engine's memory, in MiB: WebAssembly memory grows with big operations and never shrinks. */
   get memoryMiB(): number {
     return EngineInterrupts.memoryMiB(this.interrupts);
+  }
+
+  /** An in-memory engine's files as it last reported them; null for an engine on disk. */
+  clusterFiles(): ClusterImage | null {
+    return this.mirror?.image() ?? null;
   }
 
   /** Whether the engine keeps its data on disk, where a restart loses nothing committed. */

@@ -8,18 +8,22 @@ import { serialize } from 'pg-protocol';
 import { PglitePaths } from '../../install/paths.js';
 import type { EngineSettings } from '../../runtime/engine.js';
 import { InteractiveRuntime } from '../../runtime/interactive-runtime.js';
-import { openMemoryEngine } from '../../runtime/memory-engine.js';
 import { ThreadedEngine } from '../../runtime/threaded-engine.js';
 import { type EngineGate, RuntimeGate } from './engine-gate.js';
-import type { ServedEngine } from './served-database.js';
+import type { EngineFiles, ServedEngine } from './served-database.js';
 
 /** Runs `work` while the main engine is held: no client's unit runs meanwhile. */
 export type HoldMain = <T>(work: (gate: EngineGate) => Promise<T>) => Promise<T>;
 
 /** Starts the engines of databases other than the main one, and cleans up after them. */
 export interface DatabaseOpener {
-  /** Starts an engine that serves database `name`, which the main engine's catalog lists. */
-  open(name: string, holdMain: HoldMain): Promise<ServedEngine>;
+  /**
+   * Starts an engine that serves database `name`, which the cluster lists, counting oids in
+   * `oidRange` (see runtime/oid-range.ts).
+   */
+  open(name: string, holdMain: HoldMain, oidRange: number): Promise<ServedEngine>;
+  /** Makes the cluster database `name` is served from: `write` fills the new directory given. */
+  create(name: string, write: (to: string) => Promise<void>): Promise<void>;
   /** `name` was dropped and its engine closed: what it kept on disk goes too. */
   dropped(name: string): Promise<void>;
   /** The proxy closed: copies made for this run only are removed. */
@@ -41,9 +45,6 @@ export interface MainCluster {
   threaded: boolean;
 }
 
-/** Databases every cluster has from initdb: an in-memory engine starts on them from the template. */
-const INITDB_DATABASES = new Set(['postgres', 'template1']);
-
 export function databaseOpener(main: MainCluster): DatabaseOpener {
   let scratch: string | null = null;
   const copiesDir = async (): Promise<string> => {
@@ -52,26 +53,32 @@ export function databaseOpener(main: MainCluster): DatabaseOpener {
     return scratch;
   };
   return {
-    async open(name, holdMain) {
+    async open(name, holdMain, oidRange) {
       const env = { ...main.env, PGDATABASE: name };
-      if (main.kind === 'memory' && INITDB_DATABASES.has(name)) {
-        return startEngine(main, 'memory', main.pgdata, env);
-      }
       const dir = await databaseDir(await copiesDir(), name);
+      // A database CREATE DATABASE made has its directory already (see create). Those of an
+      // initdb cluster are in the template; one made on the main engine by an earlier version
+      // is in the main engine's cluster.
       if (!existsSync(path.join(dir, 'PG_VERSION'))) {
         if (main.kind === 'memory') {
           // The template never changes: no need to hold the engine.
-          await copyCluster(main.pgdata, dir);
+          await copyCluster(copyDirectory(main.pgdata), dir);
         } else {
           await holdMain(async (gate) => {
             await gate.exec(serialize.query('CHECKPOINT'));
-            await copyCluster(main.pgdata, dir);
+            await copyCluster(copyDirectory(main.pgdata), dir);
           });
         }
       }
       // Opening a database the copy does not have creates it (from the copy's template1): so a
       // database made by CREATE DATABASE on an in-memory engine starts as PostgreSQL made it.
-      return startEngine(main, 'disk', dir, env);
+      return startEngine(main, dir, env, oidRange);
+    },
+    async create(name, write) {
+      const dir = await databaseDir(await copiesDir(), name);
+      // What a database of that name dropped earlier left.
+      await removeInside(path.dirname(dir), path.basename(dir));
+      await copyCluster(write, dir);
     },
     async dropped(name) {
       await removeInside(await copiesDir(), databaseDirName(name));
@@ -128,40 +135,58 @@ async function removeInside(root: string, entry: string): Promise<void> {
   await fs.rm(realTarget, { recursive: true, force: true });
 }
 
-/** A copy of a cluster, whole or not at all. */
-async function copyCluster(from: string, to: string): Promise<void> {
+/** A cluster written into `to` by `write`, whole or not at all. */
+async function copyCluster(write: (to: string) => Promise<void>, to: string): Promise<void> {
   const partial = `${to}.copying-${process.pid}`;
   await fs.rm(partial, { recursive: true, force: true });
   await fs.mkdir(path.dirname(to), { recursive: true });
-  await fs.cp(from, partial, { recursive: true });
+  try {
+    await write(partial);
+  } catch (error) {
+    await fs.rm(partial, { recursive: true, force: true });
+    throw error;
+  }
   await fs.rename(partial, to);
 }
 
+/** Writes a copy of the cluster in `from`, the files `keep` accepts only (paths relative to it). */
+export function copyDirectory(from: string, keep: (relative: string) => boolean = () => true) {
+  return (to: string) =>
+    fs.cp(from, to, { recursive: true, filter: (source) => keep(path.relative(from, source)) });
+}
+
+/** An engine on the cluster in `pgdata`, counting oids in `oidRange`. */
 async function startEngine(
   main: MainCluster,
-  kind: 'memory' | 'disk',
   pgdata: string,
   env: Record<string, string>,
+  oidRange: number,
 ): Promise<ServedEngine> {
   const { runtimeRoot, settings } = main;
   if (main.threaded) {
-    const engine = await ThreadedEngine.start({ kind, runtimeRoot, pgdata, env, settings });
-    return { gate: engine, env: engine.env, close: () => engine.close(), threaded: engine };
+    const engine = await ThreadedEngine.start({ kind: 'disk', runtimeRoot, pgdata, env, settings, oidRange });
+    return {
+      gate: engine,
+      env: engine.env,
+      close: () => engine.close(),
+      threaded: engine,
+      files: diskFiles(pgdata),
+    };
   }
   const runtime = await InteractiveRuntime.start(new PglitePaths(runtimeRoot, pgdata), {
     env,
     settings,
-    engineFactory:
-      kind === 'memory'
-        ? (spec) =>
-            openMemoryEngine({
-              templatePgdata: pgdata,
-              runtimeRoot,
-              env: spec.env,
-              settings,
-              clients: spec.clients,
-            })
-        : undefined,
+    oidRange,
   });
-  return { gate: new RuntimeGate(runtime), env: runtime.env, close: () => runtime.close() };
+  return {
+    gate: new RuntimeGate(runtime),
+    env: runtime.env,
+    close: () => runtime.close(),
+    files: diskFiles(pgdata),
+  };
+}
+
+/** How an engine on the cluster in `pgdata` has its files copied. */
+export function diskFiles(pgdata: string): EngineFiles {
+  return { copy: (to, keep) => copyDirectory(pgdata, keep)(to), local: pgdata };
 }

@@ -1,10 +1,19 @@
 import { serialize } from 'pg-protocol';
 import { EngineReplacedError, InvalidInputError } from '../../errors.js';
+import { readRows } from '../../protocol/backend-rows.js';
 import { scanBackend } from '../../protocol/backend-scanner.js';
 import { quoteIdent } from '../../protocol/sql-quote.js';
 import type { ClientTable } from '../../runtime/client-table.js';
 import type { ClientIdentity } from '../../runtime/engine-identity.js';
 import type { ThreadedEngine } from '../../runtime/threaded-engine.js';
+import type { ClusterCatalogs } from '../cluster/cluster-catalogs.js';
+import {
+  applyFrames,
+  databasesOf,
+  readSharedCatalogs,
+  SHARED_CATALOGS_QUERY,
+  type SharedCatalogs,
+} from '../cluster/shared-catalogs.js';
 import type { PasswordAuthenticator } from '../login/auth.js';
 import { ROLES_QUERY, type Role, RoleBook } from '../login/roles.js';
 import type { ResolvedLimits } from '../options.js';
@@ -22,6 +31,16 @@ export interface ServedEngine {
   close: (() => Promise<void>) | null;
   /** An engine in its own thread, which can be replaced when a statement will not stop. */
   threaded?: ThreadedEngine;
+  /** How its cluster's files are copied (CREATE DATABASE ... TEMPLATE); absent when they cannot be. */
+  files?: EngineFiles;
+}
+
+/** How an engine's cluster, as it is on its files now, is copied (after a CHECKPOINT). */
+export interface EngineFiles {
+  /** Writes the cluster into the new directory `to`: the files `keep` accepts (relative paths). */
+  copy(to: string, keep: (relative: string) => boolean): Promise<void>;
+  /** The directory the engine runs on, when on disk. */
+  local: string | null;
 }
 
 /** What a served database needs of a client logged in to it (the client's session). */
@@ -99,6 +118,8 @@ export interface ProxyFront {
   database(name: string): Promise<ServedDatabase | DatabaseRefusal>;
   /** The logged-in clients as the engines see them (pid and login role). */
   readonly clients: ClientTable;
+  /** The catalogs the databases share, as the cluster has them. */
+  readonly cluster: ClusterCatalogs;
   /** Clients waiting for an advisory lock another client holds. */
   readonly lockWaits: LockWaits;
   /**
@@ -108,6 +129,17 @@ export interface ProxyFront {
   engineCallEnded(): void;
   /** A client left: the front forgets it. */
   sessionLeft(session: DatabaseClient): void;
+  /**
+   * The database CREATE DATABASE ... TEMPLATE `name` copies, made ready for it: its engine
+   * started, and no client but `client` connected to it (as PostgreSQL, after waiting for them
+   * to leave); null when the cluster has no such database (the engine then says so).
+   */
+  templateSource(name: string, client: DatabaseClient): Promise<ServedDatabase | DatabaseRefusal | null>;
+  /**
+   * Database `name` was just made by CREATE DATABASE in `source`'s engine, which the caller
+   * holds: its cluster is copied from there to serve it.
+   */
+  copyCreated(source: ServedDatabase, name: string): Promise<void>;
   /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */
   beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null>;
   /** The main engine dropped database `name`. */
@@ -169,6 +201,12 @@ export class ServedDatabase {
   private rolesTracked = false;
   /** The client table's count of role changes when the book was read. */
   private rolesReadAt = -1;
+  /** The shared catalogs as this engine had them when last brought to the cluster's; null before. */
+  private catalogsBase: SharedCatalogs | null = null;
+  /** The cluster's generation this engine was last brought to. */
+  private catalogsGeneration = -1;
+  /** A unit may have changed the shared catalogs: they are read and merged once it has committed. */
+  catalogsDirty = false;
 
   /** The main database (the engine the proxy was started on): databases are created and dropped there. */
   readonly main: boolean;
@@ -191,7 +229,70 @@ export class ServedDatabase {
   async start(): Promise<void> {
     this.settings = await reportedSettings(this.gate);
     this.rolesTracked = await this.countsRoleChanges();
-    await this.readRoles().catch((error: unknown) => this.warn((error as Error).message));
+    // The main engine is where the cluster's catalogs start from; any other is brought to them.
+    if (this.main) this.front.cluster.adopt(await this.readCatalogs());
+    await this.syncCatalogs().catch((error: unknown) => this.warn((error as Error).message));
+  }
+
+  /**
+   * Whether the engine's shared catalogs may differ from the cluster's: a unit here changed them,
+   * or another engine's change was merged since this one was brought up to date.
+   */
+  get behindCluster(): boolean {
+    return this.catalogsDirty || this.catalogsGeneration !== this.front.cluster.generation;
+  }
+
+  /**
+   * Merges what this engine committed to the shared catalogs into the cluster's, brings the
+   * engine to the cluster's, and reads the roles into the book again. The caller holds the engine
+   * between transactions. Inside a test's outer transaction nothing is merged (it is rolled back).
+   */
+  syncCatalogs(): Promise<void> {
+    if (this.testTransactionOpen) return this.readRoles();
+    return this.front.cluster.track(this.mergeAndApply());
+  }
+
+  private async mergeAndApply(): Promise<void> {
+    const cluster = this.front.cluster;
+    this.catalogsDirty = false;
+    const now = await this.readCatalogs();
+    if (this.catalogsBase) cluster.merge(this.catalogsBase, now);
+    const target = cluster.current;
+    const generation = cluster.generation;
+    if (!cluster.matches(now)) {
+      const own = cluster.databases.get(this.database);
+      const ownNow = databasesOf(now).get(this.database)?.oid;
+      if (own?.oid !== ownNow) {
+        throw new Error(
+          `database "${this.database}" has oid ${ownNow} in its engine but ${own?.oid} in the cluster: ` +
+            'its shared catalogs are left as they are',
+        );
+      }
+      const applied = readRows(await this.gate.exec(applyFrames(target)));
+      if (applied.error)
+        throw new Error(`bringing the shared catalogs up to date failed: ${applied.error.message}`);
+    }
+    this.catalogsBase = target;
+    this.catalogsGeneration = generation;
+    await this.readRoles();
+  }
+
+  /** The engine's shared catalogs, read as its own superuser. */
+  private async readCatalogs(): Promise<SharedCatalogs> {
+    return readSharedCatalogs(
+      await this.gate.exec(Buffer.concat([this.undoEveryClient(), SHARED_CATALOGS_QUERY])),
+    );
+  }
+
+  /**
+   * The engine went back to an earlier state (a reset): so did the cluster, whose only engine it
+   * is in the test toolkit.
+   */
+  private async catalogsWentBack(): Promise<void> {
+    const now = await this.readCatalogs();
+    this.front.cluster.adopt(now);
+    this.catalogsBase = now;
+    this.catalogsGeneration = this.front.cluster.generation;
   }
 
   /**
@@ -202,9 +303,15 @@ export class ServedDatabase {
    * read again first otherwise.
    */
   async loginRole(user: string, settings: Iterable<string>): Promise<Role | null> {
+    // What a client of another database just committed is merged first.
+    await this.front.cluster.settled();
     const holder = this.scheduler.holder;
     const holderInTransaction = holder !== null && typeof holder !== 'symbol' && holder.pinned;
-    if (!this.rolesTracked || !this.roleBook || (this.rolesChanged && !holderInTransaction)) {
+    const behind = this.behindCluster && !this.testTransactionOpen;
+    if (behind) {
+      // Another database's role changes reach this engine's catalogs before the login is judged.
+      await this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => this.syncCatalogs());
+    } else if (!this.rolesTracked || !this.roleBook || (this.rolesChanged && !holderInTransaction)) {
       await this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => this.readRoles());
     }
     return this.roleBook!.role(user, settings);
@@ -313,6 +420,27 @@ export class ServedDatabase {
     return switchFrames(null, new Map(), this.settingNames(), this.user).undo!;
   }
 
+  /**
+   * Runs `frames` for `client`, a client of another database, as that client (its login role,
+   * settings and pid), and returns the engine's answer. The caller holds the engine.
+   */
+  async runForVisitor(
+    frames: Buffer,
+    client: { identity: ClientIdentity | undefined; settings: ReadonlyMap<string, string> },
+  ): Promise<Uint8Array> {
+    const { undo, apply } = switchFrames(null, client.settings, this.settingNames(), this.user);
+    this.sessionApplied = null;
+    this.sessionOwner = null;
+    if (undo) await this.gate.exec(undo);
+    try {
+      if (apply) await this.gate.exec(apply, client.identity);
+      return await this.gate.exec(frames, client.identity);
+    } finally {
+      const back = switchFrames(client.settings, new Map(), [], this.user).undo;
+      if (back) await this.gate.exec(back);
+    }
+  }
+
   /** Runs `work` with the engine held by the proxy: no client's unit runs meanwhile. */
   whileHeld<T>(work: (gate: EngineGate) => Promise<T>): Promise<T> {
     return this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => work(this.gate));
@@ -356,6 +484,7 @@ export class ServedDatabase {
       this.sessionOwner = null;
       this.appliedAtTestBegin = null;
       // The roles went back too, and nothing counted that.
+      await this.catalogsWentBack();
       await this.readRoles();
       for (const session of this.sessions) {
         const { parses, channels, as } = session.engineReset();

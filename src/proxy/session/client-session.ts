@@ -339,7 +339,7 @@ export class ClientSession extends SessionStatements {
       const clash = this.tempClash(effects.tempObjects);
       if (clash) return this.refuse(clash);
     }
-    if (effects?.database) return this.runDatabaseStatement(effects.database, frames, effects);
+    if (effects?.database) return this.runDatabaseStatement(effects.database, frames, effects, sql);
     if (this.host.testTransactionOpen) {
       const statements = statementsWithControl(sql, this.dialect);
       if (statements) return this.runUnderTestTransaction(statements);

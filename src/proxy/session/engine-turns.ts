@@ -34,6 +34,12 @@ import { StatementNames } from './statement-names.js';
 /** `login`: until the client is in (see ClientLogin); `ready`: taking turns on its database. */
 type Phase = 'login' | 'ready' | 'closed';
 
+/**
+ * Commands that change the per-role and per-database settings or the comments of the cluster
+ * (pg_db_role_setting, pg_shdescription), which no catalog cache announces.
+ */
+const SHARED_SETTINGS_TAGS = new Set(['ALTER ROLE', 'ALTER DATABASE', 'COMMENT']);
+
 export const SYNC_FRAME = serialize.sync();
 const PARSE = 0x50;
 
@@ -133,11 +139,11 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
    * is brought to this client's settings.
    */
   private startTurn(): boolean | Promise<boolean> {
-    if (!this.host.rolesChanged || this.pinned) return this.bringMySettings();
+    const host = this.host;
+    if (this.pinned || !(host.rolesChanged || host.behindCluster)) return this.bringMySettings();
     // When the read fails, logins go on from the book as it was; an engine that failed fails
     // this client's turn next.
-    return this.host
-      .readRoles()
+    return (host.behindCluster ? host.syncCatalogs() : host.readRoles())
       .catch((error: unknown) => this.host.warn(`reading the roles failed: ${(error as Error).message}`))
       .then(() => this.bringMySettings());
   }
@@ -238,11 +244,37 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     // Taken after the engine was brought to this client's settings, which counts as a change too.
     const settingsBefore = this.tableEntry?.settingsVersion();
+    const catalogsBefore = this.host.front.clients.rolesVersion();
     const deadline = this.statementDeadline();
     let call = this.unitCall(bytes, endsWithSync);
     if (call instanceof Promise) call = await call;
     clearTimeout(deadline);
     if (!call) return;
+    // Known before the client hears of it: a login or new connection it makes next waits for it.
+    const merged =
+      this.host.front.clients.rolesVersion() !== catalogsBefore ? this.host.front.cluster.expect() : null;
+    if (merged) this.host.catalogsDirty = true;
+    const finished = this.finishUnit(
+      call,
+      frames,
+      effects,
+      endsWithSync,
+      lockDeadline,
+      outsideTransaction,
+      settingsBefore,
+    );
+    return merged ? finished.finally(merged) : finished;
+  }
+
+  private async finishUnit(
+    call: UnitOutput,
+    frames: Buffer[],
+    effects: StatementEffects[] | null,
+    endsWithSync: boolean,
+    lockDeadline: number | 'last' | undefined,
+    outsideTransaction: boolean,
+    settingsBefore: number | undefined,
+  ): Promise<void> {
     if (
       this.tableEntry?.takeLockWait() &&
       lockDeadline !== 'last' &&
@@ -272,6 +304,16 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       const resets = this.settingsToRead;
       this.settingsToRead = null;
       await this.readMySettings(resets);
+    }
+    if (summary.lastCommandTag && SHARED_SETTINGS_TAGS.has(summary.lastCommandTag))
+      this.host.catalogsDirty = true;
+    // What the unit committed to the roles and databases reaches the other databases' engines now.
+    if (this.host.catalogsDirty && !this.pinned && !this.host.testTransactionOpen) {
+      await this.host
+        .syncCatalogs()
+        .catch((error: unknown) =>
+          this.host.warn(`sharing the cluster's catalogs failed: ${(error as Error).message}`),
+        );
     }
     return this.releaseOrIdle();
   }

@@ -102,28 +102,55 @@ export abstract class SessionStatements extends EngineTurns {
   }
 
   /**
-   * CREATE DATABASE and DROP DATABASE: each database is served by an engine of its own, started
-   * on a copy of the main one's cluster, so they run in the main database. A database clients are
-   * connected to is not dropped (55006), unless WITH (FORCE) ends them first.
+   * CREATE DATABASE and DROP DATABASE, from any database. Each database is served by an engine of
+   * its own, on a cluster of its own: CREATE DATABASE runs in the engine of the database it
+   * copies (its template), as the client, so PostgreSQL copies that database as it is now and
+   * makes its checks; the new database's cluster is then copied from there. A database clients
+   * are connected to is not copied or dropped (55006), unless DROP ... WITH (FORCE) ends them.
    */
   protected async runDatabaseStatement(
     statement: DatabaseStatement,
     frames: Buffer[],
     effects: StatementEffects,
+    sql: string,
   ): Promise<void> {
-    if (!this.host.main) {
+    const front = this.host.front;
+    if (statement.action === 'drop') {
+      const refusal = await front.beforeDrop(statement.name, statement.force);
+      if (refusal) return this.refuse(refusal);
+      return this.runUnit(frames, [effects], true);
+    }
+    // Where PostgreSQL refuses it (inside a transaction block), this client's engine says so.
+    const alone =
+      this.status === 'I' &&
+      !this.host.testTransactionOpen &&
+      splitStatements(sql, this.dialect).length === 1;
+    const source = alone ? await front.templateSource(statement.template ?? 'template1', this) : null;
+    if (source === null) return this.runUnit(frames, [effects], true);
+    if ('code' in source) return this.refuse(source);
+    let output: Uint8Array;
+    try {
+      output = await source.whileHeld(async () => {
+        await source.syncCatalogs();
+        const answer = await source.runForVisitor(Buffer.concat(frames), {
+          identity: this.identity,
+          settings: this.settings.values,
+        });
+        if (scanBackend(answer).errors === 0) {
+          await front.copyCreated(source, statement.name);
+          // The new database is listed in the cluster before the client hears it was made.
+          await source.syncCatalogs();
+        }
+        return answer;
+      });
+    } catch (error) {
       return this.refuse({
-        code: '0A000',
-        message: `${statement.action === 'create' ? 'CREATE' : 'DROP'} DATABASE runs in database "${this.host.front.mainDatabase}" here`,
-        detail:
-          "pglite-oxide serves each database from an engine of its own, made from the main database's cluster.",
+        code: error instanceof EngineWaitError ? error.sqlstate : 'XX000',
+        message: `CREATE DATABASE failed: ${(error as Error).message}`,
       });
     }
-    if (statement.action === 'drop') {
-      const refusal = await this.host.front.beforeDrop(statement.name, statement.force);
-      if (refusal) return this.refuse(refusal);
-    }
-    return this.runUnit(frames, [effects], true);
+    this.routeOnly(output);
+    this.write(output);
   }
 
   /** An error found by the proxy inside an extended batch, raised by the engine so it aborts as Postgres would. */

@@ -44,6 +44,8 @@ export interface DatabaseStatement {
   name: string;
   /** DROP DATABASE ... WITH (FORCE): clients connected to it are ended first. */
   force: boolean;
+  /** CREATE DATABASE ... TEMPLATE name: the database copied; null for the default (template1). */
+  template: string | null;
 }
 
 export interface TempObject {
@@ -96,7 +98,12 @@ export function statementEffects(
         const temp = readTempObject(sql, start, end, dialect);
         if (temp) effects.tempObjects.push(temp);
         if (head[1]?.value === 'DATABASE' && isName(head[2]))
-          effects.database = { action: 'create', name: identifierOf(head[2]!, sql), force: false };
+          effects.database = {
+            action: 'create',
+            name: identifierOf(head[2]!, sql),
+            force: false,
+            template: readTemplate(sql, start, end, dialect),
+          };
         break;
       }
       case 'DROP':
@@ -121,7 +128,17 @@ function readDropDatabase(
   const name = tokens[at];
   if (!isName(name)) return null;
   const force = tokens.slice(at + 1).some((token) => token.kind === 'word' && token.value === 'FORCE');
-  return { action: 'drop', name: identifierOf(name!, sql), force };
+  return { action: 'drop', name: identifierOf(name!, sql), force, template: null };
+}
+
+/** The name after `TEMPLATE [=]` in a CREATE DATABASE; null when it names none. */
+function readTemplate(sql: string, start: number, end: number, dialect: SqlDialect): string | null {
+  const tokens = tokensOf(sql, start, end, dialect);
+  const at = tokens.findIndex((token, i) => i > 2 && token.kind === 'word' && token.value === 'TEMPLATE');
+  if (at < 0) return null;
+  const name = tokens[tokens[at + 1]?.value === '=' ? at + 2 : at + 1];
+  if (!isName(name) || (name!.kind === 'word' && name!.value === 'DEFAULT')) return null;
+  return identifierOf(name!, sql);
 }
 
 /**

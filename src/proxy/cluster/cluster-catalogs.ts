@@ -1,0 +1,79 @@
+import {
+  type ClusterDatabase,
+  changesBetween,
+  databasesOf,
+  type SharedCatalogs,
+  withChanges,
+} from './shared-catalogs.js';
+
+/**
+ * The cluster's own copy of the shared catalogs (see shared-catalogs.ts): what every engine is
+ * brought to. Each change merged makes a new generation; an engine that applied an older one is
+ * behind.
+ */
+export class ClusterCatalogs {
+  private catalogs: SharedCatalogs = new Map();
+  private byName = new Map<string, ClusterDatabase>();
+  private generationNumber = 0;
+  /** Merges under way: a login waits for them, so that what a client just committed is known. */
+  private readonly merging = new Set<Promise<unknown>>();
+
+  get current(): SharedCatalogs {
+    return this.catalogs;
+  }
+
+  get generation(): number {
+    return this.generationNumber;
+  }
+
+  /** The databases, by name. */
+  get databases(): ReadonlyMap<string, ClusterDatabase> {
+    return this.byName;
+  }
+
+  /** The cluster as the main engine has it when the proxy starts (or went back to, by a reset). */
+  adopt(catalogs: SharedCatalogs): void {
+    this.set(catalogs);
+  }
+
+  /** What an engine changed since it had `base`; true when that changed the cluster. */
+  merge(base: SharedCatalogs, now: SharedCatalogs): boolean {
+    const changes = changesBetween(base, now);
+    if (!changes) return false;
+    this.set(withChanges(this.catalogs, changes));
+    return true;
+  }
+
+  /** Whether `catalogs` read the same as the cluster's. */
+  matches(catalogs: SharedCatalogs): boolean {
+    return changesBetween(catalogs, this.catalogs) === null;
+  }
+
+  /** Keeps `work` in the merges a login waits for. */
+  track<T>(work: Promise<T>): Promise<T> {
+    this.merging.add(work);
+    void work.then(
+      () => this.merging.delete(work),
+      () => this.merging.delete(work),
+    );
+    return work;
+  }
+
+  /** A merge to come (a unit's, once it has finished): logins wait until `done` is called. */
+  expect(): () => void {
+    let done!: () => void;
+    void this.track(new Promise<void>((resolve) => (done = resolve)));
+    return done;
+  }
+
+  /** Resolves once the merges under way now have ended. */
+  async settled(): Promise<void> {
+    if (this.merging.size > 0) await Promise.allSettled([...this.merging]);
+  }
+
+  private set(catalogs: SharedCatalogs): void {
+    this.catalogs = catalogs;
+    this.byName = databasesOf(catalogs);
+    this.generationNumber++;
+  }
+}

@@ -1,0 +1,121 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServedEngine } from './helpers/proxy-engine.js';
+
+// The databases of one proxy are one cluster: roles, the list of databases and templates are
+// shared, as on a PostgreSQL server, although each database runs on an engine of its own.
+describe('one cluster', () => {
+  let served: Awaited<ReturnType<typeof startServedEngine>>;
+  const clients: pg.Client[] = [];
+
+  const connect = async (database: string, user = 'postgres', password?: string) => {
+    const client = new pg.Client({ host: '127.0.0.1', port: served.proxy.port, user, password, database });
+    await client.connect();
+    clients.push(client);
+    return client;
+  };
+  const rows = async (client: pg.Client, sql: string) => (await client.query(sql)).rows;
+
+  beforeAll(async () => {
+    served = await startServedEngine();
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.end().catch(() => {})));
+    await served.close();
+  });
+
+  it("runs a client library's bootstrap: create user, createdb, alter owner, connect as the user", async () => {
+    const admin = await connect('postgres');
+    await admin.query("CREATE USER lib_user PASSWORD 'secret'");
+    await admin.query('CREATE DATABASE lib_db');
+    await admin.query('ALTER DATABASE lib_db OWNER TO lib_user');
+    await admin.query('GRANT ALL ON DATABASE lib_db TO lib_user');
+    const user = await connect('lib_db', 'lib_user', 'secret');
+    expect(await rows(user, 'SELECT current_user AS u, current_database() AS d')).toEqual([
+      { u: 'lib_user', d: 'lib_db' },
+    ]);
+    await user.query('CREATE TABLE owned (id int)');
+    expect(
+      await rows(
+        user,
+        "SELECT pg_catalog.pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'lib_db'",
+      ),
+    ).toEqual([{ owner: 'lib_user' }]);
+  });
+
+  it('has roles made, changed and dropped in any database take effect in every other at once', async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE DATABASE roles_elsewhere');
+    const other = await connect('roles_elsewhere');
+    // Opened before the role exists.
+    await admin.query("CREATE ROLE late_role LOGIN PASSWORD 'pw1'");
+    const late = await connect('roles_elsewhere', 'late_role', 'pw1');
+    expect(await rows(late, 'SELECT current_user AS u')).toEqual([{ u: 'late_role' }]);
+    await late.end();
+    // Made in the other database, seen in the main one.
+    await other.query(
+      "CREATE ROLE from_other LOGIN PASSWORD 'pw2'; COMMENT ON ROLE from_other IS 'made elsewhere'",
+    );
+    const seen = await connect('postgres', 'from_other', 'pw2');
+    expect(
+      await rows(
+        seen,
+        "SELECT pg_catalog.shobj_description(oid, 'pg_authid') AS c FROM pg_roles WHERE rolname = 'from_other'",
+      ),
+    ).toEqual([{ c: 'made elsewhere' }]);
+    await seen.end();
+    // Its LOGIN taken away and then the role dropped, in the main database.
+    await admin.query('ALTER ROLE late_role NOLOGIN');
+    await expect(connect('roles_elsewhere', 'late_role')).rejects.toMatchObject({
+      code: '28000',
+      message: 'role "late_role" is not permitted to log in',
+    });
+    await admin.query('DROP ROLE late_role');
+    await expect(connect('roles_elsewhere', 'late_role')).rejects.toMatchObject({
+      code: '28000',
+      message: 'role "late_role" does not exist',
+    });
+    expect(await rows(other, "SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'late_role'")).toEqual([
+      { n: 0 },
+    ]);
+  });
+
+  it('copies a template as it is now, from a connection to template1, once per test', async () => {
+    const admin = await connect('template1');
+    await admin.query('CREATE DATABASE tmpl');
+    const migrate = await connect('tmpl');
+    await migrate.query(
+      "CREATE TABLE users (id int primary key, name text); INSERT INTO users VALUES (1, 'ada'), (2, 'bob')",
+    );
+    await migrate.query('ALTER DATABASE tmpl IS_TEMPLATE true');
+    await migrate.end();
+    expect(await rows(admin, "SELECT datistemplate AS t FROM pg_database WHERE datname = 'tmpl'")).toEqual([
+      { t: true },
+    ]);
+    for (const n of [1, 2]) {
+      await admin.query(`CREATE DATABASE test_${n} TEMPLATE tmpl`);
+      const test = await connect(`test_${n}`);
+      expect(await rows(test, 'SELECT name FROM users ORDER BY id')).toEqual([
+        { name: 'ada' },
+        { name: 'bob' },
+      ]);
+      await test.query('DELETE FROM users');
+      await test.end();
+      await admin.query(`DROP DATABASE test_${n}`);
+    }
+    const listed = await rows(admin, "SELECT datname FROM pg_database WHERE datname LIKE 'test_%'");
+    expect(listed).toEqual([]);
+    await admin.end();
+  });
+
+  it('refuses to copy a database other clients are connected to, as PostgreSQL does', async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE DATABASE busy_src');
+    await connect('busy_src');
+    await expect(admin.query('CREATE DATABASE busy_copy TEMPLATE busy_src')).rejects.toMatchObject({
+      code: '55006',
+      message: 'source database "busy_src" is being accessed by other users',
+      detail: 'There is 1 other session using the database.',
+    });
+  });
+});
