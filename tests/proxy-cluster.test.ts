@@ -1,15 +1,59 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installAndInitIn, prepareTemplate } from 'pglite-oxide';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startThreadedProxy } from '../src/proxy/server.js';
+import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
 import { startServedEngine } from './helpers/proxy-engine.js';
+import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+
+interface Served {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** `serve` in throwaway mode: the main engine in memory, in a thread of its own. */
+async function serveInMemory(): Promise<Served> {
+  const template = await prepareTemplate({ cacheDir: await freshCacheDir() });
+  const engine = await ThreadedEngine.start({
+    kind: 'memory',
+    runtimeRoot: template.runtimeRoot,
+    pgdata: template.pgdata,
+    env: template.env,
+    settings: template.settings,
+  });
+  const proxy = await startThreadedProxy(engine, { tcp: true, port: 0 });
+  return { port: proxy.port, close: () => proxy.close() };
+}
+
+/** `serve --data` on `root`: every engine on disk, in a thread of its own. */
+async function serveOnDisk(root: string): Promise<Served> {
+  const paths = await installAndInitIn(root);
+  const engine = await ThreadedEngine.start({
+    kind: 'disk',
+    runtimeRoot: paths.pgroot,
+    pgdata: paths.pgdata,
+  });
+  const proxy = await startThreadedProxy(engine, { tcp: true, port: 0 });
+  return { port: proxy.port, close: () => proxy.close() };
+}
+
+/** A proxy over an engine in this thread, on disk (the toolkit's shape). */
+async function serveInThisThread(): Promise<Served> {
+  const served = await startServedEngine();
+  return { port: served.proxy.port, close: () => served.close() };
+}
 
 // The databases of one proxy are one cluster: roles, the list of databases and templates are
 // shared, as on a PostgreSQL server, although each database runs on an engine of its own.
-describe('one cluster', () => {
-  let served: Awaited<ReturnType<typeof startServedEngine>>;
+describe.each([
+  ['in this thread, on disk', serveInThisThread],
+  ['in memory (serve)', serveInMemory],
+])('one cluster: %s', (_mode, start) => {
+  let served: Served;
   const clients: pg.Client[] = [];
 
   const connect = async (database: string, user = 'postgres', password?: string) => {
-    const client = new pg.Client({ host: '127.0.0.1', port: served.proxy.port, user, password, database });
+    const client = new pg.Client({ host: '127.0.0.1', port: served.port, user, password, database });
     await client.connect();
     clients.push(client);
     return client;
@@ -17,12 +61,12 @@ describe('one cluster', () => {
   const rows = async (client: pg.Client, sql: string) => (await client.query(sql)).rows;
 
   beforeAll(async () => {
-    served = await startServedEngine();
+    served = await start();
   });
-  afterAll(async () => {
-    await Promise.all(clients.map((client) => client.end().catch(() => {})));
-    await served.close();
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.end().catch(() => {})));
   });
+  afterAll(() => served.close());
 
   it("runs a client library's bootstrap: create user, createdb, alter owner, connect as the user", async () => {
     const admin = await connect('postgres');
@@ -117,5 +161,53 @@ describe('one cluster', () => {
       message: 'source database "busy_src" is being accessed by other users',
       detail: 'There is 1 other session using the database.',
     });
+  });
+
+  it('copies the main database with its tables, from another database', async () => {
+    const main = await connect('postgres');
+    await main.query("CREATE TABLE IF NOT EXISTS kept (v text); INSERT INTO kept VALUES ('from main')");
+    await main.end();
+    const admin = await connect('template1');
+    await admin.query('CREATE DATABASE main_copy TEMPLATE postgres');
+    await admin.end();
+    const copy = await connect('main_copy');
+    expect(await rows(copy, 'SELECT v FROM kept')).toEqual([{ v: 'from main' }]);
+    await copy.end();
+  });
+});
+
+describe('one cluster through restarts (serve --data)', () => {
+  it('keeps every database, with the roles as the cluster has them now', async () => {
+    const root = await tempRoot();
+    let served = await serveOnDisk(root);
+    const connect = async (database: string, user = 'postgres') => {
+      const client = new pg.Client({ host: '127.0.0.1', port: served.port, user, database });
+      await client.connect();
+      return client;
+    };
+    try {
+      const admin = await connect('postgres');
+      await admin.query('CREATE DATABASE app');
+      const app = await connect('app');
+      await app.query('CREATE ROLE made_in_app LOGIN; CREATE TABLE t (v int); INSERT INTO t VALUES (7)');
+      await app.query('GRANT SELECT ON t TO made_in_app');
+      await app.end();
+      await admin.query('CREATE ROLE made_in_main LOGIN');
+      await admin.end();
+      await served.close();
+      served = await serveOnDisk(root);
+      for (const database of ['postgres', 'app']) {
+        for (const user of ['made_in_app', 'made_in_main']) {
+          const client = await connect(database, user);
+          expect((await client.query('SELECT current_user AS u')).rows).toEqual([{ u: user }]);
+          await client.end();
+        }
+      }
+      const reader = await connect('app', 'made_in_app');
+      expect((await reader.query('SELECT v FROM t')).rows).toEqual([{ v: 7 }]);
+      await reader.end();
+    } finally {
+      await served.close();
+    }
   });
 });

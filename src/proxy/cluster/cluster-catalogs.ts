@@ -16,7 +16,7 @@ export class ClusterCatalogs {
   private byName = new Map<string, ClusterDatabase>();
   private generationNumber = 0;
   /** Merges under way: a login waits for them, so that what a client just committed is known. */
-  private readonly merging = new Set<Promise<unknown>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   get current(): SharedCatalogs {
     return this.catalogs;
@@ -51,10 +51,10 @@ export class ClusterCatalogs {
 
   /** Keeps `work` in the merges a login waits for. */
   track<T>(work: Promise<T>): Promise<T> {
-    this.merging.add(work);
+    this.inFlight.add(work);
     void work.then(
-      () => this.merging.delete(work),
-      () => this.merging.delete(work),
+      () => this.inFlight.delete(work),
+      () => this.inFlight.delete(work),
     );
     return work;
   }
@@ -66,9 +66,14 @@ export class ClusterCatalogs {
     return done;
   }
 
+  /** Whether a merge is under way. */
+  get merging(): boolean {
+    return this.inFlight.size > 0;
+  }
+
   /** Resolves once the merges under way now have ended. */
   async settled(): Promise<void> {
-    if (this.merging.size > 0) await Promise.allSettled([...this.merging]);
+    if (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   private set(catalogs: SharedCatalogs): void {

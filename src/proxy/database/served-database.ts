@@ -207,6 +207,11 @@ export class ServedDatabase {
   private catalogsGeneration = -1;
   /** A unit may have changed the shared catalogs: they are read and merged once it has committed. */
   catalogsDirty = false;
+  /**
+   * The proxy is reading or writing the shared catalogs, at the end of a client's unit: a cancel
+   * (the client's, or its leaving) finds no statement of the client's to stop.
+   */
+  private sharingCatalogs = false;
 
   /** The main database (the engine the proxy was started on): databases are created and dropped there. */
   readonly main: boolean;
@@ -253,6 +258,15 @@ export class ServedDatabase {
   }
 
   private async mergeAndApply(): Promise<void> {
+    this.sharingCatalogs = true;
+    try {
+      await this.mergeAndApplyNow();
+    } finally {
+      this.sharingCatalogs = false;
+    }
+  }
+
+  private async mergeAndApplyNow(): Promise<void> {
     const cluster = this.front.cluster;
     this.catalogsDirty = false;
     const now = await this.readCatalogs();
@@ -552,6 +566,7 @@ export class ServedDatabase {
    * engine started (the clients are told the session was lost).
    */
   cancelRunning(why: StopReason = 'user request'): void {
+    if (this.sharingCatalogs) return;
     const threaded = this.engine.threaded;
     if (!this.gate.cancelRunning() || !threaded?.busy) return;
     const call = threaded.callNumber;

@@ -140,6 +140,14 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
    */
   private startTurn(): boolean | Promise<boolean> {
     const host = this.host;
+    // What another database's client just committed to the cluster is seen, as on a server.
+    if (host.front.cluster.merging && !this.pinned)
+      return host.front.cluster.settled().then(() => this.turnBegins());
+    return this.turnBegins();
+  }
+
+  private turnBegins(): boolean | Promise<boolean> {
+    const host = this.host;
     if (this.pinned || !(host.rolesChanged || host.behindCluster)) return this.bringMySettings();
     // When the read fails, logins go on from the book as it was; an engine that failed fails
     // this client's turn next.
