@@ -2,7 +2,10 @@
 // first asks for it. Side by side in one run: the proxy on a root on disk (`startProxy`,
 // `serve --data`), a test file's database of the engine host (in memory, as the presets serve
 // it), and a native PostgreSQL doing the same.
-// Usage: npm run bench:databases [-- --runs N]
+// With `-- template`: CREATE DATABASE ... TEMPLATE of a migrated database (50 tables, ~10 MB),
+// run from a connection to template1, the first connection to the copy, and the memory an open
+// database adds, beside a native PostgreSQL.
+// Usage: npm run bench:databases [-- --runs N] [-- template]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,6 +91,12 @@ async function native(run: number): Promise<Figures | null> {
   }
 }
 
+if (process.argv.includes('template')) {
+  await templateBench();
+  fs.rmSync(scratch, { recursive: true, force: true });
+  process.exit(0);
+}
+
 const cases: Array<[string, (run: number) => Promise<Figures | null>]> = [
   ['startProxy on a root on disk (serve --data)', onDiskRoot],
   ['a test file database (in memory, presets)', testFileDatabase],
@@ -124,3 +133,90 @@ printTable(
   rows,
 );
 fs.rmSync(scratch, { recursive: true, force: true });
+
+interface TemplateFigures {
+  copyMs: number;
+  firstConnectMs: number;
+  /** What one more open database adds: the process's RSS (proxy), the backend's (native). */
+  memoryMb: number | null;
+}
+
+/** A database of 50 tables, ~10 MB of rows, made a template. */
+async function migrateTemplate(url: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query('CREATE DATABASE tmpl');
+  await admin.end();
+  const tmpl = new pg.Client({ connectionString: withUrl(url, 'tmpl') });
+  await tmpl.connect();
+  for (let table = 0; table < 50; table++) {
+    await tmpl.query(
+      `CREATE TABLE t${table} (id int primary key, note text); ` +
+        `INSERT INTO t${table} SELECT g, repeat('x', 100) FROM generate_series(1, 1500) g`,
+    );
+  }
+  await tmpl.query('ALTER DATABASE tmpl IS_TEMPLATE true');
+  await tmpl.end();
+}
+
+async function measureTemplate(url: string, inProcess: boolean, run: number): Promise<TemplateFigures> {
+  const admin = new pg.Client({ connectionString: withUrl(url, 'template1') });
+  await admin.connect();
+  const name = `copy_${run}`;
+  const before = inProcess ? rss() : 0;
+  let started = performance.now();
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE tmpl`);
+  const copyMs = performance.now() - started;
+  await admin.end();
+  started = performance.now();
+  const copy = new pg.Client({ connectionString: withUrl(url, name) });
+  await copy.connect();
+  await copy.query('SELECT count(*) FROM t49');
+  const firstConnectMs = performance.now() - started;
+  let memoryMb: number | null = inProcess ? rss() - before : null;
+  if (!inProcess) {
+    const pid = (await copy.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    memoryMb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  }
+  await copy.end();
+  return { copyMs, firstConnectMs, memoryMb };
+}
+
+async function templateBench(): Promise<void> {
+  console.log(`bench:databases -- template, ${runs} copies each, median; ${machine()}`);
+  const rows: Array<Array<string | number>> = [];
+  const report = (label: string, figures: TemplateFigures[]) => {
+    const med = (key: keyof TemplateFigures) => {
+      const values = figures.map((figure) => figure[key]).filter((value): value is number => value !== null);
+      return values.length > 0 ? median(values).toFixed(1) : '-';
+    };
+    rows.push([label, med('copyMs'), med('firstConnectMs'), med('memoryMb')]);
+  };
+  const paths = await ox.installAndInitIn(path.join(scratch, 'template-root'));
+  const proxy = await ox.startProxy({ paths, port: 0 });
+  try {
+    await migrateTemplate(proxy.connectionString);
+    const figures: TemplateFigures[] = [];
+    for (let run = 0; run < runs; run++)
+      figures.push(await measureTemplate(proxy.connectionString, true, run));
+    report('startProxy on a root on disk (serve --data)', figures);
+  } finally {
+    await proxy.close();
+  }
+  const server = await startNativePostgres();
+  if (server) {
+    try {
+      await migrateTemplate(server.url);
+      const figures: TemplateFigures[] = [];
+      for (let run = 0; run < runs; run++) figures.push(await measureTemplate(server.url, false, run));
+      report('anchor: native PostgreSQL', figures);
+    } finally {
+      await server.stop();
+    }
+  } else rows.push(['anchor: native PostgreSQL', 'n/a', 'n/a', 'n/a']);
+  printTable(
+    ['', 'CREATE DATABASE ... TEMPLATE ms', 'first connect + query ms', 'memory +MB per open db'],
+    rows,
+  );
+}

@@ -13,6 +13,7 @@ import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { ClusterCatalogs } from './cluster/cluster-catalogs.js';
 import { type DatabaseOpener, databaseOpener, diskFiles } from './database/database-engines.js';
 import { RuntimeGate } from './database/engine-gate.js';
+import { EngineWaitError } from './database/engine-scheduler.js';
 import { LockWaits } from './database/lock-waits.js';
 import {
   type DatabaseClient,
@@ -196,6 +197,8 @@ class ProxyServer implements ProxyFront {
   readonly clients = new ClientTable();
   readonly lockWaits = new LockWaits();
   readonly cluster = new ClusterCatalogs();
+  /** The main engine being brought to the cluster's catalogs (see clusterChanged). */
+  private mainCatchingUp: Promise<void> | null = null;
   /** The oid range the next database's engine counts in (the main engine's is 0). */
   private nextOidRange = 1;
   private readonly listeners: net.Server[] = [];
@@ -358,6 +361,26 @@ class ProxyServer implements ProxyFront {
         message: `database "${name}" could not start: ${(error as Error).message}`,
       };
     }
+  }
+
+  /**
+   * Brings the main engine to the cluster's catalogs as soon as it is free between transactions:
+   * its cluster is where a restart finds them. One that stays busy follows at its next turn.
+   */
+  clusterChanged(): void {
+    if (this.mainCatchingUp || this.closing) return;
+    const generation = this.cluster.generation;
+    this.mainCatchingUp = this.main
+      .whileHeld(() => (this.main.behindCluster ? this.main.syncCatalogs() : Promise.resolve()))
+      .catch((error: unknown) => {
+        if (!(error instanceof EngineWaitError))
+          this.warn(`the main database could not take the cluster's catalogs: ${(error as Error).message}`);
+      })
+      .finally(() => {
+        this.mainCatchingUp = null;
+        // A change merged meanwhile is followed too.
+        if (this.cluster.generation !== generation) this.clusterChanged();
+      });
   }
 
   async templateSource(
@@ -539,6 +562,8 @@ class ProxyServer implements ProxyFront {
     );
     // Clients still starting have no database yet.
     for (const session of this.sessions) if (session.starting) void session.fatal('57P01', message);
+    // The main engine's catalogs are what the next start finds of the cluster.
+    if (this.mainCatchingUp) await withTimeout(this.mainCatchingUp, 2_000);
     await Promise.all([this.main.close('57P01', message), this.closeOthers(message)]);
     for (const socket of this.sockets) socket.destroy();
     await withTimeout(Promise.all(stopped), 2_000);

@@ -140,6 +140,8 @@ export interface ProxyFront {
    * holds: its cluster is copied from there to serve it.
    */
   copyCreated(source: ServedDatabase, name: string): Promise<void>;
+  /** Another database's engine changed the cluster: the main engine, which keeps it, follows soon. */
+  clusterChanged(): void;
   /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */
   beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null>;
   /** The main engine dropped database `name`. */
@@ -270,7 +272,7 @@ export class ServedDatabase {
     const cluster = this.front.cluster;
     this.catalogsDirty = false;
     const now = await this.readCatalogs();
-    if (this.catalogsBase) cluster.merge(this.catalogsBase, now);
+    if (this.catalogsBase && cluster.merge(this.catalogsBase, now) && !this.main) this.front.clusterChanged();
     const target = cluster.current;
     const generation = cluster.generation;
     if (!cluster.matches(now)) {
@@ -321,7 +323,9 @@ export class ServedDatabase {
     await this.front.cluster.settled();
     const holder = this.scheduler.holder;
     const holderInTransaction = holder !== null && typeof holder !== 'symbol' && holder.pinned;
-    const behind = this.behindCluster && !this.testTransactionOpen;
+    // Another database's change, merged since this engine was brought up to date (its own
+    // changes, committed or not, are the book's business below).
+    const behind = this.catalogsGeneration !== this.front.cluster.generation && !this.testTransactionOpen;
     if (behind) {
       // Another database's role changes reach this engine's catalogs before the login is judged.
       await this.asProxy({ waitMs: this.limits.queueTimeoutMs, seize: false }, () => this.syncCatalogs());
