@@ -175,6 +175,26 @@ describe('engine internals this package depends on', () => {
     }
   });
 
+  it('counts oids in the range it is given, also after a restart on its cluster', async () => {
+    const paths = await installAndInitIn(await tempRoot());
+    const oidOf = async (runtime: InteractiveRuntime, table: string) => {
+      const output = await runtime.execInteractive(
+        serialize.query(`CREATE TABLE ${table} (a int); SELECT '${table}'::regclass::oid::int8`),
+      );
+      return Number(dataRows(output)[0]![0]);
+    };
+    const rangeStart = 16384 + 3 * 2 ** 24;
+    let runtime = await InteractiveRuntime.start(paths, { oidRange: 3 });
+    const first = await oidOf(runtime, 'first');
+    await runtime.close();
+    runtime = await InteractiveRuntime.start(paths, { oidRange: 3 });
+    const second = await oidOf(runtime, 'second');
+    await runtime.close();
+    expect(first).toBeGreaterThanOrEqual(rangeStart);
+    expect(second).toBeGreaterThan(first);
+    expect(second).toBeLessThan(rangeStart + 2 ** 24);
+  });
+
   it('hands on the record of a client that left only without its objects', async () => {
     const { clients, engine } = await engineWithClientTable();
     try {
