@@ -112,7 +112,7 @@ describe('databases', () => {
     }
   });
 
-  it('lets psql and createdb work as on a server', async () => {
+  it('lets psql, createdb and dropdb work as on a server', async () => {
     const url = (database: string) => `postgresql://postgres@127.0.0.1:${served.proxy.port}/${database}`;
     await run('createdb', [
       '-h',
@@ -132,5 +132,20 @@ describe('databases', () => {
       'template0',
       'template1',
     ]);
+    // createdb -T from a template made in another database, then dropdb, from the client tools.
+    const tool = (name: string, ...args: string[]) =>
+      run(name, ['-h', '127.0.0.1', '-p', String(served.proxy.port), '-U', 'postgres', ...args]);
+    await run('psql', [
+      url('made_by_createdb'),
+      '-c',
+      'CREATE TABLE seeded (v int); INSERT INTO seeded VALUES (3)',
+    ]);
+    await tool('createdb', '-T', 'made_by_createdb', 'copied_by_createdb');
+    const copied = await run('psql', [url('copied_by_createdb'), '-Atc', 'SELECT v FROM seeded']);
+    expect(copied.stdout.trim()).toBe('3');
+    await tool('dropdb', 'copied_by_createdb');
+    await tool('dropdb', 'made_by_createdb');
+    const left = await run('psql', [url('template1'), '-Atc', 'SELECT datname FROM pg_database ORDER BY 1']);
+    expect(left.stdout.trim().split('\n')).toEqual(['postgres', 'template0', 'template1']);
   });
 });
