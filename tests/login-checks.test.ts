@@ -9,6 +9,7 @@ const role = (over: Partial<Role> = {}): Role => ({
   superuser: false,
   password: null,
   forbiddenSettings: [],
+  defaults: new Map(),
   ...over,
 });
 const fine: LoginFacts = { databaseRefusal: null, rolesEnforced: true, roomForClient: true };

@@ -124,6 +124,23 @@ describe.each([
     ]);
   });
 
+  it('starts a login with the settings ALTER ROLE and ALTER DATABASE gave, made in another database', async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE DATABASE tuned');
+    await admin.query("CREATE ROLE tuned_user LOGIN; ALTER DATABASE tuned SET timezone = 'Asia/Tokyo'");
+    await admin.query('ALTER ROLE tuned_user IN DATABASE tuned SET search_path = tuned_schema, public');
+    await admin.query("ALTER ROLE tuned_user SET application_name = 'from_role'");
+    const user = await connect('tuned', 'tuned_user');
+    expect(await rows(user, 'SHOW search_path')).toEqual([{ search_path: 'tuned_schema, public' }]);
+    expect(await rows(user, 'SHOW timezone')).toEqual([{ TimeZone: 'Asia/Tokyo' }]);
+    // RESET goes back to them, as on a server; elsewhere only the role's own apply.
+    await user.query("SET timezone = 'UTC'; RESET timezone");
+    expect(await rows(user, 'SHOW timezone')).toEqual([{ TimeZone: 'Asia/Tokyo' }]);
+    const elsewhere = await connect('postgres', 'tuned_user');
+    expect(await rows(elsewhere, 'SHOW search_path')).not.toEqual([{ search_path: 'tuned_schema, public' }]);
+    expect(await rows(elsewhere, 'SHOW application_name')).toEqual([{ application_name: 'from_role' }]);
+  });
+
   it('copies a template as it is now, from a connection to template1, once per test', async () => {
     const admin = await connect('template1');
     await admin.query('CREATE DATABASE tmpl');

@@ -212,7 +212,8 @@ export class ClientLogin {
       database: this.host,
       user: request.user,
       role,
-      settings: new ClientSettings(new Map([...request.settings, ...named, ...asRole])),
+      // As a server: ALTER ROLE/DATABASE ... SET first, the client's startup parameters over them.
+      settings: new ClientSettings(new Map([...role.defaults, ...request.settings, ...named, ...asRole])),
     });
   }
 }

@@ -19,6 +19,11 @@ export interface Role {
    * GRANT SET): PostgreSQL refuses such a login.
    */
   forbiddenSettings: string[];
+  /**
+   * Its settings from ALTER ROLE ... SET and ALTER DATABASE ... SET (pg_db_role_setting) for this
+   * database, by lower-case name: a login starts with them, under its startup parameters.
+   */
+  defaults: ReadonlyMap<string, string>;
 }
 
 /** The engine's own user, which needs no look-up. */
@@ -30,6 +35,7 @@ export function engineRole(name: string): Role {
     superuser: true,
     password: null,
     forbiddenSettings: [],
+    defaults: new Map(),
   };
 }
 
@@ -40,6 +46,7 @@ interface KeptRole {
   superuser: boolean;
   password: string | null;
   grantedSettings: ReadonlySet<string>;
+  defaults: ReadonlyMap<string, string>;
 }
 
 /**
@@ -54,7 +61,15 @@ export const ROLES_QUERY = serialize.query(
     'SELECT a.rolname, a.oid, a.rolcanlogin, a.rolsuper, a.rolpassword, ' +
     `(SELECT pg_catalog.string_agg(pg_catalog.lower(s.name), ',') FROM pg_catalog.pg_settings s ` +
     `WHERE s.context OPERATOR(pg_catalog.=) ANY(ARRAY['superuser', 'superuser-backend']::pg_catalog.text[]) ` +
-    `AND NOT a.rolsuper AND pg_catalog.has_parameter_privilege(a.oid, s.name, 'SET')) ` +
+    `AND NOT a.rolsuper AND pg_catalog.has_parameter_privilege(a.oid, s.name, 'SET')), ` +
+    // PostgreSQL's order, the later winning: all, this database, this role, both.
+    '(SELECT pg_catalog.array_to_json(pg_catalog.array_agg(c.setting ORDER BY c.rank)) FROM (' +
+    'SELECT pg_catalog.unnest(d.setconfig) AS setting, CASE WHEN d.setrole OPERATOR(pg_catalog.=) 0 ' +
+    'AND d.setdatabase OPERATOR(pg_catalog.=) 0 THEN 0 WHEN d.setrole OPERATOR(pg_catalog.=) 0 THEN 1 ' +
+    'WHEN d.setdatabase OPERATOR(pg_catalog.=) 0 THEN 2 ELSE 3 END AS rank ' +
+    'FROM pg_catalog.pg_db_role_setting d WHERE d.setrole OPERATOR(pg_catalog.=) ANY(ARRAY[0, a.oid]::pg_catalog.oid[]) ' +
+    'AND d.setdatabase OPERATOR(pg_catalog.=) ANY(ARRAY[0, (SELECT b.oid FROM pg_catalog.pg_database b ' +
+    'WHERE b.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())]::pg_catalog.oid[])) c) ' +
     'FROM pg_catalog.pg_authid a',
 );
 
@@ -69,8 +84,9 @@ export class RoleBook {
     if (error) throw new Error(`reading the roles failed: ${error.message}`);
     const [[settings] = [null], ...roles] = rows;
     this.superuserSettings = new Set(settings ? settings.split(',') : []);
-    for (const [name, oid, canLogin, superuser, password, granted] of roles) {
+    for (const [name, oid, canLogin, superuser, password, granted, defaults] of roles) {
       this.roles.set(name!, {
+        defaults: settingsOf(defaults ?? null),
         oid: Number(oid),
         canLogin: canLogin === 't',
         superuser: superuser === 't',
@@ -99,6 +115,17 @@ export class RoleBook {
       superuser: kept.superuser,
       password: kept.password,
       forbiddenSettings,
+      defaults: kept.defaults,
     };
   }
+}
+
+/** `name=value` entries (a JSON array, as ROLES_QUERY gives them) as settings by lower-case name. */
+function settingsOf(json: string | null): Map<string, string> {
+  const settings = new Map<string, string>();
+  for (const entry of json ? (JSON.parse(json) as string[]) : []) {
+    const equals = entry.indexOf('=');
+    if (equals > 0) settings.set(entry.slice(0, equals).toLowerCase(), entry.slice(equals + 1));
+  }
+  return settings;
 }
