@@ -24,8 +24,8 @@ describe('the role book', () => {
   it('finds a role by its exact name, or null', () => {
     const book = new RoleBook(
       rolesOutput([
-        ['app', '16384', 't', 'f', 'SCRAM-SHA-256$4096:x', null],
-        ['App', '16385', 'f', 'f', null, null],
+        ['app', '16384', 't', 'f', 'SCRAM-SHA-256$4096:x', null, '["search_path=a, b", "TimeZone=UTC"]'],
+        ['App', '16385', 'f', 'f', null, null, null],
       ]),
     );
     expect(book.role('app')).toEqual({
@@ -35,6 +35,10 @@ describe('the role book', () => {
       superuser: false,
       password: 'SCRAM-SHA-256$4096:x',
       forbiddenSettings: [],
+      defaults: new Map([
+        ['search_path', 'a, b'],
+        ['timezone', 'UTC'],
+      ]),
     });
     expect(book.role('App')?.canLogin).toBe(false);
     expect(book.role('APP')).toBeNull();
