@@ -136,9 +136,49 @@ describe.each([
     // RESET goes back to them, as on a server; elsewhere only the role's own apply.
     await user.query("SET timezone = 'UTC'; RESET timezone");
     expect(await rows(user, 'SHOW timezone')).toEqual([{ TimeZone: 'Asia/Tokyo' }]);
+    // The engine's own superuser too, in the main database and in another.
+    await admin.query("ALTER ROLE postgres IN DATABASE tuned SET work_mem = '3MB'");
+    await admin.query("ALTER ROLE postgres SET statement_timeout = '42s'");
+    expect(await rows(await connect('tuned'), 'SHOW work_mem')).toEqual([{ work_mem: '3MB' }]);
+    expect(await rows(await connect('postgres'), 'SHOW statement_timeout')).toEqual([
+      { statement_timeout: '42s' },
+    ]);
+    await admin.query('ALTER ROLE postgres RESET ALL; ALTER ROLE postgres IN DATABASE tuned RESET ALL');
     const elsewhere = await connect('postgres', 'tuned_user');
     expect(await rows(elsewhere, 'SHOW search_path')).not.toEqual([{ search_path: 'tuned_schema, public' }]);
     expect(await rows(elsewhere, 'SHOW application_name')).toEqual([{ application_name: 'from_role' }]);
+  });
+
+  it('enforces CONNECT and the connection limits of roles and databases, set from any database', async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE DATABASE limited CONNECTION LIMIT 1');
+    await admin.query('CREATE ROLE lim LOGIN CONNECTION LIMIT 1; CREATE ROLE outsider LOGIN');
+    const other = await connect('template1');
+    await other.query(
+      'REVOKE CONNECT ON DATABASE limited FROM PUBLIC; GRANT CONNECT ON DATABASE limited TO lim',
+    );
+    await expect(connect('limited', 'outsider')).rejects.toMatchObject({
+      code: '42501',
+      message: 'permission denied for database "limited"',
+      detail: 'User does not have CONNECT privilege.',
+    });
+    await connect('limited', 'lim');
+    await expect(connect('postgres', 'lim')).rejects.toMatchObject({
+      code: '53300',
+      message: 'too many connections for role "lim"',
+    });
+    await other.query('ALTER ROLE lim CONNECTION LIMIT -1');
+    await expect(connect('limited', 'lim')).rejects.toMatchObject({
+      code: '53300',
+      message: 'too many connections for database "limited"',
+    });
+    // Superusers are not counted against either limit.
+    expect(await rows(await connect('limited'), 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    await admin.query('ALTER DATABASE limited ALLOW_CONNECTIONS false');
+    await expect(connect('limited')).rejects.toMatchObject({
+      code: '55000',
+      message: 'database "limited" is not currently accepting connections',
+    });
   });
 
   it('copies a template as it is now, from a connection to template1, once per test', async () => {

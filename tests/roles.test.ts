@@ -18,14 +18,24 @@ describe('the role book', () => {
   it('reads every role with pg_catalog named in full: no client text is part of it', () => {
     const sql = ROLES_QUERY.toString('utf8', 5);
     expect(sql).toContain('FROM pg_catalog.pg_authid a');
-    expect(sql).not.toMatch(/[^.]\b(lower|string_agg|has_parameter_privilege)\(/);
+    expect(sql).not.toMatch(/[^.]\b(lower|string_agg|has_parameter_privilege|has_database_privilege)\(/);
   });
 
   it('finds a role by its exact name, or null', () => {
     const book = new RoleBook(
       rolesOutput([
-        ['app', '16384', 't', 'f', 'SCRAM-SHA-256$4096:x', null, '["search_path=a, b", "TimeZone=UTC"]'],
-        ['App', '16385', 'f', 'f', null, null, null],
+        [
+          'app',
+          '16384',
+          't',
+          'f',
+          'SCRAM-SHA-256$4096:x',
+          '3',
+          'f',
+          null,
+          '["search_path=a, b", "TimeZone=UTC"]',
+        ],
+        ['App', '16385', 'f', 'f', null, '-1', 't', null, null],
       ]),
     );
     expect(book.role('app')).toEqual({
@@ -33,6 +43,8 @@ describe('the role book', () => {
       oid: 16384,
       canLogin: true,
       superuser: false,
+      mayConnect: false,
+      connectionLimit: 3,
       password: 'SCRAM-SHA-256$4096:x',
       forbiddenSettings: [],
       defaults: new Map([
@@ -40,15 +52,15 @@ describe('the role book', () => {
         ['timezone', 'UTC'],
       ]),
     });
-    expect(book.role('App')?.canLogin).toBe(false);
+    expect(book.role('App')).toMatchObject({ canLogin: false, mayConnect: true, connectionLimit: -1 });
     expect(book.role('APP')).toBeNull();
   });
 
   it('names the superuser-only startup settings a role was not granted SET on', () => {
     const book = new RoleBook(
       rolesOutput([
-        ['app', '16384', 't', 'f', null, 'log_statement'],
-        ['admin', '10', 't', 't', null, null],
+        ['app', '16384', 't', 'f', null, '-1', 't', 'log_statement'],
+        ['admin', '10', 't', 't', null, '-1', 't', null],
       ]),
     );
     const asked = ['work_mem', 'log_statement', 'zero_damaged_pages'];

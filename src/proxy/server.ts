@@ -24,6 +24,7 @@ import {
   withTimeout,
 } from './database/served-database.js';
 import { PasswordAuthenticator } from './login/auth.js';
+import type { ConnectionCounts } from './login/login-checks.js';
 import { type ProxyOptions, type ResolvedLimits, resolveLimits, resolveListen } from './options.js';
 import { ClientSession } from './session/client-session.js';
 
@@ -313,15 +314,8 @@ class ProxyServer implements ProxyFront {
   database(name: string, use: { template?: boolean } = {}): Promise<ServedDatabase | DatabaseRefusal> {
     if (name === this.main.database) return Promise.resolve(this.main);
     let database = this.others.get(name);
-    if (database && !use.template) {
-      // Started as a template, it may not accept connections.
-      const listed = this.cluster.databases.get(name);
-      if (listed && !listed.allowConnections)
-        return Promise.resolve({
-          code: '55000',
-          message: `database "${name}" is not currently accepting connections`,
-        });
-    }
+    // Started as a template, or ALLOW_CONNECTIONS false since: it may not accept connections.
+    if (database && !use.template) return this.acceptingConnections(name, database);
     if (!database) {
       database = this.openOther(name, use.template ?? false);
       this.others.set(name, database);
@@ -329,6 +323,18 @@ class ProxyServer implements ProxyFront {
       void database.then((opened) => {
         if (!(opened instanceof ServedDatabase)) this.others.delete(name);
       });
+    }
+    return database;
+  }
+
+  private async acceptingConnections(
+    name: string,
+    database: Promise<ServedDatabase | DatabaseRefusal>,
+  ): Promise<ServedDatabase | DatabaseRefusal> {
+    // An ALTER DATABASE that just committed is known first.
+    await this.cluster.settled();
+    if (this.cluster.databases.get(name)?.allowConnections === false) {
+      return { code: '55000', message: `database "${name}" is not currently accepting connections` };
     }
     return database;
   }
@@ -504,10 +510,16 @@ class ProxyServer implements ProxyFront {
     });
   }
 
-  roomForClient(): boolean {
-    let ready = 0;
-    for (const session of this.sessions) if (session.ready) ready++;
-    return ready < this.limits.maxConnections;
+  connectionCounts(role: string, database: string): ConnectionCounts {
+    const counts = { all: 0, role: 0, database: 0 };
+    for (const session of this.sessions) {
+      const client = session.loggedIn;
+      if (!client) continue;
+      counts.all++;
+      if (client.role === role) counts.role++;
+      if (client.database === database) counts.database++;
+    }
+    return counts;
   }
 
   warn(message: string): void {

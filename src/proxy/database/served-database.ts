@@ -15,6 +15,7 @@ import {
   type SharedCatalogs,
 } from '../cluster/shared-catalogs.js';
 import type { PasswordAuthenticator } from '../login/auth.js';
+import type { ConnectionCounts, LoginFacts } from '../login/login-checks.js';
 import { ROLES_QUERY, type Role, RoleBook } from '../login/roles.js';
 import type { ResolvedLimits } from '../options.js';
 import { switchFrames } from '../session/session-state.js';
@@ -111,8 +112,8 @@ export interface ProxyFront {
   readonly authenticator: PasswordAuthenticator | null;
   readonly closing: boolean;
   cancel(processId: number, secretKey: number): void;
-  /** Whether one more client may log in (maxConnections). */
-  roomForClient(): boolean;
+  /** The logged-in clients: all of them, those of `role`, those of `database`. */
+  connectionCounts(role: string, database: string): ConnectionCounts;
   warn(message: string): void;
   /** The database `name`, its engine started when it is first asked for; or why not. */
   database(name: string): Promise<ServedDatabase | DatabaseRefusal>;
@@ -335,6 +336,11 @@ export class ServedDatabase {
     return this.roleBook!.role(user, settings);
   }
 
+  /** The settings ALTER ROLE/DATABASE ... SET gave `user`, as the book last read them (no wait). */
+  knownDefaults(user: string): ReadonlyMap<string, string> {
+    return this.roleBook?.role(user)?.defaults ?? new Map();
+  }
+
   /** The engine counted a change of roles since the book was read. */
   get rolesChanged(): boolean {
     return this.rolesTracked && this.front.clients.rolesVersion() !== this.rolesReadAt;
@@ -379,8 +385,15 @@ export class ServedDatabase {
     this.front.cancel(processId, secretKey);
   }
 
-  roomForClient(): boolean {
-    return this.front.roomForClient();
+  /** Who is logged in, and the limits a login is checked against (maxConnections, datconnlimit). */
+  connections(role: string): Pick<LoginFacts, 'connections' | 'connectionLimits'> {
+    return {
+      connections: this.front.connectionCounts(role, this.database),
+      connectionLimits: {
+        all: this.limits.maxConnections,
+        database: this.front.cluster.databases.get(this.database)?.connectionLimit ?? -1,
+      },
+    };
   }
 
   warn(message: string): void {

@@ -89,13 +89,13 @@ export class ClientLogin {
     this.request = request;
     this.state = 'auth';
     // The main database and the engine's own user need no look-up (unless a password is asked
-    // for: the role may have one of its own).
+    // for: the role may have one of its own); its ALTER ROLE ... SET are as the book last read them.
     if (
       request.database === this.host.database &&
       request.user === this.host.user &&
       !this.host.authenticator
     ) {
-      this.authenticate(engineRole(request.user));
+      this.authenticate(engineRole(request.user, this.host.knownDefaults(request.user)));
       return undefined;
     }
     return this.enter(request);
@@ -110,10 +110,7 @@ export class ClientLogin {
     if ('code' in database) this.refusal = database;
     else this.host = database;
     this.armTimer();
-    const role =
-      request.user === this.host.user && !this.host.authenticator
-        ? engineRole(request.user)
-        : await this.lookUpRole(request.user, request.settings.keys());
+    const role = await this.lookUpRole(request.user, request.settings.keys());
     if (role && !role.superuser && !('code' in database)) {
       this.rolesEnforced = await database.gate.enforcesLoginRoles();
       if (this.connection.closed) return;
@@ -192,9 +189,10 @@ export class ClientLogin {
   private letIn(): void {
     const request = this.request!;
     const verdict = loginVerdict(request.user, this.role, {
+      database: request.database,
       databaseRefusal: this.refusal,
       rolesEnforced: this.rolesEnforced,
-      roomForClient: this.host.roomForClient(),
+      ...this.host.connections(request.user),
     });
     if ('refused' in verdict) {
       const { code, message, detail } = verdict.refused;

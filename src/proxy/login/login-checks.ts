@@ -11,14 +11,25 @@ export interface LoginRefusal {
   detail?: string;
 }
 
+/** How many clients are logged in: all of them, those of one role, those of one database. */
+export interface ConnectionCounts {
+  all: number;
+  role: number;
+  database: number;
+}
+
 /** What else the login depends on besides the role. */
 export interface LoginFacts {
+  /** The database the client asked for. */
+  database: string;
   /** Why the database the client asked for cannot be had, if it cannot. */
   databaseRefusal: LoginRefusal | null;
   /** The database's engine can run units as a login role other than a superuser. */
   rolesEnforced: boolean;
-  /** One more client fits (maxConnections). */
-  roomForClient: boolean;
+  /** The logged-in clients: all of them, those of the role, those of the database. */
+  connections: ConnectionCounts;
+  /** The proxy's maxConnections, and the database's connection limit (datconnlimit, -1 for none). */
+  connectionLimits: { all: number; database: number };
 }
 
 /** Whether `user` (found as `role`, or not found) may log in: the role it logs in as, or why not. */
@@ -33,8 +44,20 @@ export function loginVerdict(
 }
 
 function refusalOf(user: string, role: Role, facts: LoginFacts): LoginRefusal | null {
+  const { connections, connectionLimits } = facts;
   if (!role.canLogin) return { code: '28000', message: `role "${user}" is not permitted to log in` };
+  if (!role.superuser && role.connectionLimit >= 0 && connections.role >= role.connectionLimit)
+    return { code: '53300', message: `too many connections for role "${user}"` };
   if (facts.databaseRefusal) return facts.databaseRefusal;
+  if (!role.mayConnect) {
+    return {
+      code: '42501',
+      message: `permission denied for database "${facts.database}"`,
+      detail: 'User does not have CONNECT privilege.',
+    };
+  }
+  if (!role.superuser && connectionLimits.database >= 0 && connections.database >= connectionLimits.database)
+    return { code: '53300', message: `too many connections for database "${facts.database}"` };
   if (!role.superuser && !facts.rolesEnforced) {
     return {
       code: '28000',
@@ -46,6 +69,7 @@ function refusalOf(user: string, role: Role, facts: LoginFacts): LoginRefusal | 
   }
   const [forbidden] = role.forbiddenSettings;
   if (forbidden) return { code: '42501', message: `permission denied to set parameter "${forbidden}"` };
-  if (!facts.roomForClient) return { code: '53300', message: 'sorry, too many clients already' };
+  if (connections.all >= connectionLimits.all)
+    return { code: '53300', message: 'sorry, too many clients already' };
   return null;
 }

@@ -12,6 +12,10 @@ export interface Role {
   oid: number;
   canLogin: boolean;
   superuser: boolean;
+  /** Its CONNECT privilege on this database (as a superuser, or through PUBLIC or a role it is in). */
+  mayConnect: boolean;
+  /** How many clients may be logged in as it at once (rolconnlimit); -1 for no limit. */
+  connectionLimit: number;
   /** Its password as pg_authid stores it (a SCRAM verifier, an md5 hash), or null. */
   password: string | null;
   /**
@@ -26,16 +30,21 @@ export interface Role {
   defaults: ReadonlyMap<string, string>;
 }
 
-/** The engine's own user, which needs no look-up. */
-export function engineRole(name: string): Role {
+/**
+ * The engine's own user, which needs no look-up: a superuser, with the settings ALTER ROLE/DATABASE
+ * ... SET gave it as far as the proxy's copy of the roles knows them.
+ */
+export function engineRole(name: string, defaults: ReadonlyMap<string, string> = new Map()): Role {
   return {
     name,
     oid: ENGINE_ROLE,
     canLogin: true,
     superuser: true,
+    mayConnect: true,
+    connectionLimit: -1,
     password: null,
     forbiddenSettings: [],
-    defaults: new Map(),
+    defaults,
   };
 }
 
@@ -44,6 +53,8 @@ interface KeptRole {
   oid: number;
   canLogin: boolean;
   superuser: boolean;
+  mayConnect: boolean;
+  connectionLimit: number;
   password: string | null;
   grantedSettings: ReadonlySet<string>;
   defaults: ReadonlyMap<string, string>;
@@ -58,7 +69,8 @@ interface KeptRole {
 export const ROLES_QUERY = serialize.query(
   "SELECT pg_catalog.string_agg(pg_catalog.lower(s.name), ',') FROM pg_catalog.pg_settings s " +
     `WHERE s.context OPERATOR(pg_catalog.=) ANY(ARRAY['superuser', 'superuser-backend']::pg_catalog.text[]); ` +
-    'SELECT a.rolname, a.oid, a.rolcanlogin, a.rolsuper, a.rolpassword, ' +
+    'SELECT a.rolname, a.oid, a.rolcanlogin, a.rolsuper, a.rolpassword, a.rolconnlimit, ' +
+    "pg_catalog.has_database_privilege(a.oid, pg_catalog.current_database(), 'CONNECT'), " +
     `(SELECT pg_catalog.string_agg(pg_catalog.lower(s.name), ',') FROM pg_catalog.pg_settings s ` +
     `WHERE s.context OPERATOR(pg_catalog.=) ANY(ARRAY['superuser', 'superuser-backend']::pg_catalog.text[]) ` +
     `AND NOT a.rolsuper AND pg_catalog.has_parameter_privilege(a.oid, s.name, 'SET')), ` +
@@ -84,12 +96,14 @@ export class RoleBook {
     if (error) throw new Error(`reading the roles failed: ${error.message}`);
     const [[settings] = [null], ...roles] = rows;
     this.superuserSettings = new Set(settings ? settings.split(',') : []);
-    for (const [name, oid, canLogin, superuser, password, granted, defaults] of roles) {
+    for (const [name, oid, canLogin, superuser, password, limit, connect, granted, defaults] of roles) {
       this.roles.set(name!, {
         defaults: settingsOf(defaults ?? null),
         oid: Number(oid),
         canLogin: canLogin === 't',
         superuser: superuser === 't',
+        mayConnect: connect === 't',
+        connectionLimit: Number(limit),
         password: password ?? null,
         grantedSettings: new Set(granted ? granted.split(',') : []),
       });
@@ -113,6 +127,8 @@ export class RoleBook {
       oid: kept.oid,
       canLogin: kept.canLogin,
       superuser: kept.superuser,
+      mayConnect: kept.mayConnect,
+      connectionLimit: kept.connectionLimit,
       password: kept.password,
       forbiddenSettings,
       defaults: kept.defaults,

@@ -92,6 +92,11 @@ export class ClientSession extends SessionStatements {
     return this.phase === 'ready';
   }
 
+  /** The role and database a logged-in client counts against (connection limits). */
+  get loggedIn(): { role: string; database: string } | null {
+    return this.phase === 'ready' ? { role: this.loginRole.name, database: this.host.database } : null;
+  }
+
   /** Isolation 'transaction': the client is inside a transaction of its own. */
   get inOwnTransaction(): boolean {
     return this.transaction.own;
