@@ -33,7 +33,11 @@ async function serveOnDisk(root: string): Promise<Served> {
     runtimeRoot: paths.pgroot,
     pgdata: paths.pgdata,
   });
-  const proxy = await startThreadedProxy(engine, { tcp: true, port: 0 });
+  const proxy = await startThreadedProxy(engine, {
+    tcp: true,
+    port: 0,
+    onWarning: (m: string) => console.log('WARN', m),
+  });
   return { port: proxy.port, close: () => proxy.close() };
 }
 
@@ -220,6 +224,34 @@ describe.each([
     });
   });
 
+  it('renames a database from another, which then opens under its new name with its data', async () => {
+    const admin = await connect('template1');
+    await admin.query('CREATE DATABASE ren_old');
+    const old = await connect('ren_old');
+    await old.query("CREATE TABLE t (v text); INSERT INTO t VALUES ('kept')");
+    // Its own database: PostgreSQL's refusal, from its engine.
+    await expect(old.query('ALTER DATABASE ren_old RENAME TO ren_x')).rejects.toMatchObject({
+      code: '0A000',
+    });
+    await old.end();
+    await admin.query('ALTER DATABASE ren_old RENAME TO ren_new');
+    const renamed = await connect('ren_new');
+    expect(await rows(renamed, 'SELECT current_database() AS d, v FROM t')).toEqual([
+      { d: 'ren_new', v: 'kept' },
+    ]);
+    await expect(connect('ren_old')).rejects.toMatchObject({ code: '3D000' });
+    // The proxy's own database stays while it runs.
+    await expect(admin.query('ALTER DATABASE postgres RENAME TO elsewhere')).rejects.toMatchObject({
+      code: '55006',
+    });
+    // A database never opened, renamed by a DO block's EXECUTE, and dropped the same way.
+    await admin.query('CREATE DATABASE ren_cold');
+    await admin.query("DO $$BEGIN EXECUTE 'ALTER DATABASE ren_cold RENAME TO ' || 'ren_warm'; END$$");
+    expect(await rows(await connect('ren_warm'), 'SELECT current_database() AS d')).toEqual([
+      { d: 'ren_warm' },
+    ]);
+  });
+
   it('copies the main database with its tables, from another database', async () => {
     const main = await connect('postgres');
     await main.query("CREATE TABLE IF NOT EXISTS kept (v text); INSERT INTO kept VALUES ('from main')");
@@ -263,6 +295,18 @@ describe('one cluster through restarts (serve --data)', () => {
       const reader = await connect('app', 'made_in_app');
       expect((await reader.query('SELECT v FROM t')).rows).toEqual([{ v: 7 }]);
       await reader.end();
+      // Renamed, it is found under its new name after a restart.
+      const renamer = await connect('template1');
+      await renamer.query('ALTER DATABASE app RENAME TO app_renamed');
+      await renamer.end();
+      await served.close();
+      served = await serveOnDisk(root);
+      const renamed = await connect('app_renamed', 'made_in_app');
+      expect((await renamed.query('SELECT current_database() AS d, v FROM t')).rows).toEqual([
+        { d: 'app_renamed', v: 7 },
+      ]);
+      await renamed.end();
+      await expect(connect('app')).rejects.toMatchObject({ code: '3D000' });
     } finally {
       await served.close();
     }

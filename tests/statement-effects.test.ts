@@ -239,7 +239,7 @@ describe('statementEffects: DISCARD', () => {
   });
 });
 
-describe('statementEffects: CREATE and DROP DATABASE', () => {
+describe('statementEffects: CREATE, DROP and RENAME of a DATABASE', () => {
   it('reads CREATE DATABASE with the name the engine would use', () => {
     expect(statementEffects('CREATE DATABASE App')).toEqual(
       effectsWith({ database: { action: 'create', name: 'app', force: false, template: null } }),
@@ -276,11 +276,19 @@ describe('statementEffects: CREATE and DROP DATABASE', () => {
     );
   });
 
-  it('finds no database statement without a name, or in ALTER DATABASE', () => {
+  it('reads ALTER DATABASE ... RENAME TO', () => {
+    expect(statementEffects('ALTER DATABASE app RENAME TO "Other"')).toEqual(
+      effectsWith({
+        database: { action: 'rename', name: 'app', newName: 'Other', force: false, template: null },
+      }),
+    );
+  });
+
+  it('finds no database statement without a name, or in another ALTER DATABASE', () => {
     expect(statementEffects('DROP DATABASE IF EXISTS')).toEqual(none);
     expect(statementEffects('DROP DATABASE')).toEqual(none);
     expect(statementEffects('CREATE DATABASE')).toEqual(none);
-    expect(statementEffects('ALTER DATABASE app RENAME TO other')).toEqual(none);
+    expect(statementEffects('ALTER DATABASE app RENAME other')).toEqual(none);
     expect(statementEffects('ALTER DATABASE app SET work_mem = 1')).toEqual(none);
   });
 });

@@ -11,8 +11,9 @@ import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { ClusterCatalogs } from './cluster/cluster-catalogs.js';
+import { applyFrames, type ClusterDatabase } from './cluster/shared-catalogs.js';
 import { type DatabaseOpener, databaseOpener, diskFiles } from './database/database-engines.js';
-import { RuntimeGate } from './database/engine-gate.js';
+import { type EngineGate, RuntimeGate } from './database/engine-gate.js';
 import { EngineWaitError } from './database/engine-scheduler.js';
 import { LockWaits } from './database/lock-waits.js';
 import {
@@ -200,6 +201,8 @@ class ProxyServer implements ProxyFront {
   readonly cluster = new ClusterCatalogs();
   /** The main engine being brought to the cluster's catalogs (see clusterChanged). */
   private mainCatchingUp: Promise<void> | null = null;
+  /** The main engine is being closed: it takes no more of the cluster's catalogs. */
+  private mainClosing = false;
   /** The oid range the next database's engine counts in (the main engine's is 0). */
   private nextOidRange = 1;
   private readonly listeners: net.Server[] = [];
@@ -223,6 +226,7 @@ class ProxyServer implements ProxyFront {
       testTransactions: options.testTransactions ?? false,
     });
     engine.gate.attachClients(this.clients);
+    this.cluster.onDatabasesChanged = (before, after) => this.databasesChanged(before, after);
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;
@@ -374,7 +378,8 @@ class ProxyServer implements ProxyFront {
    * its cluster is where a restart finds them. One that stays busy follows at its next turn.
    */
   clusterChanged(): void {
-    if (this.mainCatchingUp || this.closing) return;
+    // While the proxy closes too: a change merged then is what the next start must find.
+    if (this.mainCatchingUp || this.mainClosing) return;
     const generation = this.cluster.generation;
     this.mainCatchingUp = this.main
       .whileHeld(() => (this.main.behindCluster ? this.main.syncCatalogs() : Promise.resolve()))
@@ -445,10 +450,17 @@ class ProxyServer implements ProxyFront {
   }
 
   /**
-   * Whether `name` may be dropped now. As PostgreSQL: not while clients are connected to it,
-   * unless `force`, which ends them first.
+   * Whether `name` may be dropped or renamed now. As PostgreSQL: not while clients are connected
+   * to it, unless `force`, which ends them first. The main database never: the proxy runs on it.
    */
-  async beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null> {
+  async whenUnused(name: string, force: boolean): Promise<DatabaseRefusal | null> {
+    if (name === this.main.database) {
+      return {
+        code: '55006',
+        message: `database "${name}" is being accessed by other users`,
+        detail: 'It is the database this proxy was started on, which stays while the proxy runs.',
+      };
+    }
     const opened = await this.others.get(name);
     if (!(opened instanceof ServedDatabase) || opened.sessions.size === 0) return null;
     // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.
@@ -467,15 +479,62 @@ class ProxyServer implements ProxyFront {
     };
   }
 
-  /** The main engine dropped `name`: its engine, and what it kept on disk, go too. */
-  async dropped(name: string): Promise<void> {
-    const opened = await this.others.get(name);
+  /**
+   * A merge changed the cluster's list of databases. A database dropped takes its engine and its
+   * copy on disk along; one renamed has its engine closed and its copy moved to the new name
+   * (its own catalogs renamed first, so that it opens under that name). Logins wait for it.
+   */
+  private databasesChanged(
+    before: ReadonlyMap<string, ClusterDatabase>,
+    after: ReadonlyMap<string, ClusterDatabase>,
+  ): void {
+    const nameOf = new Map([...after].map(([name, { oid }]) => [oid, name]));
+    for (const [name, { oid }] of before) {
+      const now = nameOf.get(oid);
+      if (now === name || name === this.main.database) continue;
+      const work = now === undefined ? this.dropped(name) : this.renamed(name, now);
+      void this.cluster.track(
+        work.catch((error: unknown) =>
+          this.warn(`database "${name}" could not follow the cluster: ${(error as Error).message}`),
+        ),
+      );
+    }
+  }
+
+  private async dropped(name: string): Promise<void> {
+    const opening = this.others.get(name);
     this.others.delete(name);
+    const opened = await opening;
     if (opened instanceof ServedDatabase)
       await opened.close('57P01', 'terminating connection due to administrator command');
-    await this.databases?.dropped(name).catch((error: unknown) => {
-      this.warn(`database "${name}": its files could not be removed: ${(error as Error).message}`);
-    });
+    await this.databases?.dropped(name);
+  }
+
+  private async renamed(from: string, to: string): Promise<void> {
+    const opening = this.others.get(from);
+    this.others.delete(from);
+    const opened = await opening;
+    if (!this.databases) return;
+    const renameInside = async (gate: EngineGate) => {
+      const applied = readRows(await gate.exec(applyFrames(this.cluster.current)));
+      if (applied.error) throw new Error(`renaming it in its own catalogs failed: ${applied.error.message}`);
+    };
+    if (opened instanceof ServedDatabase) {
+      await opened.whileHeld(renameInside);
+      await opened.close('57P01', 'terminating connection due to administrator command');
+    } else {
+      const engine = await this.databases.open(
+        from,
+        (work) => this.main.whileHeld(work),
+        this.nextOidRange++,
+      );
+      try {
+        await renameInside(engine.gate);
+      } finally {
+        await engine.close?.();
+      }
+    }
+    await this.databases.renamed(from, to);
   }
 
   cancel(processId: number, secretKey: number): void {
@@ -574,8 +633,11 @@ class ProxyServer implements ProxyFront {
     );
     // Clients still starting have no database yet.
     for (const session of this.sessions) if (session.starting) void session.fatal('57P01', message);
-    // The main engine's catalogs are what the next start finds of the cluster.
+    // The main engine's catalogs are what the next start finds of the cluster, and a database
+    // renamed is found under its new name once its copy has moved.
+    await withTimeout(this.cluster.settled(), 2_000);
     if (this.mainCatchingUp) await withTimeout(this.mainCatchingUp, 2_000);
+    this.mainClosing = true;
     await Promise.all([this.main.close('57P01', message), this.closeOthers(message)]);
     for (const socket of this.sockets) socket.destroy();
     await withTimeout(Promise.all(stopped), 2_000);

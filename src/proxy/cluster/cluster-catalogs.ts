@@ -17,6 +17,13 @@ export class ClusterCatalogs {
   private generationNumber = 0;
   /** Merges under way: a login waits for them, so that what a client just committed is known. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /**
+   * Told when a merge changed the list of databases (a database dropped or renamed, by any path):
+   * the proxy's engines and copies on disk follow.
+   */
+  onDatabasesChanged:
+    | ((before: ReadonlyMap<string, ClusterDatabase>, after: ReadonlyMap<string, ClusterDatabase>) => void)
+    | null = null;
 
   get current(): SharedCatalogs {
     return this.catalogs;
@@ -40,7 +47,9 @@ export class ClusterCatalogs {
   merge(base: SharedCatalogs, now: SharedCatalogs): boolean {
     const changes = changesBetween(base, now);
     if (!changes) return false;
+    const before = this.byName;
     this.set(withChanges(this.catalogs, changes));
+    if (changes.get('pg_database')?.size) this.onDatabasesChanged?.(before, this.byName);
     return true;
   }
 
@@ -71,9 +80,9 @@ export class ClusterCatalogs {
     return this.inFlight.size > 0;
   }
 
-  /** Resolves once the merges under way now have ended. */
+  /** Resolves once no merge is under way (also those the merges under way now start). */
   async settled(): Promise<void> {
-    if (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   private set(catalogs: SharedCatalogs): void {

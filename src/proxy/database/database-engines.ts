@@ -26,6 +26,8 @@ export interface DatabaseOpener {
   create(name: string, write: (to: string) => Promise<void>): Promise<void>;
   /** `name` was dropped and its engine closed: what it kept on disk goes too. */
   dropped(name: string): Promise<void>;
+  /** `from` was renamed `to` and its engine closed: its copy moves to the new name. */
+  renamed(from: string, to: string): Promise<void>;
   /** The proxy closed: copies made for this run only are removed. */
   close(): Promise<void>;
 }
@@ -82,6 +84,12 @@ export function databaseOpener(main: MainCluster): DatabaseOpener {
     },
     async dropped(name) {
       await removeInside(await copiesDir(), databaseDirName(name));
+    },
+    async renamed(from, to) {
+      const root = await copiesDir();
+      // What a database of the new name dropped earlier left.
+      await removeInside(root, databaseDirName(to));
+      await fs.rename(path.join(root, databaseDirName(from)), path.join(root, databaseDirName(to)));
     },
     async close() {
       if (scratch) await fs.rm(scratch, { recursive: true, force: true });

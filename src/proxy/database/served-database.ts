@@ -143,10 +143,11 @@ export interface ProxyFront {
   copyCreated(source: ServedDatabase, name: string): Promise<void>;
   /** Another database's engine changed the cluster: the main engine, which keeps it, follows soon. */
   clusterChanged(): void;
-  /** Whether database `name` may be dropped now (see ProxyServer.beforeDrop); null when it may. */
-  beforeDrop(name: string, force: boolean): Promise<DatabaseRefusal | null>;
-  /** The main engine dropped database `name`. */
-  dropped(name: string): Promise<void>;
+  /**
+   * Whether database `name` may be dropped or renamed now (see ProxyServer.whenUnused); null when
+   * it may.
+   */
+  whenUnused(name: string, force: boolean): Promise<DatabaseRefusal | null>;
 }
 
 /** Stands for the proxy itself in the engine's queue: test control, catalog look-ups. */

@@ -515,14 +515,13 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     );
   }
 
-  /** Records what SET, RESET and DROP DATABASE of a unit that succeeded changed. */
+  /** Records what SET and RESET of a unit that succeeded changed. */
   protected async applyEffects(effects: StatementEffects[]): Promise<void> {
     for (const effect of effects) {
       if (effect.touchesSettings) {
         this.settings.changed(effect.settings, effect.resets);
         this.settingsToRead = [...(this.settingsToRead ?? []), ...effect.resets];
       }
-      if (effect.database?.action === 'drop') await this.host.front.dropped(effect.database.name);
       // Only a test's outer transaction has the clients share a temporary schema.
       if (this.host.testTransactionOpen) this.tempObjects.push(...effect.tempObjects);
     }

@@ -102,11 +102,13 @@ export abstract class SessionStatements extends EngineTurns {
   }
 
   /**
-   * CREATE DATABASE and DROP DATABASE, from any database. Each database is served by an engine of
-   * its own, on a cluster of its own: CREATE DATABASE runs in the engine of the database it
-   * copies (its template), as the client, so PostgreSQL copies that database as it is now and
-   * makes its checks; the new database's cluster is then copied from there. A database clients
-   * are connected to is not copied or dropped (55006), unless DROP ... WITH (FORCE) ends them.
+   * CREATE, DROP and ALTER ... RENAME of a DATABASE, from any database. Each database is served
+   * by an engine of its own, on a cluster of its own: CREATE DATABASE runs in the engine of the
+   * database it copies (its template), as the client, so PostgreSQL copies that database as it is
+   * now and makes its checks; the new database's cluster is then copied from there. A database
+   * clients are connected to is not copied, dropped or renamed (55006), unless DROP ... WITH
+   * (FORCE) ends them. What a drop or rename leaves to do (engines, files) follows the cluster's
+   * list of databases (see ProxyServer.databasesChanged), whichever way the SQL came.
    */
   protected async runDatabaseStatement(
     statement: DatabaseStatement,
@@ -115,8 +117,12 @@ export abstract class SessionStatements extends EngineTurns {
     sql: string,
   ): Promise<void> {
     const front = this.host.front;
-    if (statement.action === 'drop') {
-      const refusal = await front.beforeDrop(statement.name, statement.force);
+    if (statement.action !== 'create') {
+      // Its own database: this client's engine refuses it, as PostgreSQL does.
+      const refusal =
+        statement.name === this.host.database
+          ? null
+          : await front.whenUnused(statement.name, statement.force);
       if (refusal) return this.refuse(refusal);
       return this.runUnit(frames, [effects], true);
     }

@@ -35,13 +35,15 @@ export interface StatementEffects {
   tempObjects: TempObject[];
   /** DISCARD ALL or DISCARD TEMP: they reach every client's state in a shared session. */
   discard: 'ALL' | 'TEMP' | null;
-  /** CREATE DATABASE or DROP DATABASE: another engine serves the database. */
+  /** CREATE, DROP or ALTER ... RENAME of a DATABASE: another engine serves the database. */
   database: DatabaseStatement | null;
 }
 
 export interface DatabaseStatement {
-  action: 'create' | 'drop';
+  action: 'create' | 'drop' | 'rename';
   name: string;
+  /** ALTER DATABASE name RENAME TO newName. */
+  newName?: string;
   /** DROP DATABASE ... WITH (FORCE): clients connected to it are ended first. */
   force: boolean;
   /** CREATE DATABASE ... TEMPLATE name: the database copied; null for the default (template1). */
@@ -109,6 +111,9 @@ export function statementEffects(
       case 'DROP':
         if (head[1]?.value === 'DATABASE') effects.database = readDropDatabase(sql, start, end, dialect);
         break;
+      case 'ALTER':
+        if (head[1]?.value === 'DATABASE') effects.database = readRenameDatabase(sql, start, end, dialect);
+        break;
     }
   }
   effects.touchesSettings ||= effects.settings.length > 0 || effects.resets.length > 0;
@@ -129,6 +134,24 @@ function readDropDatabase(
   if (!isName(name)) return null;
   const force = tokens.slice(at + 1).some((token) => token.kind === 'word' && token.value === 'FORCE');
   return { action: 'drop', name: identifierOf(name!, sql), force, template: null };
+}
+
+/** `ALTER DATABASE name RENAME TO new_name`; null for any other ALTER DATABASE. */
+function readRenameDatabase(
+  sql: string,
+  start: number,
+  end: number,
+  dialect: SqlDialect,
+): DatabaseStatement | null {
+  const [, , name, rename, to, newName] = leadingTokens(sql, 6, start, end, dialect);
+  if (!isName(name) || rename?.value !== 'RENAME' || to?.value !== 'TO' || !isName(newName)) return null;
+  return {
+    action: 'rename',
+    name: identifierOf(name!, sql),
+    newName: identifierOf(newName!, sql),
+    force: false,
+    template: null,
+  };
 }
 
 /** The name after `TEMPLATE [=]` in a CREATE DATABASE; null when it names none. */
