@@ -7,6 +7,7 @@ const role = (over: Partial<Role> = {}): Role => ({
   oid: 16384,
   canLogin: true,
   superuser: false,
+  createdb: false,
   mayConnect: true,
   connectionLimit: -1,
   password: null,

@@ -213,6 +213,34 @@ describe.each([
     await admin.end();
   });
 
+  it("copies with PostgreSQL's options and permission checks, made as the client", async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE ROLE maker LOGIN CREATEDB');
+    await admin.query('CREATE DATABASE private_src');
+    await admin.query('CREATE DATABASE shared_src IS_TEMPLATE true');
+    const maker = await connect('template1', 'maker');
+    await expect(maker.query('CREATE DATABASE stolen TEMPLATE private_src')).rejects.toMatchObject({
+      code: '42501',
+      message: 'permission denied to copy database "private_src"',
+    });
+    await maker.query(
+      'CREATE DATABASE mine TEMPLATE shared_src STRATEGY FILE_COPY ALLOW_CONNECTIONS true CONNECTION LIMIT 7',
+    );
+    expect(
+      await rows(
+        admin,
+        'SELECT pg_catalog.pg_get_userbyid(datdba) AS owner, datconnlimit AS lim, datistemplate AS t ' +
+          "FROM pg_database WHERE datname = 'mine'",
+      ),
+    ).toEqual([{ owner: 'maker', lim: 7, t: false }]);
+    await admin.query('CREATE ROLE plain LOGIN');
+    const plain = await connect('template1', 'plain');
+    await expect(plain.query('CREATE DATABASE nope')).rejects.toMatchObject({
+      code: '42501',
+      message: 'permission denied to create database',
+    });
+  });
+
   it('refuses to copy a database other clients are connected to, as PostgreSQL does', async () => {
     const admin = await connect('postgres');
     await admin.query('CREATE DATABASE busy_src');

@@ -29,13 +29,14 @@ describe('the role book', () => {
           '16384',
           't',
           'f',
+          't',
           'SCRAM-SHA-256$4096:x',
           '3',
           'f',
           null,
           '["search_path=a, b", "TimeZone=UTC"]',
         ],
-        ['App', '16385', 'f', 'f', null, '-1', 't', null, null],
+        ['App', '16385', 'f', 'f', 'f', null, '-1', 't', null, null],
       ]),
     );
     expect(book.role('app')).toEqual({
@@ -43,6 +44,7 @@ describe('the role book', () => {
       oid: 16384,
       canLogin: true,
       superuser: false,
+      createdb: true,
       mayConnect: false,
       connectionLimit: 3,
       password: 'SCRAM-SHA-256$4096:x',
@@ -59,8 +61,8 @@ describe('the role book', () => {
   it('names the superuser-only startup settings a role was not granted SET on', () => {
     const book = new RoleBook(
       rolesOutput([
-        ['app', '16384', 't', 'f', null, '-1', 't', 'log_statement'],
-        ['admin', '10', 't', 't', null, '-1', 't', null],
+        ['app', '16384', 't', 'f', 'f', null, '-1', 't', 'log_statement'],
+        ['admin', '10', 't', 't', 't', null, '-1', 't', null],
       ]),
     );
     const asked = ['work_mem', 'log_statement', 'zero_damaged_pages'];

@@ -146,6 +146,8 @@ export function withChanges(catalogs: SharedCatalogs, changes: CatalogChanges): 
 /** A database as the cluster lists it. */
 export interface ClusterDatabase {
   oid: number;
+  /** Its owner's oid (datdba). */
+  owner: number;
   allowConnections: boolean;
   connectionLimit: number;
   isTemplate: boolean;
@@ -158,6 +160,7 @@ export function databasesOf(catalogs: SharedCatalogs): Map<string, ClusterDataba
     const row = JSON.parse(json) as Row;
     databases.set(String(row.datname), {
       oid: Number(row.oid),
+      owner: Number(row.datdba),
       allowConnections: row.datallowconn === true,
       connectionLimit: Number(row.datconnlimit),
       isTemplate: row.datistemplate === true,

@@ -337,6 +337,11 @@ export class ServedDatabase {
     return this.roleBook!.role(user, settings);
   }
 
+  /** Role `user` as the book last read it (no wait); null when it has no such role. */
+  knownRole(user: string): Role | null {
+    return this.roleBook?.role(user) ?? null;
+  }
+
   /** The settings ALTER ROLE/DATABASE ... SET gave `user`, as the book last read them (no wait). */
   knownDefaults(user: string): ReadonlyMap<string, string> {
     return this.roleBook?.role(user)?.defaults ?? new Map();

@@ -12,6 +12,8 @@ export interface Role {
   oid: number;
   canLogin: boolean;
   superuser: boolean;
+  /** It may create databases (CREATEDB). */
+  createdb: boolean;
   /** Its CONNECT privilege on this database (as a superuser, or through PUBLIC or a role it is in). */
   mayConnect: boolean;
   /** How many clients may be logged in as it at once (rolconnlimit); -1 for no limit. */
@@ -40,6 +42,7 @@ export function engineRole(name: string, defaults: ReadonlyMap<string, string> =
     oid: ENGINE_ROLE,
     canLogin: true,
     superuser: true,
+    createdb: true,
     mayConnect: true,
     connectionLimit: -1,
     password: null,
@@ -53,6 +56,7 @@ interface KeptRole {
   oid: number;
   canLogin: boolean;
   superuser: boolean;
+  createdb: boolean;
   mayConnect: boolean;
   connectionLimit: number;
   password: string | null;
@@ -69,7 +73,7 @@ interface KeptRole {
 export const ROLES_QUERY = serialize.query(
   "SELECT pg_catalog.string_agg(pg_catalog.lower(s.name), ',') FROM pg_catalog.pg_settings s " +
     `WHERE s.context OPERATOR(pg_catalog.=) ANY(ARRAY['superuser', 'superuser-backend']::pg_catalog.text[]); ` +
-    'SELECT a.rolname, a.oid, a.rolcanlogin, a.rolsuper, a.rolpassword, a.rolconnlimit, ' +
+    'SELECT a.rolname, a.oid, a.rolcanlogin, a.rolsuper, a.rolcreatedb, a.rolpassword, a.rolconnlimit, ' +
     "pg_catalog.has_database_privilege(a.oid, pg_catalog.current_database(), 'CONNECT'), " +
     `(SELECT pg_catalog.string_agg(pg_catalog.lower(s.name), ',') FROM pg_catalog.pg_settings s ` +
     `WHERE s.context OPERATOR(pg_catalog.=) ANY(ARRAY['superuser', 'superuser-backend']::pg_catalog.text[]) ` +
@@ -96,12 +100,24 @@ export class RoleBook {
     if (error) throw new Error(`reading the roles failed: ${error.message}`);
     const [[settings] = [null], ...roles] = rows;
     this.superuserSettings = new Set(settings ? settings.split(',') : []);
-    for (const [name, oid, canLogin, superuser, password, limit, connect, granted, defaults] of roles) {
+    for (const [
+      name,
+      oid,
+      canLogin,
+      superuser,
+      createdb,
+      password,
+      limit,
+      connect,
+      granted,
+      defaults,
+    ] of roles) {
       this.roles.set(name!, {
         defaults: settingsOf(defaults ?? null),
         oid: Number(oid),
         canLogin: canLogin === 't',
         superuser: superuser === 't',
+        createdb: createdb === 't',
         mayConnect: connect === 't',
         connectionLimit: Number(limit),
         password: password ?? null,
@@ -127,6 +143,7 @@ export class RoleBook {
       oid: kept.oid,
       canLogin: kept.canLogin,
       superuser: kept.superuser,
+      createdb: kept.createdb,
       mayConnect: kept.mayConnect,
       connectionLimit: kept.connectionLimit,
       password: kept.password,

@@ -126,11 +126,13 @@ export abstract class SessionStatements extends EngineTurns {
       if (refusal) return this.refuse(refusal);
       return this.runUnit(frames, [effects], true);
     }
-    // Where PostgreSQL refuses it (inside a transaction block), this client's engine says so.
+    // Where PostgreSQL refuses it (inside a transaction block, or the role may not create or copy
+    // it), this client's engine says so, before any wait for the template.
     const alone =
       this.status === 'I' &&
       !this.host.testTransactionOpen &&
-      splitStatements(sql, this.dialect).length === 1;
+      splitStatements(sql, this.dialect).length === 1 &&
+      this.mayCopy(statement.template ?? 'template1');
     const source = alone ? await front.templateSource(statement.template ?? 'template1', this) : null;
     if (source === null) return this.runUnit(frames, [effects], true);
     if ('code' in source) return this.refuse(source);
@@ -157,6 +159,19 @@ export abstract class SessionStatements extends EngineTurns {
     }
     this.routeOnly(output);
     this.write(output);
+  }
+
+  /**
+   * Whether this client's role may create a database from `template`, as far as the proxy can
+   * tell without the engine: CREATEDB, and the template marked as one or owned by the role. When
+   * it cannot tell (ownership through a membership), the template's engine decides.
+   */
+  private mayCopy(template: string): boolean {
+    if (this.loginRole.superuser) return true;
+    const role = this.host.knownRole(this.loginRole.name);
+    const source = this.host.front.cluster.databases.get(template);
+    if (!role?.createdb) return false;
+    return !source || source.isTemplate || source.owner === role.oid;
   }
 
   /** An error found by the proxy inside an extended batch, raised by the engine so it aborts as Postgres would. */
