@@ -153,6 +153,32 @@ describe.each([
     expect(await rows(elsewhere, 'SHOW application_name')).toEqual([{ application_name: 'from_role' }]);
   });
 
+  it('refuses to drop a role that objects of another database depend on, as PostgreSQL does', async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE ROLE dep_owner LOGIN');
+    await admin.query('CREATE DATABASE dep_db');
+    const elsewhere = await connect('dep_db');
+    await elsewhere.query('CREATE TABLE owned (a int)');
+    await elsewhere.query('ALTER TABLE owned OWNER TO dep_owner');
+    await expect(admin.query('DROP ROLE dep_owner')).rejects.toMatchObject({
+      code: '2BP01',
+      message: 'role "dep_owner" cannot be dropped because some objects depend on it',
+      detail: '1 object in database dep_db',
+    });
+    await elsewhere.query('DROP TABLE owned');
+    await admin.query('CREATE DATABASE dep_owned OWNER dep_owner');
+    const other = await connect('template1');
+    await expect(other.query('DROP ROLE dep_owner')).rejects.toMatchObject({
+      code: '2BP01',
+      detail: 'owner of database dep_owned',
+    });
+    await other.query('DROP DATABASE dep_owned');
+    await other.query('DROP ROLE dep_owner');
+    expect(
+      await rows(elsewhere, "SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'dep_owner'"),
+    ).toEqual([{ n: 0 }]);
+  });
+
   it('enforces CONNECT and the connection limits of roles and databases, set from any database', async () => {
     const admin = await connect('postgres');
     await admin.query('CREATE DATABASE limited CONNECTION LIMIT 1');

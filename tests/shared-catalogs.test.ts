@@ -9,6 +9,7 @@ import {
   SHARED_CATALOGS_QUERY,
   type SharedCatalogs,
   withChanges,
+  withOwnDependencies,
 } from '../src/proxy/cluster/shared-catalogs.js';
 
 // Two engines' shared catalogs brought to one state, as the proxy does for the databases of a
@@ -61,5 +62,28 @@ describe('shared catalogs', () => {
     await apply(second, after);
     expect(changesBetween(after, await read(second))).toBeNull();
     expect((await second.query("SELECT 1 FROM pg_roles WHERE rolname = 'bob'")).rows).toEqual([]);
+  });
+
+  it("takes a database's own dependencies on roles whole, and brings them to another engine", async () => {
+    const base = await read(first);
+    await first.exec('CREATE ROLE carol; CREATE TABLE carols (a int); ALTER TABLE carols OWNER TO carol');
+    const now = await read(first);
+    const cluster = withChanges(base, changesBetween(base, now)!);
+    const { rows } = await first.query<{ oid: number }>(
+      'SELECT oid FROM pg_database WHERE datname = current_database()',
+    );
+    const ownOid = rows[0]!.oid;
+    expect(withOwnDependencies(cluster, now, ownOid)).toBeNull();
+    // An engine's rows replace the cluster's for its database, whatever the cluster had.
+    const lacking = withOwnDependencies(cluster, base, ownOid)!;
+    expect(lacking.get('pg_shdepend')!.size).toBe(cluster.get('pg_shdepend')!.size - 1);
+    expect(withOwnDependencies(lacking, now, ownOid)!.get('pg_shdepend')).toEqual(cluster.get('pg_shdepend'));
+    await apply(second, cluster);
+    // (Both engines here serve a database of the same oid, so DROP ROLE would look for carols in
+    // its own; the proxy's databases have oids of their own, see proxy-cluster.test.ts.)
+    const owned = await second.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid WHERE r.rolname = 'carol'",
+    );
+    expect(owned.rows).toEqual([{ n: 1 }]);
   });
 });

@@ -4,6 +4,7 @@ import {
   databasesOf,
   type SharedCatalogs,
   withChanges,
+  withOwnDependencies,
 } from './shared-catalogs.js';
 
 /**
@@ -51,6 +52,16 @@ export class ClusterCatalogs {
     this.set(withChanges(this.catalogs, changes));
     if (changes.get('pg_database')?.size) this.onDatabasesChanged?.(before, this.byName);
     return true;
+  }
+
+  /**
+   * Takes database `oid`'s rows of pg_shdepend as its engine has them now (see
+   * withOwnDependencies); true when that changed the cluster.
+   */
+  takeDependencies(now: SharedCatalogs, oid: number): boolean {
+    const taken = withOwnDependencies(this.catalogs, now, oid);
+    if (taken) this.set(taken);
+    return taken !== null;
   }
 
   /** Whether `catalogs` read the same as the cluster's. */

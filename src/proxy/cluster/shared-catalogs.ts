@@ -1,6 +1,6 @@
 // PostgreSQL keeps some catalogs once per cluster: roles, their memberships, per-role and
-// per-database settings, comments on roles and databases, parameter grants and the list of
-// databases. The proxy serves each database from an engine of its own, whose copies of these
+// per-database settings, comments on roles and databases, parameter grants, the list of databases
+// and which objects of each database depend on a role (pg_shdepend, which DROP ROLE checks). The proxy serves each database from an engine of its own, whose copies of these
 // catalogs must read the same: what one engine commits to them is merged into the cluster's own
 // copy (a diff against what that engine last had, so that two engines' changes both survive), and
 // each engine is brought to the cluster's copy before any client's unit runs on it.
@@ -15,6 +15,9 @@ interface SharedCatalog {
   /** Columns each engine keeps its own value of (pg_database's horizons of its own transactions). */
   local?: readonly string[];
 }
+
+/** A row of pg_shdepend is all its columns: no two rows that differ mean the same. */
+const SHDEPEND_COLUMNS = ['dbid', 'classid', 'objid', 'objsubid', 'refclassid', 'refobjid', 'deptype'];
 
 const CATALOGS: readonly SharedCatalog[] = [
   {
@@ -70,6 +73,11 @@ const CATALOGS: readonly SharedCatalog[] = [
   },
   { table: 'pg_shdescription', key: ['objoid', 'classoid'], columns: ['objoid', 'classoid', 'description'] },
   { table: 'pg_parameter_acl', key: ['oid'], columns: ['oid', 'parname', 'paracl'] },
+  {
+    table: 'pg_shdepend',
+    key: SHDEPEND_COLUMNS,
+    columns: SHDEPEND_COLUMNS,
+  },
 ];
 
 type Row = Record<string, unknown>;
@@ -127,6 +135,26 @@ export function changesBetween(base: SharedCatalogs, now: SharedCatalogs): Catal
     changes.set(table, changed);
   }
   return any ? changes : null;
+}
+
+/**
+ * `cluster` with the rows of pg_shdepend of database `oid` as `engine` has them, or null when they
+ * are the same: that database's engine alone writes them (its objects' owners and grants), so
+ * they are taken whole, also from an engine that never shared them before (opened again).
+ */
+export function withOwnDependencies(
+  cluster: SharedCatalogs,
+  engine: SharedCatalogs,
+  oid: number,
+): SharedCatalogs | null {
+  const ours = (rows: ReadonlyMap<string, string> | undefined) =>
+    new Map([...(rows ?? [])].filter(([key]) => key.startsWith(`${oid}/`)));
+  const had = ours(cluster.get('pg_shdepend'));
+  const has = ours(engine.get('pg_shdepend'));
+  if (had.size === has.size && [...has.keys()].every((key) => had.has(key))) return null;
+  const rows = new Map([...(cluster.get('pg_shdepend') ?? [])].filter(([key]) => !had.has(key)));
+  for (const [key, row] of has) rows.set(key, row);
+  return new Map([...cluster, ['pg_shdepend', rows]]);
 }
 
 /** `catalogs` with `changes` made. */
@@ -187,8 +215,12 @@ export function applyFrames(catalogs: SharedCatalogs): Buffer {
     const values = columns.filter((column) => !key.includes(column));
     const statements = [
       `DELETE FROM ${q(table)} a WHERE NOT EXISTS (SELECT FROM ${source} WHERE ${sameKey})`,
-      `UPDATE ${q(table)} a SET (${values.join(', ')}) = ROW(${list('c', values)}) FROM ${source} ` +
-        `WHERE ${sameKey} AND ROW(${list('a', values)}) IS DISTINCT FROM ROW(${list('c', values)})`,
+      ...(values.length === 0
+        ? []
+        : [
+            `UPDATE ${q(table)} a SET (${values.join(', ')}) = ROW(${list('c', values)}) FROM ${source} ` +
+              `WHERE ${sameKey} AND ROW(${list('a', values)}) IS DISTINCT FROM ROW(${list('c', values)})`,
+          ]),
       local
         ? `INSERT INTO ${q(table)} (${[...columns, ...local].join(', ')}) SELECT ${list('c', columns)}, ` +
           `${list('o', local)} FROM ${source}, (SELECT ${local.join(', ')} FROM ${q(table)} ` +

@@ -274,11 +274,14 @@ export class ServedDatabase {
     const cluster = this.front.cluster;
     this.catalogsDirty = false;
     const now = await this.readCatalogs();
-    if (this.catalogsBase && cluster.merge(this.catalogsBase, now) && !this.main) this.front.clusterChanged();
+    const merged = this.catalogsBase !== null && cluster.merge(this.catalogsBase, now);
+    const own = cluster.databases.get(this.database);
+    const taken = own !== undefined && cluster.takeDependencies(now, own.oid);
+    if ((merged || taken) && !this.main) this.front.clusterChanged();
     const target = cluster.current;
     const generation = cluster.generation;
-    if (!cluster.matches(now)) {
-      const own = cluster.databases.get(this.database);
+    const behind = !cluster.matches(now);
+    if (behind) {
       const ownNow = databasesOf(now).get(this.database)?.oid;
       if (own?.oid !== ownNow) {
         throw new Error(
@@ -292,7 +295,8 @@ export class ServedDatabase {
     }
     this.catalogsBase = target;
     this.catalogsGeneration = generation;
-    await this.readRoles();
+    // Most units that may have changed the shared catalogs did not (a table made by a superuser).
+    if (merged || taken || behind || !this.roleBook || this.rolesChanged) await this.readRoles();
   }
 
   /** The engine's shared catalogs, read as its own superuser. */

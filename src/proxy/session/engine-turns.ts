@@ -35,10 +35,14 @@ import { StatementNames } from './statement-names.js';
 type Phase = 'login' | 'ready' | 'closed';
 
 /**
- * Commands that change the per-role and per-database settings or the comments of the cluster
- * (pg_db_role_setting, pg_shdescription), which no catalog cache announces.
+ * Whether a command (by its tag) may change what the cluster's databases share that no catalog
+ * cache announces: per-role and per-database settings, comments (pg_db_role_setting,
+ * pg_shdescription), and which objects depend on a role (pg_shdepend: objects made, dropped,
+ * given another owner, granted or revoked), which DROP ROLE in any database checks.
  */
-const SHARED_SETTINGS_TAGS = new Set(['ALTER ROLE', 'ALTER DATABASE', 'COMMENT']);
+function mayChangeSharedCatalogs(tag: string): boolean {
+  return /^(CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN OWNED|IMPORT FOREIGN SCHEMA)\b/.test(tag);
+}
 
 export const SYNC_FRAME = serialize.sync();
 const PARSE = 0x50;
@@ -313,7 +317,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       this.settingsToRead = null;
       await this.readMySettings(resets);
     }
-    if (summary.lastCommandTag && SHARED_SETTINGS_TAGS.has(summary.lastCommandTag))
+    if (summary.lastCommandTag && mayChangeSharedCatalogs(summary.lastCommandTag))
       this.host.catalogsDirty = true;
     // What the unit committed to the roles and databases reaches the other databases' engines now.
     if (this.host.catalogsDirty && !this.pinned && !this.host.testTransactionOpen) {
