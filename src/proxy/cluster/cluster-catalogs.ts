@@ -7,6 +7,9 @@ import {
   withOwnDependencies,
 } from './shared-catalogs.js';
 
+/** PostgreSQL's FirstNormalObjectId: oids below it are initdb's own. */
+const FIRST_USER_OID = 16384;
+
 /**
  * The cluster's own copy of the shared catalogs (see shared-catalogs.ts): what every engine is
  * brought to. Each change merged makes a new generation; an engine that applied an older one is
@@ -15,6 +18,7 @@ import {
 export class ClusterCatalogs {
   private catalogs: SharedCatalogs = new Map();
   private byName = new Map<string, ClusterDatabase>();
+  private userRoles = false;
   private generationNumber = 0;
   /** Merges under way: a login waits for them, so that what a client just committed is known. */
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -32,6 +36,11 @@ export class ClusterCatalogs {
 
   get generation(): number {
     return this.generationNumber;
+  }
+
+  /** Whether any role is not one of PostgreSQL's own (their oids are below the first user oid). */
+  get hasUserRoles(): boolean {
+    return this.userRoles;
   }
 
   /** The databases, by name. */
@@ -99,6 +108,9 @@ export class ClusterCatalogs {
   private set(catalogs: SharedCatalogs): void {
     this.catalogs = catalogs;
     this.byName = databasesOf(catalogs);
+    this.userRoles = [...(catalogs.get('pg_authid')?.keys() ?? [])].some(
+      (oid) => Number(oid) >= FIRST_USER_OID,
+    );
     this.generationNumber++;
   }
 }

@@ -101,6 +101,16 @@ export const SHARED_CATALOGS_QUERY = serialize.query(
   ).join(', ')})::pg_catalog.text`,
 );
 
+/**
+ * The Query that reads the rows of pg_shdepend of the engine's own database, as
+ * SHARED_CATALOGS_QUERY would (readSharedCatalogs reads it, the other catalogs empty).
+ */
+export const OWN_DEPENDENCIES_QUERY = serialize.query(
+  `SELECT pg_catalog.json_build_object('pg_shdepend', (SELECT pg_catalog.json_agg(t) FROM (SELECT ` +
+    `${SHDEPEND_COLUMNS.join(', ')} FROM ${q('pg_shdepend')} WHERE dbid OPERATOR(pg_catalog.=) ` +
+    `(SELECT oid FROM ${q('pg_database')} WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())) t))::pg_catalog.text`,
+);
+
 /** The shared catalogs from SHARED_CATALOGS_QUERY's output; throws when the engine answered an error. */
 export function readSharedCatalogs(output: Uint8Array): SharedCatalogs {
   const { rows, error } = readRows(output);

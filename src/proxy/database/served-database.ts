@@ -10,9 +10,11 @@ import type { ClusterCatalogs } from '../cluster/cluster-catalogs.js';
 import {
   applyFrames,
   databasesOf,
+  OWN_DEPENDENCIES_QUERY,
   readSharedCatalogs,
   SHARED_CATALOGS_QUERY,
   type SharedCatalogs,
+  withOwnDependencies,
 } from '../cluster/shared-catalogs.js';
 import type { PasswordAuthenticator } from '../login/auth.js';
 import type { ConnectionCounts, LoginFacts } from '../login/login-checks.js';
@@ -211,6 +213,8 @@ export class ServedDatabase {
   private catalogsGeneration = -1;
   /** A unit may have changed the shared catalogs: they are read and merged once it has committed. */
   catalogsDirty = false;
+  /** A unit here may have changed which of this database's objects depend on a role. */
+  dependenciesDirty = false;
   /**
    * The proxy is reading or writing the shared catalogs, at the end of a client's unit: a cancel
    * (the client's, or its leaving) finds no statement of the client's to stop.
@@ -272,7 +276,13 @@ export class ServedDatabase {
 
   private async mergeAndApplyNow(): Promise<void> {
     const cluster = this.front.cluster;
+    const onlyDependencies = !this.catalogsDirty && cluster.generation === this.catalogsGeneration;
     this.catalogsDirty = false;
+    if (this.dependenciesDirty) {
+      this.dependenciesDirty = false;
+      // Most such units changed nothing of it (a table made by a superuser): a smaller read tells.
+      if (onlyDependencies && (await this.dependenciesShared())) return;
+    }
     const now = await this.readCatalogs();
     const merged = this.catalogsBase !== null && cluster.merge(this.catalogsBase, now);
     const own = cluster.databases.get(this.database);
@@ -295,8 +305,16 @@ export class ServedDatabase {
     }
     this.catalogsBase = target;
     this.catalogsGeneration = generation;
-    // Most units that may have changed the shared catalogs did not (a table made by a superuser).
-    if (merged || taken || behind || !this.roleBook || this.rolesChanged) await this.readRoles();
+    // Most units that may have changed the shared catalogs did not, or only pg_shdepend (a table made).
+    if (merged || behind || !this.roleBook || this.rolesChanged) await this.readRoles();
+  }
+
+  /** Whether the cluster has this database's rows of pg_shdepend as its engine has them now. */
+  private async dependenciesShared(): Promise<boolean> {
+    const own = this.front.cluster.databases.get(this.database);
+    if (!own) return false;
+    const output = await this.gate.exec(Buffer.concat([this.undoEveryClient(), OWN_DEPENDENCIES_QUERY]));
+    return withOwnDependencies(this.front.cluster.current, readSharedCatalogs(output), own.oid) === null;
   }
 
   /** The engine's shared catalogs, read as its own superuser. */

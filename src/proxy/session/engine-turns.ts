@@ -35,14 +35,16 @@ import { StatementNames } from './statement-names.js';
 type Phase = 'login' | 'ready' | 'closed';
 
 /**
- * Whether a command (by its tag) may change what the cluster's databases share that no catalog
- * cache announces: per-role and per-database settings, comments (pg_db_role_setting,
- * pg_shdescription), and which objects depend on a role (pg_shdepend: objects made, dropped,
+ * Commands that change the per-role and per-database settings or the comments of the cluster
+ * (pg_db_role_setting, pg_shdescription), which no catalog cache announces.
+ */
+const SHARED_SETTINGS_TAGS = new Set(['ALTER ROLE', 'ALTER DATABASE', 'COMMENT']);
+
+/**
+ * Commands that may change which objects depend on a role (pg_shdepend: objects made, dropped,
  * given another owner, granted or revoked), which DROP ROLE in any database checks.
  */
-function mayChangeSharedCatalogs(tag: string): boolean {
-  return /^(CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN OWNED|IMPORT FOREIGN SCHEMA)\b/.test(tag);
-}
+const DEPENDENCY_TAGS = /^(CREATE|ALTER|DROP|GRANT|REVOKE|REASSIGN OWNED|IMPORT FOREIGN SCHEMA)\b/;
 
 export const SYNC_FRAME = serialize.sync();
 const PARSE = 0x50;
@@ -317,10 +319,17 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       this.settingsToRead = null;
       await this.readMySettings(resets);
     }
-    if (summary.lastCommandTag && mayChangeSharedCatalogs(summary.lastCommandTag))
-      this.host.catalogsDirty = true;
+    const tag = summary.lastCommandTag ?? '';
+    if (SHARED_SETTINGS_TAGS.has(tag)) this.host.catalogsDirty = true;
+    // PostgreSQL records no dependency on its built-in roles: only a cluster with roles of its own has any.
+    else if (DEPENDENCY_TAGS.test(tag) && this.host.front.cluster.hasUserRoles)
+      this.host.dependenciesDirty = true;
     // What the unit committed to the roles and databases reaches the other databases' engines now.
-    if (this.host.catalogsDirty && !this.pinned && !this.host.testTransactionOpen) {
+    if (
+      (this.host.catalogsDirty || this.host.dependenciesDirty) &&
+      !this.pinned &&
+      !this.host.testTransactionOpen
+    ) {
       await this.host
         .syncCatalogs()
         .catch((error: unknown) =>
