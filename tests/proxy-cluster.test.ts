@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { installAndInitIn, prepareTemplate } from 'pglite-oxide';
+import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startThreadedProxy } from '../src/proxy/server.js';
 import { ThreadedEngine } from '../src/runtime/threaded-engine.js';
@@ -304,6 +305,32 @@ describe.each([
     expect(await rows(await connect('ren_warm'), 'SELECT current_database() AS d')).toEqual([
       { d: 'ren_warm' },
     ]);
+  });
+
+  it('creates, renames and drops databases through the extended protocol (postgres.js)', async () => {
+    const admin = await connect('postgres');
+    await admin.query('CREATE DATABASE ext_src');
+    const source = await connect('ext_src');
+    await source.query("CREATE TABLE t (v text); INSERT INTO t VALUES ('copied')");
+    await source.end();
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: served.port,
+      user: 'postgres',
+      database: 'template1',
+      max: 1,
+    });
+    try {
+      await sql`CREATE DATABASE ${sql('ext_copy')} TEMPLATE ${sql('ext_src')}`;
+      await sql`ALTER DATABASE ${sql('ext_copy')} RENAME TO ${sql('ext_renamed')}`;
+      const copy = await connect('ext_renamed');
+      expect(await rows(copy, 'SELECT v FROM t')).toEqual([{ v: 'copied' }]);
+      await copy.end();
+      await sql`DROP DATABASE ${sql('ext_renamed')}`;
+      await expect(connect('ext_renamed')).rejects.toMatchObject({ code: '3D000' });
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
   });
 
   it('copies the main database with its tables, from another database', async () => {

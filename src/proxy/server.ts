@@ -315,13 +315,19 @@ class ProxyServer implements ProxyFront {
     return waitUntil(() => this.sessions.size === 0, timeoutMs);
   }
 
-  database(name: string, use: { template?: boolean } = {}): Promise<ServedDatabase | DatabaseRefusal> {
-    if (name === this.main.database) return Promise.resolve(this.main);
+  async database(name: string, use: { template?: boolean } = {}): Promise<ServedDatabase | DatabaseRefusal> {
+    if (name === this.main.database) return this.main;
+    // What a client just committed (CREATE, DROP, RENAME, ALTER DATABASE) is known first.
+    await this.cluster.settled();
+    const listed = this.cluster.databases.get(name);
+    if (!listed) return { code: '3D000', message: `database "${name}" does not exist` };
+    // A template need not accept connections: its engine is the proxy's, not a client's.
+    if (!listed.allowConnections && !use.template) {
+      return { code: '55000', message: `database "${name}" is not currently accepting connections` };
+    }
     let database = this.others.get(name);
-    // Started as a template, or ALLOW_CONNECTIONS false since: it may not accept connections.
-    if (database && !use.template) return this.acceptingConnections(name, database);
     if (!database) {
-      database = this.openOther(name, use.template ?? false);
+      database = this.openOther(name);
       this.others.set(name, database);
       // A refusal is not kept: the database may be created meanwhile.
       void database.then((opened) => {
@@ -331,26 +337,7 @@ class ProxyServer implements ProxyFront {
     return database;
   }
 
-  private async acceptingConnections(
-    name: string,
-    database: Promise<ServedDatabase | DatabaseRefusal>,
-  ): Promise<ServedDatabase | DatabaseRefusal> {
-    // An ALTER DATABASE that just committed is known first.
-    await this.cluster.settled();
-    if (this.cluster.databases.get(name)?.allowConnections === false) {
-      return { code: '55000', message: `database "${name}" is not currently accepting connections` };
-    }
-    return database;
-  }
-
-  private async openOther(name: string, template: boolean): Promise<ServedDatabase | DatabaseRefusal> {
-    // A CREATE DATABASE that just committed is known first.
-    await this.cluster.settled();
-    const listed = this.cluster.databases.get(name);
-    if (!listed) return { code: '3D000', message: `database "${name}" does not exist` };
-    if (!listed.allowConnections && !template) {
-      return { code: '55000', message: `database "${name}" is not currently accepting connections` };
-    }
+  private async openOther(name: string): Promise<ServedDatabase | DatabaseRefusal> {
     if (!this.databases) {
       return {
         code: '0A000',
@@ -400,8 +387,7 @@ class ProxyServer implements ProxyFront {
   ): Promise<ServedDatabase | DatabaseRefusal | null> {
     await this.cluster.settled();
     if (!this.cluster.databases.has(name)) return null;
-    // A template need not accept connections: its engine is the proxy's, not a client's.
-    const source = name === this.main.database ? this.main : await this.database(name, { template: true });
+    const source = await this.database(name, { template: true });
     if (!(source instanceof ServedDatabase)) return source;
     const others = () => source.otherClients(client).length;
     // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.

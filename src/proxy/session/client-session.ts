@@ -22,6 +22,7 @@ import {
   TERMINATE,
 } from '../../protocol/extended-messages.js';
 import { type FrontendMessage, FrontendReader, printable } from '../../protocol/frontend-reader.js';
+import { splitStatements } from '../../protocol/sql-lexer.js';
 import { ENGINE_ROLE } from '../../runtime/engine-identity.js';
 import { EngineWaitError } from '../database/engine-scheduler.js';
 import type { EngineResetState, ServedDatabase, StatementError } from '../database/served-database.js';
@@ -344,7 +345,10 @@ export class ClientSession extends SessionStatements {
       const clash = this.tempClash(effects.tempObjects);
       if (clash) return this.refuse(clash);
     }
-    if (effects?.database) return this.runDatabaseStatement(effects.database, frames, effects, sql);
+    if (effects?.database) {
+      const statements = splitStatements(sql, this.dialect).length;
+      return this.runDatabaseStatement(effects.database, frames, effects, { statements, prepared: null });
+    }
     if (this.host.testTransactionOpen) {
       const statements = statementsWithControl(sql, this.dialect);
       if (statements) return this.runUnderTestTransaction(statements);
@@ -367,7 +371,7 @@ export class ClientSession extends SessionStatements {
   }
 
   private runBatch(withSync: boolean): Promise<void> | undefined {
-    const { frames, copyAt, copyPlan, effects } = this.batch.take();
+    const { frames, copyAt, copyPlan, effects, parsed } = this.batch.take();
     if (this.batch.hasControlSteps) {
       // They are answered at the Sync, in order, as a unit of their own.
       if (!withSync) return undefined;
@@ -376,6 +380,11 @@ export class ClientSession extends SessionStatements {
       return this.runUnderTestTransaction(controlSteps);
     }
     if (copyPlan && copyAt >= 0) return this.startCopy(copyPlan, true, frames.slice(0, copyAt));
+    // CREATE, DROP or RENAME of a DATABASE parsed and run in one go (postgres.js, Prisma): as a Query's.
+    const [only] = effects;
+    if (withSync && only?.database && effects.length === 1 && parsed.length === 1 && !this.engineBatchOpen) {
+      return this.runDatabaseStatement(only.database, frames, only, { statements: 1, prepared: parsed[0]! });
+    }
     return this.runUnit(frames, effects.length > 0 ? effects : null, withSync);
   }
 

@@ -35,6 +35,8 @@ export interface TakenBatch {
   copyPlan: CopyInPlan | null;
   /** What the batch's parsed statements do to the session, for after it succeeds. */
   effects: StatementEffects[];
+  /** The names of the statements it parses, in order ('' for the unnamed one). */
+  parsed: string[];
 }
 
 /**
@@ -48,6 +50,7 @@ export class ExtendedBatch {
   private copyAt = -1;
   private copyPlan: CopyInPlan | null = null;
   private effects: StatementEffects[] = [];
+  private parsed: string[] = [];
   private controlSteps: Array<Statement | Uint8Array> = [];
   /** Bytes gathered; a big batch is sent on before its Sync. */
   bytes = 0;
@@ -84,6 +87,7 @@ export class ExtendedBatch {
       // A refusal (several statements with a COPY FROM STDIN) is the engine's to make here: it
       // refuses several statements in one Parse.
       if (effects) this.effects.push(effects);
+      this.parsed.push(parse.name);
       this.names.parsed(parse.name, effects?.copyIn ?? null, null, frame);
     } else if (type === BIND) {
       const bind = decodeBind(body);
@@ -139,8 +143,10 @@ export class ExtendedBatch {
       copyAt: this.copyAt,
       copyPlan: this.copyPlan,
       effects: this.effects,
+      parsed: this.parsed,
     };
     this.frames = [];
+    this.parsed = [];
     this.bytes = 0;
     this.copyAt = -1;
     this.copyPlan = null;

@@ -114,7 +114,11 @@ export abstract class SessionStatements extends EngineTurns {
     statement: DatabaseStatement,
     frames: Buffer[],
     effects: StatementEffects,
-    sql: string,
+    /**
+     * How many statements the client's SQL holds, and the name of the statement the client's
+     * extended messages parsed it as (null for a Query).
+     */
+    sent: { statements: number; prepared: string | null },
   ): Promise<void> {
     const front = this.host.front;
     if (statement.action !== 'create') {
@@ -131,7 +135,7 @@ export abstract class SessionStatements extends EngineTurns {
     const alone =
       this.status === 'I' &&
       !this.host.testTransactionOpen &&
-      splitStatements(sql, this.dialect).length === 1 &&
+      sent.statements === 1 &&
       this.mayCopy(statement.template ?? 'template1');
     const source = alone ? await front.templateSource(statement.template ?? 'template1', this) : null;
     if (source === null) return this.runUnit(frames, [effects], true);
@@ -144,6 +148,12 @@ export abstract class SessionStatements extends EngineTurns {
           identity: this.identity,
           settings: this.settings.values,
         });
+        // Its prepared statement stays in this client's engine only, as its name says.
+        if (sent.prepared)
+          await source.gate.exec(
+            Buffer.concat([serialize.close({ type: 'S', name: sent.prepared }), SYNC_FRAME]),
+            this.identity,
+          );
         if (scanBackend(answer).errors === 0) {
           await front.copyCreated(source, statement.name);
           // The new database is listed in the cluster before the client hears it was made.
