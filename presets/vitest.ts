@@ -16,23 +16,50 @@ import {
 } from 'vitest';
 import { InvalidInputError } from '../src/errors.js';
 import { pgtapFiles, runTapFiles, type TapFileResult, tapChecks } from '../src/testing/pgtap-files.js';
-import { TestFileDatabase } from '../src/testing/test-file-database.js';
+import { type FileOptions, TestFileDatabase } from '../src/testing/test-file-database.js';
 import { fixtureOf, type PgliteFixture } from './fixture.js';
 import { PROVIDE_KEY } from './vitest-run.js';
 
+export type { FileOptions } from '../src/testing/test-file-database.js';
 export type { PgliteFixture } from './fixture.js';
 export type { Isolation, KeepPolicy, PgliteVitestOptions } from './vitest-run.js';
 
-async function openFileDatabase(): Promise<TestFileDatabase> {
+/** What this test file chose for itself (pgliteFileOptions), until its database is given back. */
+let fileOptions: FileOptions = {};
+let fileDatabaseOpen = false;
+
+/**
+ * This test file's own options, over the config's: call it at the top of the file, before any
+ * test. E.g. `pgliteFileOptions({ isolation: 'reset' })` for a file of LISTEN/NOTIFY tests (which
+ * need commits) in a project that isolates the rest by transaction.
+ */
+export function pgliteFileOptions(options: FileOptions): void {
+  if (fileDatabaseOpen) {
+    throw new InvalidInputError(
+      "pglite-oxide: pgliteFileOptions() must run before this file's database is opened: call it at the top of the file.",
+    );
+  }
+  fileOptions = options;
+}
+
+async function openFileDatabase(options: FileOptions = fileOptions): Promise<TestFileDatabase> {
   const config = inject(PROVIDE_KEY);
   if (!config) {
     throw new InvalidInputError(
       'pglite-oxide: no engine host was provided. Add pgliteOxide() to the plugins of vitest.config.ts.',
     );
   }
-  const database = await TestFileDatabase.open(config);
+  const database = await TestFileDatabase.open(config, options);
+  fileDatabaseOpen = true;
   Object.assign(process.env, database.env);
   return database;
+}
+
+/** Gives this file's database back; the next file (in the same module context) starts afresh. */
+async function closeFileDatabase(database: TestFileDatabase): Promise<void> {
+  fileDatabaseOpen = false;
+  fileOptions = {};
+  await database.close(testFileLabel());
 }
 
 /** The running test file, as the output names it. */
@@ -94,7 +121,7 @@ export const test = baseTest.extend<{
       try {
         await use(fixture);
       } finally {
-        await database.close(testFileLabel());
+        await closeFileDatabase(database);
       }
     },
     { scope: 'file' },
@@ -129,19 +156,30 @@ export const test = baseTest.extend<{
         Promise.all([...checkedOut.keys()].map((client) => client.end().catch(() => {}))),
         2_000,
       );
-      for (const client of checkedOut.keys()) client.release(true);
+      for (const client of checkedOut.keys()) releaseOnce(client, true);
     }
-    await pool.end();
+    // The test may have ended it itself.
+    if (!pool.ending) await pool.end();
   },
   db: async ({ pool }, use) => {
     const client = await pool.connect();
     try {
       await use(client);
     } finally {
-      client.release();
+      // The test may have released or ended it itself.
+      releaseOnce(client);
     }
   },
 });
+
+/** Gives `client` back to its pool, unless it was given back already (pg-pool throws then). */
+function releaseOnce(client: PoolClient, destroy?: boolean): void {
+  try {
+    client.release(destroy);
+  } catch (error) {
+    if (!/already been released/.test((error as Error).message)) throw error;
+  }
+}
 
 /** The clients checked out of `pool` now, each with the last SQL it sent. */
 function trackCheckouts(pool: Pool): Map<PoolClient, string> {
@@ -184,7 +222,7 @@ function leakMessage(lastQueries: string[]): string {
  * after; each test is isolated as the config says. Read the returned object's properties inside
  * tests and hooks, not at import time.
  */
-export function usePglite(): PgliteFixture {
+export function usePglite(options?: FileOptions): PgliteFixture {
   let database: TestFileDatabase | undefined;
   const current = (): TestFileDatabase => {
     if (!database)
@@ -192,12 +230,12 @@ export function usePglite(): PgliteFixture {
     return database;
   };
   beforeAll(async () => {
-    database = await openFileDatabase();
+    database = await openFileDatabase(options);
   });
   beforeEach(() => current().beforeTest());
   afterEach((context) => afterTest(current(), context));
   afterAll(async () => {
-    await database?.close(testFileLabel());
+    if (database) await closeFileDatabase(database);
     database = undefined;
   });
   return {
@@ -226,7 +264,7 @@ export async function pgtap(...patterns: string[]): Promise<void> {
   try {
     results = await runTapFiles(database, files);
   } finally {
-    await database.close(testFileLabel());
+    await closeFileDatabase(database);
   }
   for (const result of results) {
     describe(result.file, () => {
