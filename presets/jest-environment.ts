@@ -5,22 +5,26 @@ import path from 'node:path';
 import type { EnvironmentContext, JestEnvironmentConfig } from '@jest/environment';
 import type { Circus } from '@jest/types';
 import { TestEnvironment as NodeEnvironment } from 'jest-environment-node';
-import { TestFileDatabase } from '../src/testing/test-file-database.js';
+import { type FileOptions, TestFileDatabase } from '../src/testing/test-file-database.js';
 import { fixtureOf, SANDBOX_GLOBAL } from './fixture.js';
-import { publishedRun } from './jest-run.js';
+import { fileOptionsFromDocblock, publishedRun } from './jest-run.js';
 
 export default class PgliteEnvironment extends NodeEnvironment {
   private database: TestFileDatabase | undefined;
   private readonly testFile: string;
+  private readonly projectId: string;
+  private readonly fileOptions: FileOptions;
 
   constructor(config: JestEnvironmentConfig, context: EnvironmentContext) {
     super(config, context);
     this.testFile = path.relative(config.projectConfig.rootDir, context.testPath);
+    this.projectId = config.projectConfig.id;
+    this.fileOptions = fileOptionsFromDocblock(context.docblockPragmas);
   }
 
   override async setup(): Promise<void> {
     await super.setup();
-    const database = await TestFileDatabase.open(publishedRun());
+    const database = await TestFileDatabase.open(publishedRun(this.projectId), this.fileOptions);
     this.database = database;
     const sandboxEnv = (this.global.process as NodeJS.Process).env;
     Object.assign(sandboxEnv, database.env);

@@ -10,7 +10,11 @@ export default async function globalSetup(
   projectConfig: Config.ProjectConfig,
 ): Promise<void> {
   const options = optionsFromConfig(projectConfig.testEnvironmentOptions, projectConfig.rootDir);
-  const run = await startTestRun(options, { parallelFiles: globalConfig.maxWorkers });
-  publishRun(run.config);
-  handOver(RUN_KEY, run);
+  const run = await startTestRun(
+    options,
+    { parallelFiles: globalConfig.maxWorkers },
+    'testEnvironmentOptions.pgliteOxide in jest.config',
+  );
+  publishRun(run.config, projectConfig.id);
+  handOver(`${RUN_KEY}.${projectConfig.id}`, run);
 }

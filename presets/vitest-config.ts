@@ -1,19 +1,26 @@
 // pglite-oxide in vitest.config.ts. Kept apart from the test-side module: that one extends
 // Vitest's `test`, which can only happen inside a running test file, not while loading a config.
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import type { ViteUserConfig } from 'vitest/config';
 import { handOver } from './handoff.js';
-import { OPTIONS_KEY, type PgliteVitestOptions } from './vitest-run.js';
+import { OPTIONS_ID, OPTIONS_KEY, type PgliteVitestOptions } from './vitest-run.js';
 
 export type { Isolation, PgliteVitestOptions } from './vitest-run.js';
 
-/** The Vitest plugin: builds the migrated template once per run and gives every test file its own database. */
+/**
+ * The Vitest plugin: builds the migrated template once per run and gives every test file its own
+ * database. With Vitest `projects`, each project's plugin brings its own options.
+ */
 export function pgliteOxide(options: PgliteVitestOptions = {}): Plugin {
-  handOver(OPTIONS_KEY, options);
+  // Options may hold functions (setup, onProgress), which a project's provided values cannot:
+  // they wait in this process under a key of this plugin's own, which its project is given.
+  const key = `${OPTIONS_KEY}.${randomUUID()}`;
+  handOver(key, options);
   const setupFile = fileURLToPath(new URL('./vitest-global-setup.js', import.meta.url));
   return {
     name: 'pglite-oxide',
-    config: (): ViteUserConfig => ({ test: { globalSetup: [setupFile] } }),
+    config: (): ViteUserConfig => ({ test: { globalSetup: [setupFile], provide: { [OPTIONS_ID]: key } } }),
   };
 }

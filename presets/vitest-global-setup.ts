@@ -3,12 +3,16 @@
 import type { TestProject } from 'vitest/node';
 import { startTestRun } from '../src/testing/start-test-run.js';
 import { handedOver } from './handoff.js';
-import { OPTIONS_KEY, type PgliteVitestOptions, PROVIDE_KEY } from './vitest-run.js';
+import { OPTIONS_ID, type PgliteVitestOptions, PROVIDE_KEY } from './vitest-run.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const run = await startTestRun(handedOver<PgliteVitestOptions>(OPTIONS_KEY) ?? {}, {
-    parallelFiles: project.config.maxWorkers,
-  });
+  const key = project.config.provide?.[OPTIONS_ID];
+  const options = key ? handedOver<PgliteVitestOptions>(key) : undefined;
+  const run = await startTestRun(
+    options ?? {},
+    { parallelFiles: project.config.maxWorkers },
+    `pgliteOxide({ ... }) in the Vitest config${project.name ? ` of project "${project.name}"` : ''}`,
+  );
   project.provide(PROVIDE_KEY, run.config);
   return () => run.close();
 }

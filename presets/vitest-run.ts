@@ -9,9 +9,13 @@ export type PgliteVitestOptions = TestRunOptions;
 /** What the global setup provides to every test file: the run's config. */
 export const PROVIDE_KEY = 'pglite-oxide';
 
+/** Which plugin's options a project's global setup takes (see pgliteOxide()). */
+export const OPTIONS_ID = 'pglite-oxide.options';
+
 declare module 'vitest' {
   interface ProvidedContext {
     'pglite-oxide': TestFileConfig;
+    'pglite-oxide.options': string;
   }
 }
 

@@ -163,18 +163,44 @@ export class TemplateBuildError extends PgliteOxideError {
     super('TEMPLATE_BUILD_FAILED', message, options);
   }
 
-  static fromSql(kind: string, file: { path: string; sql: string }, error: unknown): TemplateBuildError {
-    const pgError = error as { message?: string; code?: string; position?: string };
-    const position = Number(pgError.position);
-    const line = position > 0 ? file.sql.slice(0, position).split('\n').length : undefined;
-    const where = line ? ` (line ${line})` : '';
-    const sqlstate = pgError.code ? ` [SQLSTATE ${pgError.code}]` : '';
+  /**
+   * The error of a migration or seed file, with the line it arose on (from the error's position
+   * within the statement that begins at `offset` in the file), PostgreSQL's SQLSTATE, DETAIL and
+   * HINT.
+   */
+  static fromSql(kind: string, file: { path: string; sql: string }, failure: SqlFailure): TemplateBuildError {
+    const { error, offset } = failure;
+    const position = Number(error.position ?? 0);
+    const line =
+      offset + position > 0 ? file.sql.slice(0, offset + Math.max(position, 1)).split('\n').length : 0;
+    const where = line > 0 ? ` (line ${line})` : '';
+    const sqlstate = error.code ? ` [SQLSTATE ${error.code}]` : '';
+    const more = [error.detail && `DETAIL: ${error.detail}`, error.hint && `HINT: ${error.hint}`].filter(
+      Boolean,
+    );
     return new TemplateBuildError(
-      `The ${kind} ${file.path}${where} failed: ${pgError.message ?? String(error)}${sqlstate}`,
+      `The ${kind} ${file.path}${where} failed: ${error.message ?? String(error)}${sqlstate}` +
+        more.map((text) => `\n  ${text}`).join(''),
       file.path,
       { cause: error },
     );
   }
+}
+
+/** An error as PostgreSQL's clients give it (pg, PGlite): its message and fields. */
+export interface SqlError {
+  message?: string;
+  code?: string;
+  /** Where in the statement sent, 1-based, as a number in text. */
+  position?: string;
+  detail?: string;
+  hint?: string;
+}
+
+/** An error of running a file's SQL, and where the statement it arose in begins in the file. */
+export interface SqlFailure {
+  error: SqlError;
+  offset: number;
 }
 
 /** The engine host that serves test files their databases failed, or could not be reached. */

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { InteractiveRuntime, PglitePaths, prepareTemplate, TemplateBuildError } from 'pglite-oxide';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { exitOf, spawnPackageScript } from './helpers/child.js';
 import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
 
@@ -101,6 +101,50 @@ describe('prepareTemplate', () => {
     );
     const left = readdirSync(path.join(cacheDir, 'templates')).filter((entry) => !entry.endsWith('.lock'));
     expect(left).toEqual([]);
+  });
+
+  it('names the line, DETAIL and HINT of an error at run time, which PostgreSQL gives no position for', async () => {
+    const dir = await project({
+      'migrations/1_users.sql': 'CREATE TABLE users (id int PRIMARY KEY);',
+      'migrations/2_orders.sql':
+        '-- orders belong to users\nCREATE TABLE orders (user_id int REFERENCES users (id));\n\n' +
+        'INSERT INTO orders VALUES (42);\n',
+    });
+    const failure = prepareTemplate({
+      migrations: path.join(dir, 'migrations'),
+      cacheDir: await freshCacheDir(),
+    });
+    await expect(failure).rejects.toThrow(
+      /2_orders\.sql \(line 4\) failed: insert or update on table "orders" violates foreign key constraint "orders_user_id_fkey" \[SQLSTATE 23503\]\n {2}DETAIL: Key \(user_id\)=\(42\) is not present in table "users"\./,
+    );
+  });
+
+  it('applies no *.down.sql, says so when a folder has nothing to apply, and refuses a misspelled option', async () => {
+    const dir = await project({
+      'migrations/001_items.up.sql': 'CREATE TABLE items (id int);',
+      'migrations/001_items.down.sql': 'DROP TABLE items;',
+      'seed/.keep': '',
+    });
+    const warnings: string[] = [];
+    const warn = vi
+      .spyOn(console, 'warn')
+      .mockImplementation((message: string) => void warnings.push(message));
+    try {
+      const template = await prepareTemplate({
+        migrations: path.join(dir, 'migrations'),
+        seed: path.join(dir, 'seed'),
+        cacheDir: await freshCacheDir(),
+      });
+      expect(
+        await rowsOf(template.pgdata, template.runtimeRoot, 'SELECT count(*)::int AS n FROM items'),
+      ).toEqual([{ n: 0 }]);
+    } finally {
+      warn.mockRestore();
+    }
+    expect(warnings).toEqual([`pglite-oxide: ${path.join(dir, 'seed')} has no .sql files to apply.`]);
+    await expect(prepareTemplate({ migration: './migrations' } as never)).rejects.toThrow(
+      'pglite-oxide: unknown option "migration" in prepareTemplate(); did you mean "migrations"?',
+    );
   });
 
   it('is built once when parallel processes ask for it at the same time', async () => {

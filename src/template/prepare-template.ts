@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { TemplateBuildError } from '../errors.js';
+import { type SqlError, type SqlFailure, TemplateBuildError } from '../errors.js';
 import { restoreCluster } from '../install/cluster-cache.js';
 import { looksLikeCluster, stagingName } from '../install/fs-util.js';
 import { install } from '../install/install.js';
@@ -10,6 +10,8 @@ import { withDirLock } from '../install/lock.js';
 import { PglitePaths } from '../install/paths.js';
 import { type ProgressListener, withProgress } from '../install/progress.js';
 import { packageCacheDir } from '../install/project-dirs.js';
+import { checkOptionNames } from '../option-names.js';
+import { splitStatements } from '../protocol/sql-lexer.js';
 import { startProxy } from '../proxy/server.js';
 import type { EngineSettings } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
@@ -44,6 +46,20 @@ export interface TemplateOptions {
   onProgress?: ProgressListener;
 }
 
+const OPTION_NAMES = {
+  migrations: true,
+  seed: true,
+  setup: true,
+  key: true,
+  env: true,
+  settings: true,
+  cacheDir: true,
+  onProgress: true,
+} satisfies Record<keyof TemplateOptions, true>;
+
+/** Every option of TemplateOptions, by name. */
+export const TEMPLATE_OPTION_NAMES: readonly string[] = Object.keys(OPTION_NAMES);
+
 /** A migrated, seeded cluster, cached and ready to be copied for each test suite. */
 export interface Template {
   key: string;
@@ -61,9 +77,10 @@ export interface Template {
  * has the same key. Parallel processes wait for one builder; a failed build leaves nothing behind.
  */
 export async function prepareTemplate(options: TemplateOptions = {}): Promise<Template> {
+  checkOptionNames(options, TEMPLATE_OPTION_NAMES, 'prepareTemplate()');
   const cacheDir = options.cacheDir ?? packageCacheDir();
-  const migrations = readSqlFiles(options.migrations);
-  const seed = readSqlFiles(options.seed);
+  const migrations = readSqlFiles(options.migrations, console.warn);
+  const seed = readSqlFiles(options.seed, console.warn);
   const env = { ...options.env };
   const settings = { ...options.settings };
   const key = templateKey({
@@ -105,6 +122,33 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
   });
 }
 
+/**
+ * Where in `sql` the error of running it whole arose. A syntax error says (its position); an error
+ * at run time (a foreign key, a missing table) does not, so the file's statements are run again
+ * one by one, on the build that failed anyway, until one fails: when it fails the same way, that
+ * is the place. The whole file ran as one transaction, which the error rolled back; a file that
+ * ends transactions of its own may have kept some of its work, so it is not run again.
+ */
+async function failingStatement(pglite: PGlite, sql: string, error: unknown): Promise<SqlFailure> {
+  const failure = { error: error as SqlError, offset: 0 };
+  if (failure.error.position || TRANSACTION_CONTROL.test(sql)) return failure;
+  for (const [start, end] of splitStatements(sql)) {
+    try {
+      await pglite.exec(sql.slice(start, end));
+    } catch (again) {
+      const same =
+        (again as SqlError).code === failure.error.code &&
+        (again as SqlError).message === failure.error.message;
+      // The statement's own first line, not the blank lines before it.
+      const lead = Math.max(sql.slice(start, end).search(/\S/), 0);
+      return same ? { error: again as SqlError, offset: start + lead } : failure;
+    }
+  }
+  return failure;
+}
+
+const TRANSACTION_CONTROL = /\b(BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|SAVEPOINT)\b/i;
+
 interface BuildSteps {
   migrations: SqlFile[];
   seed: SqlFile[];
@@ -125,7 +169,7 @@ async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<vo
         try {
           await pglite.exec(file.sql);
         } catch (error) {
-          throw TemplateBuildError.fromSql(kind, file, error);
+          throw TemplateBuildError.fromSql(kind, file, await failingStatement(pglite, file.sql, error));
         }
       }
     }

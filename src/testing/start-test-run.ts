@@ -1,4 +1,9 @@
-import { prepareTemplate, type TemplateOptions } from '../template/prepare-template.js';
+import { checkOptionNames } from '../option-names.js';
+import {
+  prepareTemplate,
+  TEMPLATE_OPTION_NAMES,
+  type TemplateOptions,
+} from '../template/prepare-template.js';
 import { startEngineHost } from './host/engine-host.js';
 import { checkIsolation, defaultKeepDir, type Isolation, type KeepPolicy, keepPolicy } from './isolation.js';
 import type { TestFileConfig } from './test-file-database.js';
@@ -33,6 +38,22 @@ export interface TestRunOptions extends TemplateOptions {
   idleInTransactionTimeoutMs?: number;
 }
 
+const RUN_OPTION_NAMES = {
+  isolation: true,
+  keep: true,
+  keepDir: true,
+  maxDatabases: true,
+  memoryBudgetMb: true,
+  queueTimeoutMs: true,
+  idleInTransactionTimeoutMs: true,
+} satisfies Record<Exclude<keyof TestRunOptions, keyof TemplateOptions>, true>;
+
+/** Every option a test run takes (TestRunOptions), by name. */
+export const TEST_RUN_OPTION_NAMES: readonly string[] = [
+  ...TEMPLATE_OPTION_NAMES,
+  ...Object.keys(RUN_OPTION_NAMES),
+];
+
 export interface TestRunContext {
   /** How many test files the runner runs at once: that many databases are started ahead. */
   parallelFiles?: number;
@@ -51,7 +72,10 @@ export interface TestRun {
 export async function startTestRun(
   options: TestRunOptions = {},
   context: TestRunContext = {},
+  /** Where the options were written, for the message about a misspelled one. */
+  where = 'the pglite-oxide options',
 ): Promise<TestRun> {
+  checkOptionNames(options, TEST_RUN_OPTION_NAMES, where);
   const {
     isolation: isolationOption,
     keep,

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
+import { checkOptionNames } from '../option-names.js';
 import { type LeasedDatabase, leaseDatabase } from './host/lease.js';
-import type { Isolation, KeepPolicy } from './isolation.js';
+import { checkIsolation, type Isolation, type KeepPolicy } from './isolation.js';
 
 /** What a test runner's preset hands every test file (Vitest `provide`, Jest env vars). */
 export interface TestFileConfig {
@@ -13,6 +14,14 @@ export interface TestFileConfig {
   /** Where kept databases go. */
   keepDir: string;
 }
+
+/** What one test file may choose for itself. */
+export interface FileOptions {
+  /** This file's isolation, over the run's. */
+  isolation?: Isolation;
+}
+
+const FILE_OPTION_NAMES = ['isolation'];
 
 export interface TestOutcome {
   failed: boolean;
@@ -35,8 +44,14 @@ export class TestFileDatabase {
     readonly config: TestFileConfig,
   ) {}
 
-  static async open(config: TestFileConfig): Promise<TestFileDatabase> {
-    return new TestFileDatabase(await leaseDatabase(config.hostAddress), config);
+  /**
+   * Leases a database for one test file. `file` is what the file chose for itself (every
+   * database of the run can serve every isolation), over the run's options.
+   */
+  static async open(config: TestFileConfig, file: FileOptions = {}): Promise<TestFileDatabase> {
+    checkOptionNames(file, FILE_OPTION_NAMES, 'the options of a test file');
+    const isolation = file.isolation === undefined ? config.isolation : checkIsolation(file.isolation);
+    return new TestFileDatabase(await leaseDatabase(config.hostAddress), { ...config, isolation });
   }
 
   get connectionString(): string {
