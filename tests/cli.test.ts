@@ -261,19 +261,35 @@ describe('the pglite-oxide command', () => {
       cli(['test', path.join(dir, files), '--migrations', path.join(dir, 'schema.sql')]);
     const passing = await tapTest('a_test.sql');
     expect(passing.status, passing.stderr).toBe(0);
-    expect(passing.stdout).toContain('ok - 2 - Column notes.body should be NOT NULL');
+    // TAP 14: a plan of files, each file a subtest with its own plan.
+    expect(passing.stdout).toMatch(
+      /^TAP version 14\n1\.\.1\n# Subtest: \S*a_test\.sql\n {4}1\.\.2\n {4}ok 1 - .*\n {4}ok 2 - Column notes\.body should be NOT NULL\nok 1 - \S*a_test\.sql$/m,
+    );
     expect(passing.stdout).toContain('# files: 1 passed, 0 failed, 1 in all');
 
     await fs.writeFile(
       path.join(dir, 'b_test.sql'),
       "SELECT plan(1);\nSELECT is((SELECT count(*)::int FROM notes), 1, 'one note');\nSELECT * FROM finish();",
     );
-    const failing = await tapTest('*_test.sql');
+    const junit = path.join(dir, 'reports', 'pgtap.xml');
+    const failing = await cli([
+      'test',
+      path.join(dir, '*_test.sql'),
+      '--migrations',
+      path.join(dir, 'schema.sql'),
+      '--junit',
+      junit,
+    ]);
     expect(failing.status).toBe(1);
     expect(failing.stdout).toMatch(
-      /not ok - 1 - one note\n#\s+Failed test 1: "one note"\n#\s+have: 0\n#\s+want: 1/,
+      / {4}not ok 1 - one note\n {6}---\n {6}message: \|\n {8}Failed test 1: "one note"\n {8}\s*have: 0\n {8}\s*want: 1\n(.*\n)* {6}\.\.\.\nnot ok 2 - \S*b_test\.sql/,
     );
     expect(failing.stdout).toContain('# files: 1 passed, 1 failed, 2 in all');
+    const report = await fs.readFile(junit, 'utf8');
+    expect(report).toMatch(/<testsuite name="\S*a_test\.sql" tests="2" failures="0" skipped="0">/);
+    expect(report).toMatch(
+      /<testcase classname="\S*b_test\.sql" name="1 - one note"><failure message="Failed test 1: &#34;one note&#34;">/,
+    );
   });
 
   it('prebuilds the caches with init, and refuses a dump of a directory without a database', async () => {

@@ -84,6 +84,7 @@ function program(): Command {
     .argument('<files...>', 'SQL files, directories, or patterns with a * in the file name (tests/db/*.sql)')
     .addOption(migrations())
     .addOption(seed())
+    .option('--junit <file>', 'also write the results as JUnit XML, for CI')
     .action(testCommand);
 
   cli

@@ -1,45 +1,39 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { prepareTemplate } from '../template/prepare-template.js';
-import { pgtapFiles, runTapFiles, tapChecks } from '../testing/pgtap-files.js';
+import { pgtapFiles, runTapFiles, type TapFileResult } from '../testing/pgtap-files.js';
 import { startSuiteDatabase } from '../testing/suite-database.js';
 import type { TemplateFlags } from './ephemeral.js';
+import { fileCounts, junitReport, tapReport } from './tap-report.js';
+
+export interface TestFlags extends TemplateFlags {
+  /** Where to write a JUnit XML report too. */
+  junit?: string;
+}
 
 /**
  * Runs pgTAP files as tests, each on a database in the migrated template's state, and prints
- * TAP: a line per assertion, the diagnostics of failures, a summary. Fails (exit 1) when any does.
+ * TAP 14 (a subtest per file); writes JUnit XML when asked. Fails (exit 1) when any file does.
  */
-export async function testCommand(patterns: string[], flags: TemplateFlags): Promise<void> {
+export async function testCommand(patterns: string[], flags: TestFlags): Promise<void> {
   const files = pgtapFiles(patterns);
   const template = await prepareTemplate({ migrations: flags.migrations, seed: flags.seed });
   const database = await startSuiteDatabase(template);
-  let failed = 0;
-  let passed = 0;
+  let results: TapFileResult[];
   try {
-    const results = await runTapFiles(
+    results = await runTapFiles(
       { execInteractive: (sql) => database.runtime.execInteractive(sql), reset: () => database.reset() },
       files,
     );
-    for (const result of results) {
-      const checks = tapChecks(result);
-      const fileFailed = checks.some((check) => check.failure && !check.todo);
-      console.log(`# ${result.file}`);
-      for (const check of checks) {
-        if (check.skip) console.log(`ok - ${check.name} # SKIP`);
-        else if (!check.failure || check.todo)
-          console.log(`ok - ${check.name}${check.todo ? ' # TODO' : ''}`);
-        else {
-          console.log(`not ok - ${check.name}`);
-          const lines = check.failure.split('\n');
-          // An assertion's failure starts with its own TAP line, already printed.
-          if (lines[0]?.startsWith('not ok ')) lines.shift();
-          for (const line of lines) console.log(`#   ${line}`);
-        }
-      }
-      if (fileFailed) failed++;
-      else passed++;
-    }
   } finally {
     await database.close();
   }
+  console.log(tapReport(results));
+  const { passed, failed } = fileCounts(results);
   console.log(`# files: ${passed} passed, ${failed} failed, ${files.length} in all`);
+  if (flags.junit) {
+    fs.mkdirSync(path.dirname(path.resolve(flags.junit)), { recursive: true });
+    fs.writeFileSync(flags.junit, junitReport(results));
+  }
   if (failed > 0) process.exitCode = 1;
 }
