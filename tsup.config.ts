@@ -16,6 +16,8 @@ const ESM_ONLY = {
   'vitest-config': 'presets/vitest-config.ts',
   // Loaded by path from vitest.config (globalSetup), so it stays a file of its own.
   'vitest-global-setup': 'presets/vitest-global-setup.ts',
+  // Loaded by path as a setup file of each test file (it leases the file's database).
+  'vitest-file-setup': 'presets/vitest-file-setup.ts',
   // The pglite-oxide command (package bin); its shebang line is kept.
   cli: 'src/cli/main.ts',
   // Started by path (as .js) as each hosted test database's worker thread.

@@ -18,9 +18,15 @@ export function pgliteOxide(options: PgliteVitestOptions = {}): Plugin {
   // they wait in this process under a key of this plugin's own, which its project is given.
   const key = `${OPTIONS_KEY}.${randomUUID()}`;
   handOver(key, options);
-  const setupFile = fileURLToPath(new URL('./vitest-global-setup.js', import.meta.url));
+  const globalSetup = fileURLToPath(new URL('./vitest-global-setup.js', import.meta.url));
+  const fileSetup = fileURLToPath(new URL('./vitest-file-setup.js', import.meta.url));
   return {
     name: 'pglite-oxide',
-    config: (): ViteUserConfig => ({ test: { globalSetup: [setupFile], provide: { [OPTIONS_ID]: key } } }),
+    config: (config: ViteUserConfig): ViteUserConfig => {
+      // First of the setup files: the project's own may read DATABASE_URL too.
+      const own = config.test?.setupFiles ?? [];
+      config.test = { ...config.test, setupFiles: [fileSetup, ...(typeof own === 'string' ? [own] : own)] };
+      return { test: { globalSetup: [globalSetup], provide: { [OPTIONS_ID]: key } } };
+    },
   };
 }

@@ -42,14 +42,42 @@ export function pgliteFileOptions(options: FileOptions): void {
   fileOptions = options;
 }
 
-async function openFileDatabase(options: FileOptions = fileOptions): Promise<TestFileDatabase> {
+/** This file's database, leased by the plugin's setup file before the file's modules were imported. */
+let leasedEarly: TestFileDatabase | null = null;
+
+function runConfig() {
   const config = inject(PROVIDE_KEY);
   if (!config) {
     throw new InvalidInputError(
       'pglite-oxide: no engine host was provided. Add pgliteOxide() to the plugins of vitest.config.ts.',
     );
   }
-  const database = await TestFileDatabase.open(config, options);
+  return config;
+}
+
+/**
+ * Leases this test file's database before the file's modules are imported, so that DATABASE_URL
+ * and PG* are set when they are read at import (a module-level `process.env.DATABASE_URL`, an env
+ * validator), as in Jest. The plugin's setup file calls it; a file that never uses the fixtures
+ * gives the database back at its end.
+ */
+export async function leaseBeforeImports(): Promise<void> {
+  const database = await TestFileDatabase.open(runConfig());
+  Object.assign(process.env, database.env);
+  leasedEarly = database;
+  afterAll(async () => {
+    if (leasedEarly === database) {
+      leasedEarly = null;
+      await database.close(testFileLabel());
+    }
+  });
+}
+
+async function openFileDatabase(options: FileOptions = fileOptions): Promise<TestFileDatabase> {
+  let database = leasedEarly;
+  leasedEarly = null;
+  if (database) database.choose(options);
+  else database = await TestFileDatabase.open(runConfig(), options);
   fileDatabaseOpen = true;
   Object.assign(process.env, database.env);
   return database;

@@ -41,7 +41,7 @@ export class TestFileDatabase {
 
   private constructor(
     private readonly leased: LeasedDatabase,
-    readonly config: TestFileConfig,
+    private config: TestFileConfig,
   ) {}
 
   /**
@@ -49,9 +49,19 @@ export class TestFileDatabase {
    * database of the run can serve every isolation), over the run's options.
    */
   static async open(config: TestFileConfig, file: FileOptions = {}): Promise<TestFileDatabase> {
+    const database = new TestFileDatabase(await leaseDatabase(config.hostAddress), config);
+    database.choose(file);
+    return database;
+  }
+
+  /** What the file chose for itself, over the run's options: before its first test only. */
+  choose(file: FileOptions): void {
     checkOptionNames(file, FILE_OPTION_NAMES, 'the options of a test file');
-    const isolation = file.isolation === undefined ? config.isolation : checkIsolation(file.isolation);
-    return new TestFileDatabase(await leaseDatabase(config.hostAddress), { ...config, isolation });
+    if (file.isolation === undefined) return;
+    if (!this.fresh) {
+      throw new InvalidInputError("pglite-oxide: a test file's isolation is chosen before its first test.");
+    }
+    this.config = { ...this.config, isolation: checkIsolation(file.isolation) };
   }
 
   get connectionString(): string {
