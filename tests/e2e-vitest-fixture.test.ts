@@ -5,7 +5,7 @@ import { InteractiveRuntime, installAndInitIn } from 'pglite-oxide';
 import { describe, expect, it } from 'vitest';
 import { runCommand } from './helpers/child.js';
 import { cleanEnv, installFixture, keptRoots, packPackage } from './helpers/fixture-project.js';
-import { freshCacheDir, tempRoot } from './helpers/temp-root.js';
+import { freshCacheDir } from './helpers/temp-root.js';
 import { dataRows } from './helpers/wire.js';
 
 const FAILING_TEST = `
@@ -131,18 +131,26 @@ describe('fixtures/vitest-app with the packed package', () => {
     expect(none.stdout).toMatch(/Tests\s+2 passed \(2\)/);
     expect(templates()).toHaveLength(1);
 
-    // A failing test, with keep-on-failure: its database is written to disk and the output says
-    // where and how to reopen it.
-    const keepDir = await tempRoot('pglite-oxide-kept-');
+    // A failing test, with keep-on-failure: its database is written under the project (git told
+    // to ignore it), the output says where and how to reopen it, and `pglite-oxide cache` lists it.
+    const keepDir = path.join(project, '.pglite-oxide', 'kept');
     await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
-    const failing = await runSuite(
-      { PGLITE_OXIDE_KEEP: 'on-failure', TMPDIR: keepDir },
-      'tests/failing.test.ts',
-    );
+    const failing = await runSuite({ PGLITE_OXIDE_KEEP: 'on-failure' }, 'tests/failing.test.ts');
     expect(failing.status, failing.output).not.toBe(0);
     expect(failing.output).toContain('npx pglite-oxide serve --data');
     const [kept] = keptRoots(failing.output);
     expect(kept?.startsWith(keepDir), failing.output).toBe(true);
+    expect(await fs.readFile(path.join(project, '.pglite-oxide', '.gitignore'), 'utf8')).toContain('*');
+    const listed = await runCommand('npx', ['pglite-oxide', 'cache'], {
+      cwd: project,
+      env: cleanEnv({ PGLITE_OXIDE_CACHE_DIR: cacheDir }),
+      timeoutMs: 60_000,
+    });
+    expect(listed.status, listed.output).toBe(0);
+    expect(listed.stdout).toMatch(
+      /templates: 1, the most recently used first\n {2}[0-9a-f]+ {2}[\d.]+ MB {2}last used /,
+    );
+    expect(listed.stdout).toContain(`kept databases of failing tests: 1 (in ${keepDir})`);
     const runtime = await InteractiveRuntime.start(await installAndInitIn(kept!));
     try {
       expect(dataRows(await runtime.execInteractive('SELECT message FROM audit_log'))).toEqual([

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { PgliteOxideError } from '../errors.js';
 import { DEFAULT_CLIENT_TIMEOUTS } from '../proxy/options.js';
+import { cacheClearCommand, cacheListCommand, cachePruneCommand } from './cache.js';
 import { dumpCommand } from './dump.js';
 import { initCommand } from './init.js';
 import { runCommand } from './run.js';
@@ -87,6 +88,23 @@ function program(): Command {
     .option('--junit <file>', 'also write the results as JUnit XML, for CI')
     .action(testCommand);
 
+  const cache = cli
+    .command('cache')
+    .description('List, prune or clear the cached templates and the databases kept for failing tests.');
+  cache
+    .command('list', { isDefault: true })
+    .description('list them, with sizes and last use')
+    .action(cacheListCommand);
+  cache
+    .command('prune')
+    .description('remove the templates used least recently')
+    .option('--keep <number>', 'templates to keep, the most recently used', parseCount, 8)
+    .action(cachePruneCommand);
+  cache
+    .command('clear')
+    .description("remove every template, and this project's kept databases")
+    .action(cacheClearCommand);
+
   cli
     .command('init')
     .description('Prebuild the engine cluster and the migrated template caches (for a CI cache step).')
@@ -120,6 +138,14 @@ function parsePort(value: string): number {
     throw new CommanderError(USAGE, 'pglite-oxide.port', `invalid port: ${value}`);
   }
   return port;
+}
+
+function parseCount(value: string): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 0) {
+    throw new CommanderError(USAGE, 'pglite-oxide.count', `invalid number: ${value}`);
+  }
+  return count;
 }
 
 function parseMilliseconds(value: string): number {

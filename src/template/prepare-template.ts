@@ -16,6 +16,7 @@ import { startProxy } from '../proxy/server.js';
 import type { EngineSettings } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { readSqlFiles, type SqlFile } from './sources.js';
+import { pruneTemplates, touchTemplate } from './template-cache.js';
 import { templateKey } from './template-key.js';
 
 export interface TemplateSetupContext {
@@ -43,6 +44,11 @@ export interface TemplateOptions {
   /** Server settings the engine runs with (over shared_buffers=16MB). */
   settings?: EngineSettings;
   cacheDir?: string;
+  /**
+   * Templates the cache keeps, the most recently used (one per distinct set of migrations, seed
+   * and settings, ~50 MB each): older ones are removed when a new one is built. Default 8.
+   */
+  maxTemplates?: number;
   onProgress?: ProgressListener;
 }
 
@@ -54,6 +60,7 @@ const OPTION_NAMES = {
   env: true,
   settings: true,
   cacheDir: true,
+  maxTemplates: true,
   onProgress: true,
 } satisfies Record<keyof TemplateOptions, true>;
 
@@ -96,7 +103,10 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
   const template = { key, pgdata, runtimeRoot, env, settings };
 
   await install(PglitePaths.withRoot(runtimeRoot), { ensureCluster: false });
-  if (looksLikeCluster(pgdata)) return { ...template, reused: true };
+  if (looksLikeCluster(pgdata)) {
+    await touchTemplate(pgdata);
+    return { ...template, reused: true };
+  }
 
   await fs.mkdir(templates, { recursive: true });
   return withDirLock(templates, path.join(templates, `${key}.lock`), async () => {
@@ -118,6 +128,7 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
     } finally {
       if (existsSync(staging)) await fs.rm(staging, { recursive: true, force: true });
     }
+    await pruneTemplates(cacheDir, { keep: options.maxTemplates });
     return { ...template, reused: false };
   });
 }

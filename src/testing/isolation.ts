@@ -1,4 +1,4 @@
-import os from 'node:os';
+import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
 
@@ -27,6 +27,21 @@ export function keepPolicy(option: KeepPolicy | undefined, env: NodeJS.ProcessEn
   );
 }
 
-export function defaultKeepDir(): string {
-  return path.join(os.tmpdir(), 'pglite-oxide-kept');
+/** Where failing tests' databases are kept by default: under the project, beside its files. */
+export function defaultKeepDir(cwd = process.cwd()): string {
+  return path.join(cwd, '.pglite-oxide', 'kept');
+}
+
+/**
+ * Makes `.pglite-oxide/` under the project for what the toolkit keeps there, telling git to
+ * ignore it (as test tools' own cache folders do), so nothing kept is committed by mistake.
+ */
+export function makeProjectDir(keepDir: string): void {
+  fs.mkdirSync(keepDir, { recursive: true, mode: 0o700 });
+  const dir = path.dirname(keepDir);
+  if (path.basename(dir) === '.pglite-oxide' && !fs.existsSync(path.join(dir, '.gitignore')))
+    fs.writeFileSync(
+      path.join(dir, '.gitignore'),
+      '# Written by pglite-oxide: nothing here belongs in git.\n*\n',
+    );
 }

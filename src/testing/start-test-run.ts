@@ -16,7 +16,7 @@ export interface TestRunOptions extends TemplateOptions {
   isolation?: Isolation;
   /** `on-failure` writes a failing test's database to disk (PGLITE_OXIDE_KEEP overrides). */
   keep?: KeepPolicy;
-  /** Where kept databases go. Default: `<os tmp>/pglite-oxide-kept`. */
+  /** Where kept databases go. Default: `.pglite-oxide/kept` under the working directory (the project). */
   keepDir?: string;
   /** Most test databases alive at once. Default: CPU count + 1. */
   maxDatabases?: number;

@@ -1,9 +1,8 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
 import { checkOptionNames } from '../option-names.js';
 import { type LeasedDatabase, leaseDatabase } from './host/lease.js';
-import { checkIsolation, type Isolation, type KeepPolicy } from './isolation.js';
+import { checkIsolation, type Isolation, type KeepPolicy, makeProjectDir } from './isolation.js';
 
 /** What a test runner's preset hands every test file (Vitest `provide`, Jest env vars). */
 export interface TestFileConfig {
@@ -155,7 +154,7 @@ export class TestFileDatabase {
 
   private async keep(label: string): Promise<string> {
     const dir = path.join(this.config.keepDir, `${slug(label)}-${Date.now()}`);
-    fs.mkdirSync(this.config.keepDir, { recursive: true, mode: 0o700 });
+    makeProjectDir(this.config.keepDir);
     const root = await this.leased.keep(dir);
     return (
       `pglite-oxide kept the database of the failing test "${label}" at ${root}\n` +
