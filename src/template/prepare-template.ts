@@ -15,6 +15,7 @@ import { splitStatements } from '../protocol/sql-lexer.js';
 import { startProxy } from '../proxy/server.js';
 import type { EngineSettings } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
+import { noticeLongWait } from '../wait-notice.js';
 import { readSqlFiles, type SqlFile } from './sources.js';
 import { pruneTemplates, touchTemplate } from './template-cache.js';
 import { templateKey } from './template-key.js';
@@ -109,8 +110,11 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
   }
 
   await fs.mkdir(templates, { recursive: true });
-  return withDirLock(templates, path.join(templates, `${key}.lock`), async () => {
+  // What a wait here is for, as a notice says it after 30 s.
+  const doing = { now: `another process building the migrated template ${key} (its lock: ${pgdata}.lock)` };
+  const built = withDirLock(templates, path.join(templates, `${key}.lock`), async () => {
     if (looksLikeCluster(pgdata)) return { ...template, reused: true };
+    doing.now = 'building the migrated template';
     const staging = stagingName(pgdata);
     try {
       await restoreCluster(staging, options);
@@ -121,6 +125,7 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
           env,
           settings,
           setup: options.setup,
+          doing,
         }),
       );
       await fs.rm(pgdata, { recursive: true, force: true });
@@ -131,6 +136,7 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
     await pruneTemplates(cacheDir, { keep: options.maxTemplates });
     return { ...template, reused: false };
   });
+  return noticeLongWait(built, () => doing.now);
 }
 
 /**
@@ -166,6 +172,8 @@ interface BuildSteps {
   env: Record<string, string>;
   settings: EngineSettings;
   setup: TemplateOptions['setup'];
+  /** What the build is doing now, for a notice when it takes long. */
+  doing: { now: string };
 }
 
 async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<void> {
@@ -177,6 +185,7 @@ async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<vo
       ['seed file', steps.seed],
     ] as const) {
       for (const file of files) {
+        steps.doing.now = `building the migrated template: the ${kind} ${file.path} is running`;
         try {
           await pglite.exec(file.sql);
         } catch (error) {
@@ -185,6 +194,7 @@ async function applyToCluster(paths: PglitePaths, steps: BuildSteps): Promise<vo
       }
     }
     if (steps.setup) {
+      steps.doing.now = 'building the migrated template: the setup function is running';
       const proxy = await startProxy({ runtime, tcp: true, port: 0 });
       try {
         await steps.setup({ pglite, runtime, connectionString: proxy.connectionString });

@@ -6,6 +6,7 @@ import type { ClientTimeouts } from '../../proxy/options.js';
 import { clusterImage } from '../../runtime/cluster-image.js';
 import { compiledModule, fsBundle } from '../../runtime/wasm-modules.js';
 import type { Template } from '../../template/prepare-template.js';
+import { noticeLongWait } from '../../wait-notice.js';
 import { type ControlConnection, serveControl } from './control-channel.js';
 import { HostedDatabase } from './hosted-database.js';
 import { databasesWithin, memoryBudgetMbOf, memoryQueueWarning } from './memory-budget.js';
@@ -88,7 +89,10 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     });
     all.add(database);
     starting++;
-    database.ready.then(
+    noticeLongWait(
+      database.ready,
+      () => 'a test database is still starting (its worker thread loads the engine)',
+    ).then(
       () => {
         starting--;
         offer(database);
@@ -133,7 +137,13 @@ export async function startEngineHost(options: EngineHostOptions): Promise<Engin
     const database = idle.shift();
     const leased = database
       ? Promise.resolve(database)
-      : new Promise<HostedDatabase>((resolve, reject) => waiters.push({ resolve, reject }));
+      : noticeLongWait(
+          new Promise<HostedDatabase>((resolve, reject) => waiters.push({ resolve, reject })),
+          () =>
+            `a test file waits for a database: ${leases.size} leased to files, ${starting} starting, ` +
+            `${idle.length} free, ${setAsideDatabases.size} set aside (clients left connected); at most ` +
+            `${limit()} at once (maxDatabases ${wanted}, memory budget ${memoryBudgetMb} MB)`,
+        );
     topUp();
     return leased;
   }

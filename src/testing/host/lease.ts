@@ -1,4 +1,5 @@
 import type { ResetReport } from '../../runtime/memory-engine.js';
+import { noticeLongWait } from '../../wait-notice.js';
 import { ControlClient } from './control-channel.js';
 import type { DatabaseCalls, HostCalls, LeaseReply, RescueOutcome } from './messages.js';
 
@@ -38,7 +39,10 @@ export async function leaseDatabase(hostAddress: string): Promise<LeasedDatabase
   let control: ControlClient<DatabaseCalls>;
   let reply: LeaseReply;
   try {
-    reply = await host.call('lease');
+    reply = await noticeLongWait(
+      host.call('lease'),
+      () => `this test file waits for a database from the engine host at ${hostAddress}`,
+    );
     control = await ControlClient.connect<DatabaseCalls>(reply.info.control);
   } catch (error) {
     host.close();
