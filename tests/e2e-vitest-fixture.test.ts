@@ -202,8 +202,9 @@ describe('fixtures/vitest-app with the packed package', () => {
     expect(leaking.output).toMatch(
       /left 1 client checked out of the pool \(last query: "INSERT INTO accounts/,
     );
+    // Said under that test's own name in the runner's output, not under the next test's.
     expect(leaking.output).toMatch(
-      /the test "tests\/leak.test.ts > a client left inside its own transaction" ended with 1 client inside a transaction \(rolled back with the test\): client \d+ \(user "postgres"\), in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts \(email\) VALUES \('f@f.f'\)", then disconnected/,
+      /stderr \| tests\/leak.test.ts > a client left inside its own transaction\n[^\n]*the test "tests\/leak.test.ts > a client left inside its own transaction" ended with 1 client inside a transaction \(rolled back with the test\): client \d+ \(user "postgres"\), in a transaction for [\d.]+ s, its last statement "INSERT INTO accounts \(email\) VALUES \('f@f.f'\)", then disconnected/,
     );
     expect(leaking.output).toMatch(
       /tests\/leak-pool.test.ts ended with 1 client still connected: client \d+ \(user "postgres"\), idle for [\d.]+ s, its last statement "SELECT 'leaked pool' AS said"/,

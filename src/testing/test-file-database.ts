@@ -35,8 +35,6 @@ export interface TestOutcome {
 export class TestFileDatabase {
   private fresh = true;
   private running = false;
-  /** The previous test's rollback, sent and not yet awaited: its error, if it failed. */
-  private rollback: Promise<unknown> | undefined;
 
   private constructor(
     private readonly leased: LeasedDatabase,
@@ -92,7 +90,7 @@ export class TestFileDatabase {
       );
     }
     this.running = true;
-    if (isolation === 'transaction') await this.afterRollback(this.leased.beginTest());
+    if (isolation === 'transaction') await this.leased.beginTest();
     else if (!this.fresh) await this.leased.reset();
     this.fresh = false;
   }
@@ -107,12 +105,9 @@ export class TestFileDatabase {
     const keep = outcome.failed && this.config.keep === 'on-failure';
     if (isolation !== 'none') this.running = false;
     if (isolation === 'transaction' && !keep) {
-      // Not awaited: the next call on the control channel runs after it anyway, so the rollback
-      // and the next test's BEGIN cost one round trip instead of two.
-      this.rollback = this.leased.endTest('rollback').then(
-        (leftOpen) => reportLeftOpen(outcome.label, leftOpen),
-        (error: unknown) => error,
-      );
+      // Awaited, though the next call would wait for it anyway: what the test left open is said
+      // while the test is still the one the runner reports on, not under the next test's name.
+      reportLeftOpen(outcome.label, await this.leased.endTest('rollback'));
     } else if (isolation === 'transaction') {
       reportLeftOpen(outcome.label, await this.leased.endTest('commit'));
       message = await this.keep(outcome.label);
@@ -130,8 +125,6 @@ export class TestFileDatabase {
    * the database aside (closed at the end of the run) and the next file gets a fresh one.
    */
   async close(label = 'the test file'): Promise<void> {
-    // The rollback first: once released, the database may serve another file.
-    await this.afterRollback(Promise.resolve());
     const left = await this.leased.clientsLeft(LEAVING_GRACE_MS, label).catch(() => []);
     if (left.length > 0) {
       const count = left.length === 1 ? '1 client' : `${left.length} clients`;
@@ -142,14 +135,6 @@ export class TestFileDatabase {
       );
     }
     await this.leased.release();
-  }
-
-  /** Waits for `next` and for the previous test's rollback sent ahead of it; raises either's error. */
-  private async afterRollback(next: Promise<void>): Promise<void> {
-    const rollback = this.rollback;
-    this.rollback = undefined;
-    const [failed] = await Promise.all([rollback, next]);
-    if (failed) throw failed;
   }
 
   private async keep(label: string): Promise<string> {
