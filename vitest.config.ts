@@ -10,6 +10,9 @@ export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
     pool: 'forks',
+    // Two files at once, also on a 2-core CI machine (Vitest's default there is one): the suite
+    // spends much of its time waiting on child processes, sockets and timers.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 120_000,
     globalSetup: ['tests/global-setup.ts'],
