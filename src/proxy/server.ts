@@ -2,19 +2,16 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { serialize } from 'pg-protocol';
 import { ProxyStartError } from '../errors.js';
-import { readRows } from '../protocol/backend-rows.js';
 import { ClientTable } from '../runtime/client-table.js';
 import { writeClusterImage } from '../runtime/cluster-image.js';
 import { defaultRuntime } from '../runtime/default-runtime.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import type { ThreadedEngine } from '../runtime/threaded-engine.js';
 import { ClusterCatalogs } from './cluster/cluster-catalogs.js';
-import { applyFrames, type ClusterDatabase } from './cluster/shared-catalogs.js';
+import { ClusterDatabases } from './cluster/cluster-databases.js';
 import { type DatabaseOpener, databaseOpener, diskFiles } from './database/database-engines.js';
-import { type EngineGate, RuntimeGate } from './database/engine-gate.js';
-import { EngineWaitError } from './database/engine-scheduler.js';
+import { RuntimeGate } from './database/engine-gate.js';
 import { LockWaits } from './database/lock-waits.js';
 import {
   type DatabaseClient,
@@ -22,6 +19,7 @@ import {
   type ProxyFront,
   ServedDatabase,
   type ServedEngine,
+  waitUntil,
   withTimeout,
 } from './database/served-database.js';
 import { PasswordAuthenticator } from './login/auth.js';
@@ -81,8 +79,6 @@ export interface ProxyHandle {
 }
 
 const SHUTDOWN_MESSAGE = 'terminating connection due to administrator command';
-/** How long DROP DATABASE waits for the sessions of a database's clients to end. */
-const DROP_WAIT_MS = 5_000;
 
 /**
  * Serves one engine session to many PostgreSQL clients over TCP and/or a Unix socket.
@@ -192,19 +188,13 @@ async function serve(
 class ProxyServer implements ProxyFront {
   readonly authenticator: PasswordAuthenticator | null;
   private readonly main: ServedDatabase;
-  /** Databases other than the main one, by name: started, or starting. */
-  private readonly others = new Map<string, Promise<ServedDatabase | DatabaseRefusal>>();
+  /** The databases other than the main one. */
+  private readonly databases: ClusterDatabases;
   private readonly sessions = new Set<ClientSession>();
   /** The logged-in clients as the engines see them, for pg_cancel_backend and pg_terminate_backend by pid. */
   readonly clients = new ClientTable();
   readonly lockWaits = new LockWaits();
   readonly cluster = new ClusterCatalogs();
-  /** The main engine being brought to the cluster's catalogs (see clusterChanged). */
-  private mainCatchingUp: Promise<void> | null = null;
-  /** The main engine is being closed: it takes no more of the cluster's catalogs. */
-  private mainClosing = false;
-  /** The oid range the next database's engine counts in (the main engine's is 0). */
-  private nextOidRange = 1;
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
@@ -217,7 +207,7 @@ class ProxyServer implements ProxyFront {
 
   constructor(
     engine: ServedEngine,
-    private readonly databases: DatabaseOpener | null,
+    opener: DatabaseOpener | null,
     readonly limits: ResolvedLimits,
     private readonly options: ProxyOptions,
   ) {
@@ -226,7 +216,7 @@ class ProxyServer implements ProxyFront {
       testTransactions: options.testTransactions ?? false,
     });
     engine.gate.attachClients(this.clients);
-    this.cluster.onDatabasesChanged = (before, after) => this.databasesChanged(before, after);
+    this.databases = new ClusterDatabases(this, this.main, opener);
     this.authenticator = options.password
       ? new PasswordAuthenticator(options.authMethod ?? 'scram-sha-256', options.password)
       : null;
@@ -303,9 +293,8 @@ class ProxyServer implements ProxyFront {
       endTest: (outcome = 'rollback') => main.endTest(outcome),
       resetEngine: (reset) => main.resetEngine(reset),
       closeDatabases: async () => {
-        await this.closeOthers();
-        // Copies made for this run only go too: a database made again starts afresh.
-        await this.databases?.close();
+        await this.databases.closeAll(SHUTDOWN_MESSAGE);
+        await this.databases.removeCopies();
       },
       close: (reason) => this.close(reason),
     };
@@ -315,212 +304,24 @@ class ProxyServer implements ProxyFront {
     return waitUntil(() => this.sessions.size === 0, timeoutMs);
   }
 
-  async database(name: string, use: { template?: boolean } = {}): Promise<ServedDatabase | DatabaseRefusal> {
-    if (name === this.main.database) return this.main;
-    // What a client just committed (CREATE, DROP, RENAME, ALTER DATABASE) is known first.
-    await this.cluster.settled();
-    const listed = this.cluster.databases.get(name);
-    if (!listed) return { code: '3D000', message: `database "${name}" does not exist` };
-    // A template need not accept connections: its engine is the proxy's, not a client's.
-    if (!listed.allowConnections && !use.template) {
-      return { code: '55000', message: `database "${name}" is not currently accepting connections` };
-    }
-    let database = this.others.get(name);
-    if (!database) {
-      database = this.openOther(name);
-      this.others.set(name, database);
-      // A refusal is not kept: the database may be created meanwhile.
-      void database.then((opened) => {
-        if (!(opened instanceof ServedDatabase)) this.others.delete(name);
-      });
-    }
-    return database;
+  database(name: string): Promise<ServedDatabase | DatabaseRefusal> {
+    return this.databases.database(name);
   }
 
-  private async openOther(name: string): Promise<ServedDatabase | DatabaseRefusal> {
-    if (!this.databases) {
-      return {
-        code: '0A000',
-        message: `database "${name}" cannot be served here: this proxy serves only database "${this.main.database}"`,
-      };
-    }
-    try {
-      const oidRange = this.nextOidRange++;
-      const engine = await this.databases.open(name, (work) => this.main.whileHeld(work), oidRange);
-      engine.gate.attachClients(this.clients);
-      const database = new ServedDatabase(engine, this, name, { main: false, testTransactions: false });
-      await database.start();
-      return database;
-    } catch (error) {
-      this.warn(`database "${name}" could not start: ${(error as Error).message}`);
-      return {
-        code: '57P03',
-        message: `database "${name}" could not start: ${(error as Error).message}`,
-      };
-    }
+  templateSource(name: string, client: DatabaseClient): Promise<ServedDatabase | DatabaseRefusal | null> {
+    return this.databases.templateSource(name, client);
   }
 
-  /**
-   * Brings the main engine to the cluster's catalogs as soon as it is free between transactions:
-   * its cluster is where a restart finds them. One that stays busy follows at its next turn.
-   */
+  copyCreated(source: ServedDatabase, name: string): Promise<void> {
+    return this.databases.copyCreated(source, name);
+  }
+
+  whenUnused(name: string, force: boolean): Promise<DatabaseRefusal | null> {
+    return this.databases.whenUnused(name, force);
+  }
+
   clusterChanged(): void {
-    // While the proxy closes too: a change merged then is what the next start must find.
-    if (this.mainCatchingUp || this.mainClosing) return;
-    const generation = this.cluster.generation;
-    this.mainCatchingUp = this.main
-      .whileHeld(() => (this.main.behindCluster ? this.main.syncCatalogs() : Promise.resolve()))
-      .catch((error: unknown) => {
-        if (!(error instanceof EngineWaitError))
-          this.warn(`the main database could not take the cluster's catalogs: ${(error as Error).message}`);
-      })
-      .finally(() => {
-        this.mainCatchingUp = null;
-        // A change merged meanwhile is followed too.
-        if (this.cluster.generation !== generation) this.clusterChanged();
-      });
-  }
-
-  async templateSource(
-    name: string,
-    client: DatabaseClient,
-  ): Promise<ServedDatabase | DatabaseRefusal | null> {
-    await this.cluster.settled();
-    if (!this.cluster.databases.has(name)) return null;
-    const source = await this.database(name, { template: true });
-    if (!(source instanceof ServedDatabase)) return source;
-    const others = () => source.otherClients(client).length;
-    // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.
-    if (others() > 0) await waitUntil(() => others() === 0, DROP_WAIT_MS);
-    const count = others();
-    if (count === 0) return source;
-    return {
-      code: '55006',
-      message: `source database "${name}" is being accessed by other users`,
-      detail: `There ${count === 1 ? 'is 1 other session' : `are ${count} other sessions`} using the database.`,
-    };
-  }
-
-  async copyCreated(source: ServedDatabase, name: string): Promise<void> {
-    const files = source.engine.files;
-    if (!this.databases || !files) throw new Error('this proxy cannot copy databases');
-    const found = readRows(
-      await source.gate.exec(
-        Buffer.concat([
-          serialize.parse({
-            text:
-              'SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) ' +
-              "ANY(ARRAY[$1, 'template0']::pg_catalog.name[])",
-          }),
-          serialize.bind({ values: [name] }),
-          serialize.execute({}),
-          serialize.sync(),
-          serialize.query('CHECKPOINT'),
-        ]),
-      ),
-    );
-    if (found.error) throw new Error(`reading database "${name}" failed: ${found.error.message}`);
-    // The copy keeps the new database and template0 (which CREATE DATABASE may copy from there):
-    // the other databases of the source's cluster are served elsewhere.
-    const kept = new Set(found.rows.map(([oid]) => oid));
-    const keep = (relative: string) => {
-      const database = /^base[/\\](\d+)/.exec(relative);
-      return !database || kept.has(database[1]!);
-    };
-    await this.databases.create(name, (to) => files.copy(to, keep));
-    const created = found.rows
-      .map(([oid]) => oid)
-      .find((oid) => oid !== String(this.cluster.databases.get('template0')?.oid));
-    if (files.local && created)
-      await fs.rm(path.join(files.local, 'base', created), { recursive: true, force: true });
-  }
-
-  /**
-   * Whether `name` may be dropped or renamed now. As PostgreSQL: not while clients are connected
-   * to it, unless `force`, which ends them first. The main database never: the proxy runs on it.
-   */
-  async whenUnused(name: string, force: boolean): Promise<DatabaseRefusal | null> {
-    if (name === this.main.database) {
-      return {
-        code: '55006',
-        message: `database "${name}" is being accessed by other users`,
-        detail: 'It is the database this proxy was started on, which stays while the proxy runs.',
-      };
-    }
-    const opened = await this.others.get(name);
-    if (!(opened instanceof ServedDatabase) || opened.sessions.size === 0) return null;
-    // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.
-    if (!force) await waitUntil(() => opened.sessions.size === 0, DROP_WAIT_MS);
-    if (opened.sessions.size === 0) return null;
-    if (force) {
-      await opened.close('57P01', 'terminating connection due to administrator command');
-      this.others.delete(name);
-      return null;
-    }
-    const count = opened.sessions.size;
-    return {
-      code: '55006',
-      message: `database "${name}" is being accessed by other users`,
-      detail: `There ${count === 1 ? 'is 1 other session' : `are ${count} other sessions`} using the database.`,
-    };
-  }
-
-  /**
-   * A merge changed the cluster's list of databases. A database dropped takes its engine and its
-   * copy on disk along; one renamed has its engine closed and its copy moved to the new name
-   * (its own catalogs renamed first, so that it opens under that name). Logins wait for it.
-   */
-  private databasesChanged(
-    before: ReadonlyMap<string, ClusterDatabase>,
-    after: ReadonlyMap<string, ClusterDatabase>,
-  ): void {
-    const nameOf = new Map([...after].map(([name, { oid }]) => [oid, name]));
-    for (const [name, { oid }] of before) {
-      const now = nameOf.get(oid);
-      if (now === name || name === this.main.database) continue;
-      const work = now === undefined ? this.dropped(name) : this.renamed(name, now);
-      void this.cluster.track(
-        work.catch((error: unknown) =>
-          this.warn(`database "${name}" could not follow the cluster: ${(error as Error).message}`),
-        ),
-      );
-    }
-  }
-
-  private async dropped(name: string): Promise<void> {
-    const opening = this.others.get(name);
-    this.others.delete(name);
-    const opened = await opening;
-    if (opened instanceof ServedDatabase)
-      await opened.close('57P01', 'terminating connection due to administrator command');
-    await this.databases?.dropped(name);
-  }
-
-  private async renamed(from: string, to: string): Promise<void> {
-    const opening = this.others.get(from);
-    this.others.delete(from);
-    const opened = await opening;
-    if (!this.databases) return;
-    const renameInside = async (gate: EngineGate) => {
-      const applied = readRows(await gate.exec(applyFrames(this.cluster.current)));
-      if (applied.error) throw new Error(`renaming it in its own catalogs failed: ${applied.error.message}`);
-    };
-    if (opened instanceof ServedDatabase) {
-      await opened.whileHeld(renameInside);
-      await opened.close('57P01', 'terminating connection due to administrator command');
-    } else {
-      const engine = await this.databases.open(
-        from,
-        (work) => this.main.whileHeld(work),
-        this.nextOidRange++,
-      );
-      try {
-        await renameInside(engine.gate);
-      } finally {
-        await engine.close?.();
-      }
-    }
-    await this.databases.renamed(from, to);
+    this.databases.clusterChanged();
   }
 
   cancel(processId: number, secretKey: number): void {
@@ -601,45 +402,19 @@ class ProxyServer implements ProxyFront {
     this.sessions.add(new ClientSession(socket, this.main, this.nextId++));
   }
 
-  /** Closes the engines of the databases other than the main one; their clients are ended. */
-  private async closeOthers(message = SHUTDOWN_MESSAGE): Promise<void> {
-    const others = [...this.others.values()];
-    this.others.clear();
-    await Promise.all(
-      others.map(async (opening) => {
-        const opened = await opening;
-        if (opened instanceof ServedDatabase) await opened.close('57P01', message);
-      }),
-    );
-  }
-
   private async shutdown(message: string): Promise<void> {
     const stopped = this.listeners.map(
       (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
     );
     // Clients still starting have no database yet.
     for (const session of this.sessions) if (session.starting) void session.fatal('57P01', message);
-    // The main engine's catalogs are what the next start finds of the cluster, and a database
-    // renamed is found under its new name once its copy has moved.
-    await withTimeout(this.cluster.settled(), 2_000);
-    if (this.mainCatchingUp) await withTimeout(this.mainCatchingUp, 2_000);
-    this.mainClosing = true;
-    await Promise.all([this.main.close('57P01', message), this.closeOthers(message)]);
+    await this.databases.settleForShutdown();
+    await Promise.all([this.main.close('57P01', message), this.databases.closeAll(message)]);
     for (const socket of this.sockets) socket.destroy();
     await withTimeout(Promise.all(stopped), 2_000);
     if (this.socketPath) await fs.rm(this.socketPath, { force: true });
-    await this.databases?.close();
+    await this.databases.removeCopies();
   }
-}
-
-/** Whether `done` came true within `timeoutMs` (looked at every 10 ms). */
-async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
 }
 
 function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {

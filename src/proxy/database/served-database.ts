@@ -707,3 +707,13 @@ export async function withTimeout(promise: Promise<unknown>, ms: number): Promis
   ]);
   clearTimeout(timer);
 }
+
+/** Whether `done` came true within `timeoutMs` (looked at every 10 ms). */
+export async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
