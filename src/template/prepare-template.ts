@@ -13,6 +13,7 @@ import { packageCacheDir } from '../install/project-dirs.js';
 import { checkOptionNames } from '../option-names.js';
 import { splitStatements } from '../protocol/sql-lexer.js';
 import { startProxy } from '../proxy/server.js';
+import { transactionControlOf } from '../proxy/sql/test-transaction.js';
 import type { EngineSettings } from '../runtime/engine.js';
 import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { noticeLongWait } from '../wait-notice.js';
@@ -148,8 +149,10 @@ export async function prepareTemplate(options: TemplateOptions = {}): Promise<Te
  */
 async function failingStatement(pglite: PGlite, sql: string, error: unknown): Promise<SqlFailure> {
   const failure = { error: error as SqlError, offset: 0 };
-  if (failure.error.position || TRANSACTION_CONTROL.test(sql)) return failure;
-  for (const [start, end] of splitStatements(sql)) {
+  const statements = splitStatements(sql);
+  if (failure.error.position || statements.some(([start, end]) => transactionControlOf(sql, start, end)))
+    return failure;
+  for (const [start, end] of statements) {
     try {
       await pglite.exec(sql.slice(start, end));
     } catch (again) {
@@ -163,8 +166,6 @@ async function failingStatement(pglite: PGlite, sql: string, error: unknown): Pr
   }
   return failure;
 }
-
-const TRANSACTION_CONTROL = /\b(BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|SAVEPOINT)\b/i;
 
 interface BuildSteps {
   migrations: SqlFile[];

@@ -114,10 +114,9 @@ export class ClusterDatabases {
     name: string,
     client: DatabaseClient,
   ): Promise<ServedDatabase | DatabaseRefusal | null> {
-    await this.front.cluster.settled();
-    if (!this.front.cluster.databases.has(name)) return null;
     const source = await this.database(name, { template: true });
-    if (!(source instanceof ServedDatabase)) return source;
+    // A template that does not exist: the client's own engine says so, as PostgreSQL does.
+    if (!(source instanceof ServedDatabase)) return source.code === '3D000' ? null : source;
     const others = () => source.otherClients(client).length;
     // As PostgreSQL, which gives the sessions of clients that just disconnected 5 s to end.
     if (others() > 0) await waitUntil(() => others() === 0, DROP_WAIT_MS);

@@ -364,11 +364,6 @@ export class ServedDatabase {
     return this.roleBook?.role(user) ?? null;
   }
 
-  /** The settings ALTER ROLE/DATABASE ... SET gave `user`, as the book last read them (no wait). */
-  knownDefaults(user: string): ReadonlyMap<string, string> {
-    return this.roleBook?.role(user)?.defaults ?? new Map();
-  }
-
   /** The engine counted a change of roles since the book was read. */
   get rolesChanged(): boolean {
     return this.rolesTracked && this.front.clients.rolesVersion() !== this.rolesReadAt;

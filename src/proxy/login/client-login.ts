@@ -95,7 +95,7 @@ export class ClientLogin {
       request.user === this.host.user &&
       !this.host.authenticator
     ) {
-      this.authenticate(engineRole(request.user, this.host.knownDefaults(request.user)));
+      this.authenticate(engineRole(request.user, this.host.knownRole(request.user)?.defaults));
       return undefined;
     }
     return this.enter(request);
