@@ -70,14 +70,14 @@ describe('fixtures/jest-app with the packed package', () => {
     const run = await jest([]);
     const output = run.output;
     expect(run.status, output).toBe(0);
-    expect(output).toMatch(/Test Suites:\s+7 passed, 7 total/);
-    expect(output).toMatch(/Tests:\s+14 passed, 14 total/);
+    expect(output).toMatch(/Test Suites:\s+8 passed, 8 total/);
+    expect(output).toMatch(/Tests:\s+15 passed, 15 total/);
     expect(keptRoots(output)).toEqual([]);
 
     // The same suite under isolation 'reset', on the cached template.
     const reset = await jest([], { FIXTURE_ISOLATION: 'reset' });
     expect(reset.status, reset.output).toBe(0);
-    expect(reset.output).toMatch(/Tests:\s+14 passed, 14 total/);
+    expect(reset.output).toMatch(/Tests:\s+15 passed, 15 total/);
 
     await fs.writeFile(path.join(project, 'tests', 'failing.test.ts'), FAILING_TEST);
     await fs.writeFile(

@@ -115,8 +115,8 @@ describe('fixtures/vitest-app with the packed package', () => {
 
     const transaction = await runSuite({});
     expect(transaction.status, transaction.output).toBe(0);
-    expect(transaction.stdout).toMatch(/Test Files\s+11 passed \(11\)/);
-    expect(transaction.stdout).toMatch(/Tests\s+30 passed \| 1 expected fail \(31\)/);
+    expect(transaction.stdout).toMatch(/Test Files\s+12 passed \(12\)/);
+    expect(transaction.stdout).toMatch(/Tests\s+31 passed \| 1 expected fail \(32\)/);
     const templates = () =>
       readdirSync(path.join(cacheDir, 'templates'), { withFileTypes: true }).filter((e) => e.isDirectory());
     expect(templates()).toHaveLength(1);
@@ -124,7 +124,7 @@ describe('fixtures/vitest-app with the packed package', () => {
     // Isolation 'reset', in Vitest's worker-threads pool, reusing the cached template.
     const reset = await runSuite({ FIXTURE_ISOLATION: 'reset' }, '--pool=threads');
     expect(reset.status, reset.output).toBe(0);
-    expect(reset.stdout).toMatch(/Tests\s+30 passed \| 1 expected fail \(31\)/);
+    expect(reset.stdout).toMatch(/Tests\s+31 passed \| 1 expected fail \(32\)/);
     // Under 'none', test.concurrent tests of one file run at once on the file's database.
     const none = await runSuite({ FIXTURE_ISOLATION: 'none' }, 'tests/concurrent.test.ts');
     expect(none.status, none.output).toBe(0);

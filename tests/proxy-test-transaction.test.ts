@@ -160,20 +160,90 @@ describe('a proxy serving test transactions', () => {
     expect(((await scalar('SELECT now()')) as Date).getTime()).toBe(first.getTime());
   });
 
-  it('never delivers NOTIFY: nothing a test does commits', async () => {
+  it("delivers a client's notifications when its own work would have committed, and nothing rolled back", async () => {
     const listener = new pg.Client({ connectionString: url });
-    await listener.connect();
+    const notifier = new pg.Client({ connectionString: url });
+    await Promise.all([listener.connect(), notifier.connect()]);
     const heard: string[] = [];
-    listener.on('notification', (message) => heard.push(message.payload ?? ''));
+    const waiters: Array<() => void> = [];
+    listener.on('notification', (message) => {
+      heard.push(`${message.channel}:${message.payload}`);
+      waiters.shift()?.();
+    });
+    const next = () => new Promise<void>((resolve) => waiters.push(resolve));
+    // A round trip on the listener: whatever was routed to it before has arrived.
+    const settled = async () => void (await listener.query('SELECT 1'));
     try {
-      await listener.query('LISTEN changes');
-      await scalar("NOTIFY changes, 'inside the test'");
-      await listener.query('SELECT 1');
+      await listener.query('LISTEN changes; LISTEN "other channel"');
+      expect((await listener.query('SELECT pg_listening_channels() AS c')).rows.map((row) => row.c)).toEqual([
+        'changes',
+        'other channel',
+      ]);
+      let heardOne = next();
+      await notifier.query("NOTIFY changes, 'a statement of its own'");
+      await heardOne;
+
+      heardOne = next();
+      await notifier.query("SELECT pg_notify('other channel', 'pg_notify')");
+      await heardOne;
+      // Through the extended protocol: released at the client's Sync.
+      heardOne = next();
+      await notifier.query('SELECT pg_notify($1, $2)', ['changes', 'with parameters']);
+      await heardOne;
+
+      // Inside its own transaction: nothing until COMMIT, then each notification once.
+      await notifier.query('BEGIN');
+      await notifier.query("NOTIFY changes, 'in a transaction'");
+      await notifier.query("NOTIFY changes, 'in a transaction'");
+      await notifier.query('SAVEPOINT undone');
+      await notifier.query("NOTIFY changes, 'rolled back to a savepoint'");
+      await notifier.query('ROLLBACK TO SAVEPOINT undone');
+      await notifier.query('SAVEPOINT kept');
+      await notifier.query("SELECT pg_notify('changes', 'released savepoint')");
+      await notifier.query('RELEASE SAVEPOINT kept');
+      await settled();
+      expect(heard).toHaveLength(3);
+      heardOne = next();
+      await notifier.query('COMMIT');
+      await heardOne;
+      await settled();
+
+      await notifier.query('BEGIN');
+      await notifier.query("NOTIFY changes, 'rolled back'");
+      await notifier.query('ROLLBACK');
+      await notifier
+        .query("DO $$ BEGIN PERFORM pg_notify('changes', 'failed'); RAISE 'no'; END $$")
+        .catch(() => {});
+
+      // From a trigger, by statements built at run time.
+      await notifier.query(`CREATE FUNCTION announce() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN EXECUTE format('NOTIFY changes, %L', 'trigger ' || NEW.name); RETURN NEW; END $$`);
+      await notifier.query(
+        'CREATE TRIGGER announce AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION announce()',
+      );
+      heardOne = next();
+      await notifier.query("INSERT INTO items (name) VALUES ('announced')");
+      await heardOne;
+
+      await listener.query('UNLISTEN changes');
+      await notifier.query("NOTIFY changes, 'after UNLISTEN'");
+      await settled();
+      expect(heard).toEqual([
+        'changes:a statement of its own',
+        'other channel:pg_notify',
+        'changes:with parameters',
+        'changes:in a transaction',
+        'changes:released savepoint',
+        'changes:trigger announced',
+      ]);
+      // The test's rollback undoes its LISTEN too, as it undoes everything else.
       await served.proxy.endTest();
-      await listener.query('SELECT 1');
-      expect(heard).toEqual([]);
+      await notifier.query('NOTIFY "other channel", \'after the test\'');
+      await settled();
+      expect(heard).toHaveLength(6);
+      expect((await listener.query('SELECT pg_listening_channels() AS c')).rows).toEqual([]);
     } finally {
-      await listener.end();
+      await Promise.all([listener.end(), notifier.end()]);
     }
   });
 

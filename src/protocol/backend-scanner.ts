@@ -2,6 +2,8 @@ import type { TransactionStatus } from './backend-writer.js';
 
 /** A NotificationResponse found in engine output, with where it sits so it can be cut out. */
 export interface Notification {
+  /** The notifying backend's process id, as the message gives it. */
+  processId: number;
   channel: string;
   payload: string;
   start: number;
@@ -99,7 +101,7 @@ export function scanBackend(output: Uint8Array): BackendSummary {
       case A: {
         const [channel, next] = cstringAt(output, body + 4, end);
         const [payload] = cstringAt(output, next, end);
-        summary.notifications.push({ channel, payload, start: offset, end });
+        summary.notifications.push({ processId: view.getInt32(body), channel, payload, start: offset, end });
         break;
       }
       case S: {
@@ -162,4 +164,26 @@ function errorField(bytes: Uint8Array, start: number, end: number, field: number
     offset = next;
   }
   return null;
+}
+
+/**
+ * The NotificationResponse messages `output` starts with, and the rest of it (see
+ * withReleasedNotifications: how the engine hands over what a test's transaction released).
+ */
+export function leadingNotifications(output: Uint8Array): {
+  notifications: Notification[];
+  rest: Uint8Array;
+} {
+  const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
+  const notifications: Notification[] = [];
+  let offset = 0;
+  while (offset + 5 <= output.length && output[offset] === A) {
+    const end = offset + 1 + view.getInt32(offset + 1);
+    if (end > output.length || end < offset + 13) break;
+    const [channel, next] = cstringAt(output, offset + 9, end);
+    const [payload] = cstringAt(output, next, end);
+    notifications.push({ processId: view.getInt32(offset + 5), channel, payload, start: offset, end });
+    offset = end;
+  }
+  return { notifications, rest: output.subarray(offset) };
 }

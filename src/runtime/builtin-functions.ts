@@ -90,3 +90,42 @@ export function wrapBuiltin(
   module.HEAPU32[(entry + FUNC) >> 2] = module.addFunction(wrap(original), 'ii');
   return true;
 }
+
+/** FunctionCallInfoBaseData on wasm32: isnull, then args of { Datum value; bool isnull }. */
+export const FCINFO_ISNULL = 16;
+const FCINFO_ARGS = 20;
+const NULLABLE_DATUM_BYTES = 8;
+
+/** What reading a call's text arguments needs of the engine. */
+export interface ArgumentsModule {
+  HEAPU8: Uint8Array;
+  HEAPU32: Uint32Array;
+  UTF8ToString(pointer: number): string;
+  _text_to_cstring(text: number): number;
+  _pfree(pointer: number): void;
+}
+
+export const ARGUMENTS_ENTRY_POINTS = ['UTF8ToString', '_text_to_cstring', '_pfree'] as const;
+
+export function argumentIsNull(
+  module: Pick<ArgumentsModule, 'HEAPU8'>,
+  fcinfo: number,
+  index: number,
+): boolean {
+  return module.HEAPU8[fcinfo + FCINFO_ARGS + index * NULLABLE_DATUM_BYTES + 4] !== 0;
+}
+
+export function argument(module: Pick<ArgumentsModule, 'HEAPU32'>, fcinfo: number, index: number): number {
+  return module.HEAPU32[(fcinfo + FCINFO_ARGS + index * NULLABLE_DATUM_BYTES) >> 2]!;
+}
+
+/** A text argument as a string; null when it is NULL. */
+export function textArgument(module: ArgumentsModule, fcinfo: number, index: number): string | null {
+  if (argumentIsNull(module, fcinfo, index)) return null;
+  const text = module._text_to_cstring(argument(module, fcinfo, index));
+  try {
+    return module.UTF8ToString(text);
+  } finally {
+    module._pfree(text);
+  }
+}

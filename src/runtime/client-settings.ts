@@ -17,7 +17,14 @@
 // The engine's own calls, and an engine no proxy serves, are PostgreSQL's alone. Private engine
 // parts: tests/engine-internals.test.ts watches them.
 import type { PGlite } from '@electric-sql/pglite';
-import { type BuiltinFunction, wrapBuiltin } from './builtin-functions.js';
+import {
+  argument,
+  argumentIsNull,
+  type BuiltinFunction,
+  FCINFO_ISNULL,
+  textArgument,
+  wrapBuiltin,
+} from './builtin-functions.js';
 import type { ClientTableHolder } from './client-table.js';
 import { ERROR, REPORTING_ENTRY_POINTS, type ReportingModule, report } from './engine-errors.js';
 import { withCString } from './engine-strings.js';
@@ -71,10 +78,6 @@ const CONFIG_NAME = 0;
 const CONFIG_FLAGS = 20;
 /** GUC_CUSTOM_PLACEHOLDER: a custom setting no module defines. */
 const CUSTOM_PLACEHOLDER = 0x200;
-/** FunctionCallInfoBaseData on wasm32: isnull, then args of { Datum value; bool isnull }. */
-const FCINFO_ISNULL = 16;
-const FCINFO_ARGS = 20;
-const NULLABLE_DATUM_BYTES = 8;
 
 /** Engines whose settings are kept per client. */
 const installed = new WeakSet<PGlite>();
@@ -236,23 +239,4 @@ function findsPlaceholders(module: SettingsModule): boolean {
     !isPlaceholder(module, 'work_mem') &&
     !isPlaceholder(module, 'search_path')
   );
-}
-
-function argumentIsNull(module: SettingsModule, fcinfo: number, index: number): boolean {
-  return module.HEAPU8[fcinfo + FCINFO_ARGS + index * NULLABLE_DATUM_BYTES + 4] !== 0;
-}
-
-function argument(module: SettingsModule, fcinfo: number, index: number): number {
-  return module.HEAPU32[(fcinfo + FCINFO_ARGS + index * NULLABLE_DATUM_BYTES) >> 2]!;
-}
-
-/** A text argument as a string; null when it is NULL. */
-function textArgument(module: SettingsModule, fcinfo: number, index: number): string | null {
-  if (argumentIsNull(module, fcinfo, index)) return null;
-  const text = module._text_to_cstring(argument(module, fcinfo, index));
-  try {
-    return module.UTF8ToString(text);
-  } finally {
-    module._pfree(text);
-  }
 }

@@ -6,6 +6,7 @@
 // when they are missing it falls back to execProtocolRawSync.
 import type { PGlite } from '@electric-sql/pglite';
 import { EngineInternalsChangedError } from '../errors.js';
+import { withReleasedNotifications } from './client-channels.js';
 import { ClientObjects } from './client-objects.js';
 import { type ClientIdentity, ENGINE_ROLE, EngineIdentity } from './engine-identity.js';
 import { EngineInterrupts } from './engine-interrupts.js';
@@ -58,12 +59,15 @@ export function rememberWireCallbacks(module: object): void {
 export function execWire(engine: PGlite, bytes: Uint8Array, as?: ClientIdentity): Uint8Array {
   if (!as) {
     useObjectsOf(engine, ENGINE_OBJECTS);
-    return execWireAsEngine(engine, bytes);
+    return withReleasedNotifications(engine, execWireAsEngine(engine, bytes));
   }
   const identity = EngineIdentity.of(engine);
   if (identity) {
     useObjectsOf(engine, as.pid);
-    return identity.runAs(as, () => execWireAsEngine(engine, bytes));
+    return withReleasedNotifications(
+      engine,
+      identity.runAs(as, () => execWireAsEngine(engine, bytes)),
+    );
   }
   // An engine without the identity guard serves only its own login's equals (superusers).
   if (as.role !== ENGINE_ROLE) throw new EngineInternalsChangedError("the session's authenticated user");

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { EngineCrashedError } from '../../errors.js';
 import { readRows } from '../../protocol/backend-rows.js';
-import { type BackendSummary, scanBackend } from '../../protocol/backend-scanner.js';
+import { type BackendSummary, leadingNotifications, scanBackend } from '../../protocol/backend-scanner.js';
 import {
   type ErrorFields,
   errorResponse,
@@ -48,6 +48,7 @@ const DEPENDENCY_TAGS = /^(CREATE|ALTER|DROP|GRANT|REVOKE|REASSIGN OWNED|IMPORT 
 
 export const SYNC_FRAME = serialize.sync();
 const PARSE = 0x50;
+const NOTIFICATION_RESPONSE = 0x41;
 
 /**
  * The engine side of a client's session: taking its turns on the engine of its database, bringing
@@ -433,18 +434,32 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       // The call may have signalled clients (pg_terminate_backend): they hear it once it is over.
       if (output instanceof Uint8Array) {
         this.host.front.engineCallEnded();
-        return output;
+        return output[0] === NOTIFICATION_RESPONSE ? this.routeReleased(output) : output;
       }
       return output.then(
         (ready) => {
           this.host.front.engineCallEnded();
-          return ready;
+          return ready[0] === NOTIFICATION_RESPONSE ? this.routeReleased(ready) : ready;
         },
         (error: unknown) => this.engineFailed(error),
       );
     } catch (error) {
       return this.engineFailed(error);
     }
+  }
+
+  /**
+   * Routes the notifications an engine call starts with (what a client's savepoint released into
+   * a test's transaction, see client-channels.ts) and returns the rest of its output. Each names
+   * the client that notified; one the engine sent itself names this client, as absorb does.
+   */
+  private routeReleased(output: Uint8Array): Uint8Array {
+    const { notifications, rest } = leadingNotifications(output);
+    for (const { processId, channel, payload } of notifications) {
+      const sender = this.host.front.clients.find(processId) ? processId : this.processId;
+      this.host.hub.route(channel, payload, sender);
+    }
+    return rest;
   }
 
   /**
