@@ -143,6 +143,8 @@ export class AdvisoryLocks {
 
   /** Releases the transaction holds taken in subtransaction `from` or after it. */
   private releaseTransactionLocks(from: number): void {
+    // Every transaction's end comes here; most took no lock.
+    if (this.locks.size === 0) return;
     let released = false;
     for (const [key, holders] of this.locks) {
       for (const [pid, holds] of holders) {

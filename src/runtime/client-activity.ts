@@ -108,15 +108,16 @@ export class ActivityWriter {
 
   /** A query starts: `sql` as the client sent it (UTF-8), cut as PostgreSQL cuts it. */
   started(sql: Uint8Array | null): void {
-    this.write(() => {
-      const at = now();
-      if (sql) this.rawText(QUERY, sql, QUERY_BYTES);
-      this.ints[STATE >> 2] = 1;
-      this.times[QUERY_START >> 3] = at;
-      this.times[STATE_CHANGE >> 3] = at;
-      if (!this.inTransaction) this.times[XACT_START >> 3] = at;
-      this.inTransaction = true;
-    });
+    // Per unit: the record is changed in place, between the version's two steps, without a closure.
+    this.changing();
+    const at = now();
+    if (sql) this.rawText(QUERY, sql, QUERY_BYTES);
+    this.ints[STATE >> 2] = 1;
+    this.times[QUERY_START >> 3] = at;
+    this.times[STATE_CHANGE >> 3] = at;
+    if (!this.inTransaction) this.times[XACT_START >> 3] = at;
+    this.inTransaction = true;
+    this.changed();
   }
 
   /** It waits for its turn on the engine or for an advisory lock, or (null) no longer does. */
@@ -128,13 +129,13 @@ export class ActivityWriter {
 
   /** It is ready for its next query, in `status`. */
   ready(status: TransactionStatus): void {
-    this.write(() => {
-      this.ints[STATE >> 2] = READY_STATES[status];
-      this.ints[WAITING >> 2] = 0;
-      this.times[STATE_CHANGE >> 3] = now();
-      this.inTransaction = status !== 'I';
-      if (!this.inTransaction) this.times[XACT_START >> 3] = 0;
-    });
+    this.changing();
+    this.ints[STATE >> 2] = READY_STATES[status];
+    this.ints[WAITING >> 2] = 0;
+    this.times[STATE_CHANGE >> 3] = now();
+    this.inTransaction = status !== 'I';
+    if (!this.inTransaction) this.times[XACT_START >> 3] = 0;
+    this.changed();
   }
 
   named(applicationName: string): void {
@@ -142,8 +143,17 @@ export class ActivityWriter {
   }
 
   private write(change: () => void): void {
-    Atomics.add(this.ints, VERSION, 1);
+    this.changing();
     change();
+    this.changed();
+  }
+
+  /** An odd version: a reader that sees it, or sees it change, reads again. */
+  private changing(): void {
+    Atomics.add(this.ints, VERSION, 1);
+  }
+
+  private changed(): void {
     Atomics.add(this.ints, VERSION, 1);
   }
 
@@ -156,7 +166,7 @@ export class ActivityWriter {
     let length = Math.min(value.length, limit);
     // Not in the middle of a character: back to the start of the one cut.
     if (length < value.length) while (length > 0 && (value[length]! & 0xc0) === 0x80) length--;
-    this.bytes.set(value.subarray(0, length), at + 2);
+    this.bytes.set(length === value.length ? value : value.subarray(0, length), at + 2);
     this.bytes.writeUInt16LE(length, at);
   }
 }

@@ -126,7 +126,8 @@ export class ClientChannels {
   }
 
   rolledBackTo(subtransaction: number): void {
-    this.pending = this.pending.filter((change) => change.subtransaction < subtransaction);
+    if (this.pending.length > 0)
+      this.pending = this.pending.filter((change) => change.subtransaction < subtransaction);
   }
 
   /**
@@ -146,9 +147,11 @@ export class ClientChannels {
   }
 
   transactionEnded(committed: boolean): void {
+    this.engineBegan = false;
+    // Every transaction ends here, a client's SELECT too: most have nothing to do.
+    if (this.pending.length === 0 && this.beforeTest === null) return;
     const changes = this.pending;
     this.pending = [];
-    this.engineBegan = false;
     const beforeTest = this.beforeTest;
     this.beforeTest = null;
     // A test's transaction rolled back takes its clients' LISTEN and UNLISTEN with it.

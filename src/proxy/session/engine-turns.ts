@@ -323,7 +323,7 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
     const tag = summary.lastCommandTag ?? '';
     if (SHARED_SETTINGS_TAGS.has(tag)) this.host.catalogsDirty = true;
     // PostgreSQL records no dependency on its built-in roles: only a cluster with roles of its own has any.
-    else if (DEPENDENCY_TAGS.test(tag) && this.host.front.cluster.hasUserRoles)
+    else if (this.host.front.cluster.hasUserRoles && DEPENDENCY_TAGS.test(tag))
       this.host.dependenciesDirty = true;
     // What the unit committed to the roles and databases reaches the other databases' engines now.
     if (
