@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
@@ -61,6 +62,32 @@ beforeAll(async () => {
 afterAll(async () => {
   await engine?.close();
 });
+
+/** Every file of the engine's data directory, by path: its length and a hash of its bytes. */
+function dataFiles(pg: PGlite): Record<string, string> {
+  const module = (pg as unknown as { mod: { FS: EmscriptenFiles } }).mod;
+  const files: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const name of module.FS.readdir(dir)) {
+      if (name === '.' || name === '..') continue;
+      const at = `${dir}/${name}`;
+      if (module.FS.isDir(module.FS.stat(at).mode)) walk(at);
+      else {
+        const bytes = module.FS.readFile(at);
+        files[at] = `${bytes.length}:${createHash('sha1').update(bytes).digest('hex')}`;
+      }
+    }
+  };
+  walk(pg.dataDir ?? '/pglite/data');
+  return files;
+}
+
+interface EmscriptenFiles {
+  readdir(path: string): string[];
+  stat(path: string): { mode: number };
+  isDir(mode: number): boolean;
+  readFile(path: string): Uint8Array;
+}
 
 /**
  * Runs `mutate`, resets, and checks the reset took the snapshot and came back exactly.
@@ -159,6 +186,20 @@ describe('engine snapshots on the pinned engine', () => {
       },
       { altered_system: ['work_mem=7MB'] },
     ));
+
+  it('puts every file back byte for byte: pages written in place, the WAL, a truncated table', async () => {
+    const filesBefore = dataFiles(engine.pglite);
+    await engine.pglite.exec("UPDATE accounts SET email = email || '.changed'");
+    await engine.pglite.exec('CHECKPOINT');
+    await engine.pglite.exec(
+      'INSERT INTO orders (account_id, total) VALUES (1, 5); CHECKPOINT; TRUNCATE orders',
+    );
+    expect(dataFiles(engine.pglite)).not.toEqual(filesBefore);
+    const report = await engine.reset();
+    expect(report.path).toBe('snapshot');
+    expect(dataFiles(engine.pglite)).toEqual(filesBefore);
+    expect(await stateOf(engine.pglite)).toEqual(templateState);
+  });
 
   it('stays exact over 50 consecutive reset cycles', async () => {
     const mutations = [

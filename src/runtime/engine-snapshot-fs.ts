@@ -61,6 +61,13 @@ export interface Memfs {
 /** A node as it was when first changed after the snapshot. */
 type SavedNode = Omit<FsNode, 'id' | 'node_ops'>;
 
+/** The bytes a write in place overwrote, and where. */
+interface Overwritten {
+  node: FsNode;
+  position: number;
+  bytes: Uint8Array;
+}
+
 /** Operations that change a node, by the argument that names the node they change. */
 const CHANGES = {
   dirNode: {
@@ -78,10 +85,15 @@ const CHANGES = {
 
 /**
  * Watches one engine's MEMFS from the moment it is attached. Nodes are saved the first time they
- * change, so the cost of a snapshot is paid by the writes of the test, not by the restore.
+ * change, so the cost of a snapshot is paid by the writes of the test, not by the restore. A
+ * write in place into a file's used bytes (WAL, a table's pages) keeps only the bytes it
+ * overwrites: a test's few kilobytes, not the 1 MB of a WAL segment.
  */
 export class MemfsChangeLog {
   private readonly saved = new Map<FsNode, SavedNode>();
+  /** Writes in place into files not saved whole, in order; and their nodes' times before the first. */
+  private overwritten: Overwritten[] = [];
+  private readonly overwrittenTimes = new Map<FsNode, Pick<FsNode, 'atime' | 'mtime' | 'ctime'>>();
   private readonly created = new WeakSet<FsNode>();
   private readonly streams: Array<{ stream: FsStream; flags: number; position: number } | null>;
   private readonly cwd: string;
@@ -106,12 +118,19 @@ export class MemfsChangeLog {
   }
 
   get changedNodes(): number {
-    return this.saved.size;
+    return this.saved.size + this.overwrittenTimes.size;
   }
 
   /** Puts every changed node, the open streams and the working directory back as they were. */
   restore(): void {
     const fs = this.fs;
+    for (let at = this.overwritten.length - 1; at >= 0; at--) {
+      const { node, position, bytes } = this.overwritten[at]!;
+      (node.contents as Uint8Array).set(bytes, position);
+    }
+    for (const [node, times] of this.overwrittenTimes) Object.assign(node, times);
+    this.overwritten = [];
+    this.overwrittenTimes.clear();
     const dirs = [...this.saved].filter(([node]) => fs.isDir(node.mode));
     // Lookups go through FS.nameTable, keyed by (parent, name): unhash what the directories hold
     // now, put the nodes back, then hash what they held before.
@@ -183,21 +202,47 @@ export class MemfsChangeLog {
   private remember(node: FsNode | undefined): void {
     if (!node || this.saved.has(node) || this.created.has(node)) return;
     const contents = node.contents;
+    const times = this.overwrittenTimes.get(node) ?? node;
     this.saved.set(node, {
       name: node.name,
       parent: node.parent,
       mode: node.mode,
-      atime: node.atime,
-      mtime: node.mtime,
-      ctime: node.ctime,
+      atime: times.atime,
+      mtime: times.mtime,
+      ctime: times.ctime,
       // Shared bytes are never changed in place (copy-on-write-files.ts): they are kept as they are.
       contents: isSharedBytes(contents)
         ? contents
         : contents instanceof Uint8Array
-          ? contents.slice(0, node.usedBytes ?? contents.length)
+          ? this.pristine(node, contents.slice(0, node.usedBytes ?? contents.length))
           : contents && { ...contents },
       usedBytes: node.usedBytes,
     });
+  }
+
+  /**
+   * Keeps what `write(stream, buffer, offset, length, position, canOwn)` is about to overwrite,
+   * when it writes in place within the file's used bytes; false when the node must be saved whole.
+   */
+  private keepOverwritten(node: FsNode, args: readonly unknown[]): boolean {
+    const [, , , length, position, canOwn] = args as [unknown, unknown, unknown, number, number, boolean];
+    const contents = node.contents;
+    // Shared bytes are copied by their first write (copy-on-write-files.ts): saved whole, for free.
+    if (canOwn || !(contents instanceof Uint8Array) || isSharedBytes(node.contents)) return false;
+    if (!(length > 0) || position < 0 || position + length > (node.usedBytes ?? 0)) return false;
+    if (!this.overwrittenTimes.has(node))
+      this.overwrittenTimes.set(node, { atime: node.atime, mtime: node.mtime, ctime: node.ctime });
+    this.overwritten.push({ node, position, bytes: contents.slice(position, position + length) });
+    return true;
+  }
+
+  /** `copy` of `node`'s bytes as they were at the snapshot: its kept overwritten bytes put back. */
+  private pristine(node: FsNode, copy: Uint8Array): Uint8Array {
+    if (!this.overwrittenTimes.delete(node)) return copy;
+    const own = this.overwritten.filter((write) => write.node === node);
+    for (let at = own.length - 1; at >= 0; at--) copy.set(own[at]!.bytes, own[at]!.position);
+    this.overwritten = this.overwritten.filter((write) => write.node !== node);
+    return copy;
   }
 
   private hook(memfs: Memfs): () => void {
@@ -214,8 +259,15 @@ export class MemfsChangeLog {
         const log = this;
         ops[name] = function (this: unknown, ...args: never[]) {
           const [first, second] = args as unknown as [FsNode & FsStream, FsNode];
-          if (changed === 'stream') log.remember(first.node);
-          else if (changed === 'rename') {
+          if (changed === 'stream') {
+            const node = first.node;
+            const inPlace =
+              name === 'write' &&
+              !log.saved.has(node) &&
+              !log.created.has(node) &&
+              log.keepOverwritten(node, args);
+            if (!inPlace) log.remember(node);
+          } else if (changed === 'rename') {
             log.remember(first);
             log.remember(first.parent);
             log.remember(second);

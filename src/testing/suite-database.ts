@@ -8,6 +8,9 @@ import { InteractiveRuntime } from '../runtime/interactive-runtime.js';
 import { createResettableEngine, type ResetReport } from '../runtime/memory-engine.js';
 import type { Template } from '../template/prepare-template.js';
 
+/** What every reset of a suite database goes back to: the engine as it started from its template. */
+const TEMPLATE_STATE = Symbol('the template state');
+
 /** One test file's database: its own in-memory engine started from the template, on a random port. */
 export interface SuiteDatabase {
   connectionString: string;
@@ -88,7 +91,7 @@ export async function startSuiteDatabase(
         // A reset that had to start a new engine: the runtime picks it up from the factory.
         if (report.path === 'reopen') await runtime.restartEngine();
         return report;
-      });
+      }, TEMPLATE_STATE);
     },
     async close(reason) {
       // Clients that already said goodbye may still be leaving; let them, rather than sending

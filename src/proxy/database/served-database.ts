@@ -207,6 +207,8 @@ export class ServedDatabase {
   private rolesTracked = false;
   /** The client table's count of role changes when the book was read. */
   private rolesReadAt = -1;
+  /** The catalogs and roles of the state resetEngine last went back to, read once for it. */
+  private afterReset: { state: unknown; catalogs: SharedCatalogs; roleBook: RoleBook } | null = null;
   /** The shared catalogs as this engine had them when last brought to the cluster's; null before. */
   private catalogsBase: SharedCatalogs | null = null;
   /** The cluster's generation this engine was last brought to. */
@@ -328,8 +330,7 @@ export class ServedDatabase {
    * The engine went back to an earlier state (a reset): so did the cluster, whose only engine it
    * is in the test toolkit.
    */
-  private async catalogsWentBack(): Promise<void> {
-    const now = await this.readCatalogs();
+  private catalogsWentBackTo(now: SharedCatalogs): void {
     this.front.cluster.adopt(now);
     this.catalogsBase = now;
     this.catalogsGeneration = this.front.cluster.generation;
@@ -531,15 +532,25 @@ export class ServedDatabase {
    * client's unit runs; then gives the connected clients back what their sessions had in it:
    * their settings (at their next unit), their named prepared statements and LISTENs (now).
    */
-  resetEngine<T>(reset: () => Promise<T>): Promise<T> {
+  resetEngine<T>(reset: () => Promise<T>, state?: unknown): Promise<T> {
     return this.asProxy({ waitMs: PINNED_CLIENT_GRACE_MS, seize: true }, async () => {
       const result = await reset();
       this.sessionApplied = new Map();
       this.sessionOwner = null;
       this.appliedAtTestBegin = null;
-      // The roles went back too, and nothing counted that.
-      await this.catalogsWentBack();
-      await this.readRoles();
+      // The roles went back too, and nothing counted that. A state reset to before has them as
+      // they were read then (a test toolkit resets to the template's state before every test).
+      const known = state !== undefined && this.afterReset?.state === state ? this.afterReset : null;
+      if (known) {
+        this.catalogsWentBackTo(known.catalogs);
+        this.roleBook = known.roleBook;
+        this.rolesReadAt = this.front.clients.rolesVersion();
+      } else {
+        this.catalogsWentBackTo(await this.readCatalogs());
+        await this.readRoles();
+        if (state !== undefined)
+          this.afterReset = { state, catalogs: this.catalogsBase!, roleBook: this.roleBook! };
+      }
       for (const session of this.sessions) {
         const { parses, channels, as } = session.engineReset();
         // Each Parse with a Sync of its own: one that fails (its table is gone) spoils no other.
