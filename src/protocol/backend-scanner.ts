@@ -98,12 +98,9 @@ export function scanBackend(output: Uint8Array): BackendSummary {
       case C:
         summary.lastCommandTag = cstringAt(output, body, end)[0];
         break;
-      case A: {
-        const [channel, next] = cstringAt(output, body + 4, end);
-        const [payload] = cstringAt(output, next, end);
-        summary.notifications.push({ processId: view.getInt32(body), channel, payload, start: offset, end });
+      case A:
+        summary.notifications.push(notificationAt(output, view, offset, end));
         break;
-      }
       case S: {
         const [name, next] = cstringAt(output, body, end);
         const [value] = cstringAt(output, next, end);
@@ -180,10 +177,16 @@ export function leadingNotifications(output: Uint8Array): {
   while (offset + 5 <= output.length && output[offset] === A) {
     const end = offset + 1 + view.getInt32(offset + 1);
     if (end > output.length || end < offset + 13) break;
-    const [channel, next] = cstringAt(output, offset + 9, end);
-    const [payload] = cstringAt(output, next, end);
-    notifications.push({ processId: view.getInt32(offset + 5), channel, payload, start: offset, end });
+    notifications.push(notificationAt(output, view, offset, end));
     offset = end;
   }
   return { notifications, rest: output.subarray(offset) };
+}
+
+/** The NotificationResponse from `start` to `end`: process id, channel, payload. */
+function notificationAt(output: Uint8Array, view: DataView, start: number, end: number): Notification {
+  const body = start + 5;
+  const [channel, next] = cstringAt(output, body + 4, end);
+  const [payload] = cstringAt(output, next, end);
+  return { processId: view.getInt32(body), channel, payload, start, end };
 }

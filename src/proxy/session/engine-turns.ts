@@ -431,16 +431,9 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
       const gate = this.host.gate;
       const who = as ?? undefined;
       const output = blob ? gate.execWithBlob(bytes, blob, who) : gate.exec(bytes, who);
-      // The call may have signalled clients (pg_terminate_backend): they hear it once it is over.
-      if (output instanceof Uint8Array) {
-        this.host.front.engineCallEnded();
-        return output[0] === NOTIFICATION_RESPONSE ? this.routeReleased(output) : output;
-      }
+      if (output instanceof Uint8Array) return this.callEnded(output);
       return output.then(
-        (ready) => {
-          this.host.front.engineCallEnded();
-          return ready[0] === NOTIFICATION_RESPONSE ? this.routeReleased(ready) : ready;
-        },
+        (ready) => this.callEnded(ready),
         (error: unknown) => this.engineFailed(error),
       );
     } catch (error) {
@@ -449,11 +442,14 @@ export abstract class EngineTurns implements NotificationTarget, DatabaseClient 
   }
 
   /**
-   * Routes the notifications an engine call starts with (what a client's savepoint released into
-   * a test's transaction, see client-channels.ts) and returns the rest of its output. Each names
+   * An engine call is over: the clients it signalled (pg_terminate_backend) hear it now, and the
+   * notifications its output starts with (what a client's savepoint released into a test's
+   * transaction, see client-channels.ts) are routed; returns the rest of the output. Each names
    * the client that notified; one the engine sent itself names this client, as absorb does.
    */
-  private routeReleased(output: Uint8Array): Uint8Array {
+  private callEnded(output: Uint8Array): Uint8Array {
+    this.host.front.engineCallEnded();
+    if (output[0] !== NOTIFICATION_RESPONSE) return output;
     const { notifications, rest } = leadingNotifications(output);
     for (const { processId, channel, payload } of notifications) {
       const sender = this.host.front.clients.find(processId) ? processId : this.processId;
